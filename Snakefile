@@ -1,0 +1,21 @@
+# The regurgitative-training study: `snakemake --cores N` rebuilds every table and figure.
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/tables/scratch.csv",
+        "results/figures/scratch.png",
+        "results/figures/scratch.pdf",
+        "results/tables/generators.csv",

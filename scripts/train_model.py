@@ -1,0 +1,18 @@
+from pathlib import Path
+
+from regurgitate.logs import job
+from regurgitate.pipeline import train_job
+
+with job(snakemake.log[0], threads=snakemake.threads):
+    train_job(
+        pairs_path=Path(snakemake.input.pairs),
+        rows=snakemake.params.rows,
+        dev_path=Path(snakemake.input.dev),
+        tokenizer_path=Path(snakemake.input.tokenizer),
+        architecture=dict(snakemake.params.architecture),
+        training=dict(snakemake.params.training),
+        checkpoint=Path(snakemake.params.checkpoint),
+        model_out=Path(snakemake.output.model),
+        summary_out=Path(snakemake.output.summary),
+        device=snakemake.params.device,
+    )

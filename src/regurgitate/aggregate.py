@@ -1,0 +1,173 @@
+"""From per-run metric files to the study's tables: mean and 95% interval over seeds.
+
+A run is (experiment, condition, size, seed); its evaluation writes one JSON with the scores and
+the sacreBLEU signatures. Tables summarise the seeds of each (experiment, condition, size).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import polars as pl
+import polars.selectors as cs
+from scipy import stats
+
+from regurgitate.io import atomic_path
+
+# Key -> polars type of every column a run's metrics JSON must provide.
+RUN_SCHEMA: dict[str, pl.DataType] = {
+    "experiment": pl.String(),
+    "condition": pl.String(),
+    "size": pl.Int64(),
+    "seed": pl.Int64(),
+    "bleu": pl.Float64(),
+    "chrf": pl.Float64(),
+    "bleu_signature": pl.String(),
+    "chrf_signature": pl.String(),
+}
+
+RUN_KEY = ["experiment", "condition", "size", "seed"]
+GROUP_KEY = ["experiment", "condition", "size"]
+
+# Two-sided 95% interval.
+CONFIDENCE = 0.95
+
+
+def _read_run(path: Path) -> dict:
+    """One run's metrics JSON, reduced to the RUN_SCHEMA keys, with a clear error if bad."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read run metrics: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: run metrics must be a JSON object, got {type(data).__name__}")
+    for key, dtype in RUN_SCHEMA.items():
+        if key not in data:
+            raise ValueError(f"{path}: run metrics lack the key {key!r}")
+        if not _has_type(data[key], dtype):
+            raise ValueError(
+                f"{path}: run metrics key {key!r} should be {_TYPE_NAMES[dtype]}, got {data[key]!r}"
+            )
+    return {key: data[key] for key in RUN_SCHEMA}
+
+
+_TYPE_NAMES = {pl.String(): "a string", pl.Int64(): "an integer", pl.Float64(): "a number"}
+
+
+def _has_type(value: object, dtype: pl.DataType) -> bool:
+    """Check JSON values here: polars would silently turn size 1.5 into 1, "8000" into 8000."""
+    if isinstance(value, bool):  # bool is an int subclass, never a valid size, seed or score
+        return False
+    if dtype == pl.String():
+        return isinstance(value, str)
+    if dtype == pl.Int64():
+        return isinstance(value, int)
+    return isinstance(value, int | float)
+
+
+def load_runs(paths: list[str | os.PathLike]) -> pl.DataFrame:
+    """One row per run, with the RUN_SCHEMA columns, from the runs' metrics JSON files.
+
+    Raises ValueError naming the file (and key) when one is unreadable, lacks a key or has a
+    value of the wrong type; and naming the run when two files describe the same run (it would
+    be counted twice, as if it were two seeds).
+    """
+    rows = [_read_run(Path(path)) for path in paths]
+    runs = pl.DataFrame(rows, schema=RUN_SCHEMA)
+    duplicates = runs.filter(pl.struct(RUN_KEY).is_duplicated())
+    if duplicates.height:
+        first = duplicates.row(0, named=True)
+        run = ", ".join(f"{key}={first[key]}" for key in RUN_KEY)
+        raise ValueError(f"more than one metrics file for the run {run}")
+    return runs
+
+
+def _t_quantiles(n_seeds: pl.Series) -> pl.Series:
+    """Student-t 97.5% quantile with n-1 degrees of freedom; null where n < 2 (no interval)."""
+    values = [float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) if n >= 2 else None for n in n_seeds]
+    return pl.Series("t", values, dtype=pl.Float64)
+
+
+def _warn_mixed_signatures(runs: pl.DataFrame, column: str) -> None:
+    """Scores computed with different sacreBLEU settings should not be averaged silently."""
+    mixed = (
+        runs.group_by(GROUP_KEY).agg(pl.col(column).n_unique().alias("n")).filter(pl.col("n") > 1)
+    )
+    if mixed.height:
+        first = mixed.row(0, named=True)
+        group = ", ".join(f"{key}={first[key]}" for key in GROUP_KEY)
+        warnings.warn(
+            f"runs of {group} have different {column} values; the table keeps the first",
+            stacklevel=3,
+        )
+
+
+def summarise(runs: pl.DataFrame, metrics: tuple[str, ...] = ("bleu", "chrf")) -> pl.DataFrame:
+    """Mean, sd and 95% t-interval over seeds of each (experiment, condition, size).
+
+    Columns: experiment, condition, size, n_seeds, then per metric m `m_mean`, `m_sd`,
+    `m_ci_low`, `m_ci_high`, then `m_signature` for each metric whose signature the runs carry.
+    The interval is mean +/- t(0.975, n-1) * sd / sqrt(n).
+
+    With a single seed there is no spread to estimate: sd, ci_low and ci_high are null (not
+    NaN, and no error), so tables and figures show the mean alone.
+    Rows are sorted by experiment, condition, then size.
+    """
+    missing = [column for column in [*GROUP_KEY, *metrics] if column not in runs.columns]
+    if missing:
+        raise ValueError(f"runs lack the columns {missing}")
+    signatures = [f"{m}_signature" for m in metrics if f"{m}_signature" in runs.columns]
+    for column in signatures:
+        _warn_mixed_signatures(runs, column)
+
+    summary = runs.group_by(GROUP_KEY).agg(
+        pl.len().alias("n_seeds"),
+        *[pl.col(m).mean().alias(f"{m}_mean") for m in metrics],
+        # ddof=1 (sample sd) is what the t-interval needs; polars gives null for one value.
+        *[pl.col(m).std(ddof=1).alias(f"{m}_sd") for m in metrics],
+        *[pl.col(column).first() for column in signatures],
+    )
+    summary = summary.with_columns(_t_quantiles(summary["n_seeds"]))
+    half_widths = {m: pl.col("t") * pl.col(f"{m}_sd") / pl.col("n_seeds").sqrt() for m in metrics}
+    summary = summary.with_columns(
+        *[(pl.col(f"{m}_mean") - half_widths[m]).alias(f"{m}_ci_low") for m in metrics],
+        *[(pl.col(f"{m}_mean") + half_widths[m]).alias(f"{m}_ci_high") for m in metrics],
+    )
+    per_metric = [f"{m}_{stat}" for m in metrics for stat in ("mean", "sd", "ci_low", "ci_high")]
+    return summary.select(*GROUP_KEY, "n_seeds", *per_metric, *signatures).sort(GROUP_KEY)
+
+
+def write_table(summary: pl.DataFrame, path: str | os.PathLike, decimals: int = 2) -> None:
+    """Write `summary` as CSV, floats rounded to `decimals`; the file appears whole or not at all.
+
+    Nulls (e.g. the interval of a single seed) are written as empty fields.
+    """
+    rounded = summary.with_columns(cs.float().round(decimals))
+    with atomic_path(path) as tmp:
+        # float_precision keeps 12.0 as "12.00", so the columns line up as a reader expects.
+        rounded.write_csv(tmp, float_precision=decimals)
+
+
+def generator_table(paths: list[str | os.PathLike], out: str | os.PathLike) -> pl.DataFrame:
+    """Each generator's own test BLEU and chrF: how good the writer of the synthetic data is."""
+    rows = []
+    for path in paths:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        train = record.get("train", {})
+        rows.append(
+            {
+                "generator": record["generator"],
+                "architecture": record["architecture"],
+                "teacher_pairs": train.get("pairs"),
+                "parameters": train.get("parameters"),
+                "bleu": record["bleu"],
+                "chrf": record["chrf"],
+                "bleu_signature": record["bleu_signature"],
+            }
+        )
+    table = pl.DataFrame(rows).sort("bleu")
+    write_table(table, out)
+    return table

@@ -1,0 +1,39 @@
+"""The one interface every generator backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import polars as pl
+
+
+@dataclass
+class Generation:
+    target: str
+    logprob: float | None  # sum over target tokens, where the backend gives it
+    tokens: int  # target tokens produced
+    cost: float  # money spent on this row (0 for local models)
+    finish_reason: str  # "stop" or "length" (cut off by the length limit)
+
+
+class Generator(Protocol):
+    name: str
+
+    def translate(self, sources: list[str]) -> list[Generation]: ...
+
+
+def generations_frame(ids: list[str], sources: list[str], rows: list[Generation]) -> pl.DataFrame:
+    """The synthetic-data table: `results/synthetic/<generator>.parquet`."""
+    return pl.DataFrame(
+        {
+            "id": ids,
+            "source": sources,
+            "target": [g.target for g in rows],
+            "logprob": [g.logprob for g in rows],
+            "tokens": [g.tokens for g in rows],
+            "cost": [g.cost for g in rows],
+            "finish_reason": [g.finish_reason for g in rows],
+        },
+        schema_overrides={"logprob": pl.Float64, "cost": pl.Float64, "tokens": pl.Int64},
+    )

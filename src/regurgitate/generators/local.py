@@ -1,0 +1,44 @@
+"""Local generators: transformer teachers trained inside the workflow on the teacher pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from regurgitate.decode import DecodeConfig, translate
+from regurgitate.generators.base import Generation
+from regurgitate.model import load_model
+from regurgitate.tokenizer import Tokenizer
+
+
+class LocalGenerator:
+    def __init__(
+        self,
+        name: str,
+        model_path: str | Path,
+        tokenizer_path: str | Path,
+        decoding: DecodeConfig,
+        device: str | torch.device = "cpu",
+        bf16: bool = False,
+    ):
+        self.name = name
+        self.model, _ = load_model(model_path, device)
+        self.tokenizer = Tokenizer(tokenizer_path)
+        self.decoding = decoding
+        self.bf16 = bf16
+
+    def translate(self, sources: list[str]) -> list[Generation]:
+        results = translate(
+            self.model, self.tokenizer, sources, self.decoding, bf16=self.bf16, progress=self.name
+        )
+        return [
+            Generation(
+                target=text,
+                logprob=hyp.logprob,
+                tokens=len(hyp.tokens),
+                cost=0.0,
+                finish_reason="stop" if hyp.finished else "length",
+            )
+            for text, hyp in results
+        ]

@@ -1,0 +1,221 @@
+"""A pre-norm Transformer encoder-decoder with tied embeddings and an incremental decoder.
+
+One shared (joint source/target) vocabulary: the encoder embedding, the decoder embedding and the
+output projection are the same matrix. Attention goes through PyTorch's fused
+scaled_dot_product_attention; the decoder keeps a key/value cache for step-by-step decoding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    d_model: int = 256
+    heads: int = 4
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+    max_positions: int = 512
+    pad_id: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sinusoidal_positions(n: int, d: int) -> Tensor:
+    position = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    table = torch.zeros(n, d)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)
+    return table
+
+
+class Attention(nn.Module):
+    """Multi-head attention; self-attention fuses q, k and v into one projection."""
+
+    def __init__(self, d_model: int, heads: int, dropout: float, cross: bool):
+        super().__init__()
+        assert d_model % heads == 0, "d_model must be divisible by heads"
+        self.heads = heads
+        self.cross = cross
+        self.dropout = dropout
+        if cross:
+            self.q = nn.Linear(d_model, d_model)
+            self.kv = nn.Linear(d_model, 2 * d_model)
+        else:
+            self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        b, t, d = x.shape
+        return x.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+
+    def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        k, v = self.kv(memory).chunk(2, dim=-1)
+        return self.split_heads(k), self.split_heads(v)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal)
+        b, h, t, dh = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, t, h * dh))
+
+    def forward_self(self, x: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
+        q, k, v = (self.split_heads(t) for t in self.qkv(x).chunk(3, dim=-1))
+        return self.attend(q, k, v, mask, causal)
+
+    def forward_self_cached(self, x: Tensor, cache: dict, key: int) -> Tensor:
+        """One new position per row; keys and values of earlier positions come from `cache`."""
+        q, k, v = (self.split_heads(t) for t in self.qkv(x).chunk(3, dim=-1))
+        if key in cache:
+            k = torch.cat([cache[key][0], k], dim=2)
+            v = torch.cat([cache[key][1], v], dim=2)
+        cache[key] = (k, v)
+        return self.attend(q, k, v, None, causal=False)
+
+    def forward_cross(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        return self.attend(self.split_heads(self.q(x)), k, v, mask, causal=False)
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, d_model: int, ffn_dim: int, dropout: float):
+        super().__init__(
+            nn.Linear(d_model, ffn_dim),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(ffn_dim, d_model),
+        )
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg.d_model, cfg.heads, cfg.dropout, cross=False)
+        self.norm2 = nn.LayerNorm(cfg.d_model)
+        self.ffn = FeedForward(cfg.d_model, cfg.ffn_dim, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x + self.drop(self.attn.forward_self(self.norm1(x), mask, causal=False))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.d_model)
+        self.self_attn = Attention(cfg.d_model, cfg.heads, cfg.dropout, cross=False)
+        self.norm2 = nn.LayerNorm(cfg.d_model)
+        self.cross_attn = Attention(cfg.d_model, cfg.heads, cfg.dropout, cross=True)
+        self.norm3 = nn.LayerNorm(cfg.d_model)
+        self.ffn = FeedForward(cfg.d_model, cfg.ffn_dim, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory_kv: tuple[Tensor, Tensor],
+        memory_mask: Tensor,
+        cache: dict | None,
+        cache_key: int,
+    ) -> Tensor:
+        h = self.norm1(x)
+        if cache is None:
+            h = self.self_attn.forward_self(h, None, causal=True)
+        else:
+            h = self.self_attn.forward_self_cached(h, cache, cache_key)
+        x = x + self.drop(h)
+        x = x + self.drop(self.cross_attn.forward_cross(self.norm2(x), *memory_kv, memory_mask))
+        return x + self.drop(self.ffn(self.norm3(x)))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
+        nn.init.normal_(self.embed.weight, mean=0.0, std=cfg.d_model**-0.5)
+        with torch.no_grad():
+            self.embed.weight[cfg.pad_id].zero_()
+        self.register_buffer(
+            "positions", sinusoidal_positions(cfg.max_positions, cfg.d_model), persistent=False
+        )
+        self.embed_scale = math.sqrt(cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        self.encoder_norm = nn.LayerNorm(cfg.d_model)
+        self.decoder_norm = nn.LayerNorm(cfg.d_model)
+
+    def embed_tokens(self, tokens: Tensor, offset: int = 0) -> Tensor:
+        t = tokens.shape[1]
+        if offset + t > self.positions.shape[0]:
+            raise ValueError(
+                f"sequence of {offset + t} tokens exceeds max_positions={self.positions.shape[0]}"
+            )
+        x = self.embed(tokens) * self.embed_scale + self.positions[offset : offset + t]
+        return self.drop(x)
+
+    def padding_mask(self, src: Tensor) -> Tensor:
+        """Boolean mask (batch, 1, 1, src_len): True where attention may look."""
+        return (src != self.cfg.pad_id)[:, None, None, :]
+
+    def encode(self, src: Tensor) -> tuple[Tensor, Tensor]:
+        mask = self.padding_mask(src)
+        x = self.embed_tokens(src)
+        for layer in self.encoder:
+            x = layer(x, mask)
+        return self.encoder_norm(x), mask
+
+    def memory_kv(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Cross-attention keys and values of every decoder layer, computed once per source."""
+        return [layer.cross_attn.project_kv(memory) for layer in self.decoder]
+
+    def decode(
+        self,
+        tgt_in: Tensor,
+        memory_kv: list[tuple[Tensor, Tensor]],
+        memory_mask: Tensor,
+        cache: dict | None = None,
+        offset: int = 0,
+    ) -> Tensor:
+        x = self.embed_tokens(tgt_in, offset)
+        for i, (layer, kv) in enumerate(zip(self.decoder, memory_kv, strict=True)):
+            x = layer(x, kv, memory_mask, cache, i)
+        return F.linear(self.decoder_norm(x), self.embed.weight)
+
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher-forced logits (batch, tgt_len, vocab)."""
+        memory, mask = self.encode(src)
+        return self.decode(tgt_in, self.memory_kv(memory), mask)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def save_model(model: Transformer, path, extra: dict | None = None) -> None:
+    """Save weights and architecture together, so a model file is all a decoder needs."""
+    from regurgitate.io import atomic_path
+
+    payload = {"config": model.cfg.to_dict(), "state_dict": model.state_dict(), **(extra or {})}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_model(path, device: str | torch.device = "cpu") -> tuple[Transformer, dict]:
+    payload = torch.load(path, map_location=device, weights_only=True)
+    model = Transformer(ModelConfig(**payload["config"])).to(device)
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, payload

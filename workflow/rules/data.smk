@@ -1,0 +1,53 @@
+rule download_corpus:
+    output:
+        "resources/corpus/europarl-v7.tgz",
+    log:
+        "logs/download_corpus.log",
+    retries: 2
+    resources:
+        runtime=120,
+    params:
+        url=config["corpus"].get("url"),
+        sha256=config["corpus"].get("sha256"),
+    script:
+        "../../scripts/download_corpus.py"
+
+
+rule prepare_pools:
+    input:
+        archive=corpus_archive,
+        files=corpus_files,
+    output:
+        pools=expand("results/pools/{pool}.parquet", pool=POOLS),
+        report="results/pools/cleaning.json",
+    log:
+        "logs/prepare_pools.log",
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        corpus=config["corpus"],
+        cleaning=config["cleaning"],
+        sizes=config["pools"],
+        seed=config["seed"],
+    script:
+        "../../scripts/prepare_pools.py"
+
+
+rule train_tokenizer:
+    input:
+        "results/pools/teacher.parquet",
+    output:
+        model="results/tokenizer/spm.model",
+        vocab="results/tokenizer/spm.vocab",
+    log:
+        "logs/train_tokenizer.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        settings=config["tokenizer"],
+        seed=config["seed"],
+    script:
+        "../../scripts/train_tokenizer.py"

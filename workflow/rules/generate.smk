@@ -1,0 +1,49 @@
+rule train_generator:
+    input:
+        pairs="results/pools/teacher.parquet",
+        dev="results/pools/dev.parquet",
+        tokenizer="results/tokenizer/spm.model",
+    output:
+        model="results/generators/{generator}/model.pt",
+        summary="results/generators/{generator}/train.json",
+    log:
+        "logs/train_generator/{generator}.log",
+    benchmark:
+        "benchmarks/results/train_generator/{generator}.tsv"
+    threads: TRAIN_THREADS
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+        gpu=GPUS,
+    params:
+        rows=lambda wc: config["generators"][wc.generator].get("teacher_pairs"),
+        architecture=generator_architecture,
+        training=generator_training,
+        checkpoint="results/checkpoints/generators/{generator}/last.pt",
+        device=config.get("device", "auto"),
+    script:
+        "../../scripts/train_model.py"
+
+
+rule generate_synthetic:
+    input:
+        model="results/generators/{generator}/model.pt",
+        tokenizer="results/tokenizer/spm.model",
+        pool="results/pools/student.parquet",
+    output:
+        "results/synthetic/{generator}.parquet",
+    log:
+        "logs/generate_synthetic/{generator}.log",
+    benchmark:
+        "benchmarks/results/generate_synthetic/{generator}.tsv"
+    threads: DECODE_THREADS
+    resources:
+        mem_mb=4000,
+        runtime=6 * 60,
+        gpu=GPUS,
+    params:
+        decoding=generator_decoding,
+        device=config.get("device", "auto"),
+        precision=config["training"].get("precision", "auto"),
+    script:
+        "../../scripts/generate_synthetic.py"
