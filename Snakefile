@@ -1,7 +1,11 @@
 # The regurgitative-training study: `snakemake --cores N` rebuilds every table and figure.
 
 
-configfile: "config/config.yaml"
+# A --configfile replaces the default study instead of being merged into it, so that a preset
+# never inherits keys (generators, overrides) that it does not name.
+if not config:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

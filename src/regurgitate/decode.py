@@ -69,6 +69,7 @@ def beam_search(
 
     for step in range(max(limits)):
         logits = model.decode(tokens[:, -1:], memory_kv, mask, cache, offset=step)[:, -1]
+        logits[:, [model.cfg.pad_id, bos_id]] = float("-inf")  # never part of a translation
         n = len(alive)
         logp = F.log_softmax(logits.float(), dim=-1).view(n, k, -1)
         vocab = logp.shape[-1]

@@ -23,6 +23,7 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
+ENV = "../../envs/regurgitate.yaml"
 POOLS = ["teacher", "student", "detector", "dev", "test"]
 SCRATCH = config["scratch"]
 RESOURCES = config.get("resources", {})

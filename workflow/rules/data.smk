@@ -4,6 +4,8 @@ rule download_corpus:
     log:
         "logs/download_corpus.log",
     retries: 2
+    conda:
+        ENV
     resources:
         runtime=120,
     params:
@@ -22,6 +24,8 @@ rule prepare_pools:
         report="results/pools/cleaning.json",
     log:
         "logs/prepare_pools.log",
+    conda:
+        ENV
     resources:
         mem_mb=4000,
         runtime=60,
@@ -42,6 +46,8 @@ rule train_tokenizer:
         vocab="results/tokenizer/spm.vocab",
     log:
         "logs/train_tokenizer.log",
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=8000,

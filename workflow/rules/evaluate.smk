@@ -8,6 +8,8 @@ rule evaluate_run:
         hypotheses="results/runs/{experiment}/{condition}/{size}/{seed}/test.hyp.txt",
     log:
         "logs/evaluate_run/{experiment}/{condition}/{size}/{seed}.log",
+    conda:
+        ENV
     threads: DECODE_THREADS
     resources:
         mem_mb=4000,
@@ -37,6 +39,8 @@ rule evaluate_generator:
         hypotheses="results/generators/{generator}/test.hyp.txt",
     log:
         "logs/evaluate_generator/{generator}.log",
+    conda:
+        ENV
     threads: DECODE_THREADS
     resources:
         mem_mb=4000,

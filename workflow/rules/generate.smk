@@ -10,6 +10,8 @@ rule train_generator:
         "logs/train_generator/{generator}.log",
     benchmark:
         "benchmarks/results/train_generator/{generator}.tsv"
+    conda:
+        ENV
     threads: TRAIN_THREADS
     resources:
         mem_mb=8000,
@@ -36,6 +38,8 @@ rule generate_synthetic:
         "logs/generate_synthetic/{generator}.log",
     benchmark:
         "benchmarks/results/generate_synthetic/{generator}.tsv"
+    conda:
+        ENV
     threads: DECODE_THREADS
     resources:
         mem_mb=4000,

@@ -9,6 +9,8 @@ rule table_scratch:
         ),
     log:
         "logs/report/table_scratch.log",
+    conda:
+        ENV
     script:
         "../../scripts/table_runs.py"
 
@@ -25,6 +27,8 @@ rule figure_scratch:
         pdf="results/figures/scratch.pdf",
     log:
         "logs/report/figure_scratch.log",
+    conda:
+        ENV
     params:
         title="Students trained from scratch (E2): human vs generated targets",
     script:
@@ -45,5 +49,7 @@ rule table_generators:
         ),
     log:
         "logs/report/table_generators.log",
+    conda:
+        ENV
     script:
         "../../scripts/table_generators.py"

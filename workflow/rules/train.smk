@@ -5,6 +5,8 @@ rule curriculum_real:
         "results/curricula/scratch/real.parquet",
     log:
         "logs/curricula/scratch/real.log",
+    conda:
+        ENV
     params:
         seed=config["seed"],
     script:
@@ -19,6 +21,8 @@ rule curriculum_self:
         "results/curricula/scratch/self.parquet",
     log:
         "logs/curricula/scratch/self.log",
+    conda:
+        ENV
     params:
         generator=SCRATCH["self_generator"],
         seed=config["seed"],
@@ -34,6 +38,8 @@ rule curriculum_gen:
         "results/curricula/scratch/gen-{generator}.parquet",
     log:
         "logs/curricula/scratch/gen-{generator}.log",
+    conda:
+        ENV
     params:
         generator="{generator}",
         seed=config["seed"],
@@ -53,6 +59,8 @@ rule train_student:
         "logs/train_student/scratch/{condition}/{size}/{seed}.log",
     benchmark:
         "benchmarks/results/train_student/scratch/{condition}/{size}/{seed}.tsv"
+    conda:
+        ENV
     threads: TRAIN_THREADS
     resources:
         mem_mb=8000,

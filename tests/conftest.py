@@ -1,0 +1,32 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from toy import toy_pair, write_toy_corpus  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def toy_pairs() -> list[tuple[str, str]]:
+    import random
+
+    rng = random.Random(0)
+    return [toy_pair(rng) for _ in range(600)]
+
+
+@pytest.fixture(scope="session")
+def toy_tokenizer(tmp_path_factory, toy_pairs):
+    from regurgitate.tokenizer import Tokenizer, train_tokenizer
+
+    path = tmp_path_factory.mktemp("tok") / "spm.model"
+    sentences = [s for pair in toy_pairs for s in pair]
+    train_tokenizer(sentences, path, vocab_size=80, max_sentences=10000)
+    return Tokenizer(path)
+
+
+__all__ = ["REPO", "SHARED_DATA", "write_toy_corpus"]

@@ -1,0 +1,100 @@
+"""The configuration is checked before any job runs, and errors name the key."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import REPO
+
+from regurgitate.config import ConfigError, check_config, scratch_conditions
+
+CONFIGS = [
+    REPO / "config" / "config.yaml",
+    REPO / "config" / "cpu.yaml",
+    REPO / "tests" / "config" / "tiny.yaml",
+]
+
+
+def load(path):
+    return yaml.safe_load(path.read_text())
+
+
+def validate(config):
+    from snakemake.utils import validate as snakemake_validate
+
+    snakemake_validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    config = load(path)
+    validate(config)
+    check_config(config)
+
+
+def test_conditions_of_the_default_study():
+    config = load(CONFIGS[0])
+    assert scratch_conditions(config) == ["real", "self", "gen-weak"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "named"),
+    [
+        (lambda c: c["training"].update(trian_steps=3), "trian_steps"),
+        (lambda c: c["training"].update(eval_metric="loss"), "loss"),
+        (lambda c: c["generators"].update({"bad-name": c["generators"]["weak"]}), "bad-name"),
+        (lambda c: c["scratch"].update(sizes=[0]), "0"),
+    ],
+)
+def test_schema_names_the_wrong_key(mutate, named):
+    from snakemake.exceptions import WorkflowError
+
+    config = copy.deepcopy(load(CONFIGS[2]))
+    mutate(config)
+    with pytest.raises(WorkflowError, match=named):
+        validate(config)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: c["generators"]["weak"].update(architecture="huge"), "generators.weak"),
+        (lambda c: c["scratch"].update(self_generator="weak"), "scratch.self_generator"),
+        (lambda c: c["scratch"].update(self_generator="nobody"), "scratch.self_generator"),
+        (lambda c: c["scratch"].update(sizes=[100, 5000]), "scratch.sizes"),
+    ],
+)
+def test_cross_key_errors_name_the_key(mutate, key):
+    config = copy.deepcopy(load(CONFIGS[2]))
+    mutate(config)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        check_config(config)
+
+
+def test_misspelled_key_stops_snakemake_before_any_job(tmp_path):
+    config = load(CONFIGS[2])
+    config["scratch"]["seedz"] = [1]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--configfile",
+            str(path),
+            "--cores",
+            "1",
+            "-n",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "seedz" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

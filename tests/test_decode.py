@@ -1,0 +1,131 @@
+import torch
+
+from regurgitate.data import pad
+from regurgitate.decode import DecodeConfig, beam_search, decode_batches, translate
+from regurgitate.model import ModelConfig, Transformer
+
+BOS, EOS = 2, 3
+
+
+def make_model(seed: int) -> Transformer:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        vocab_size=30,
+        d_model=32,
+        heads=2,
+        encoder_layers=1,
+        decoder_layers=2,
+        ffn_dim=64,
+        dropout=0.0,
+        max_positions=64,
+    )
+    model = Transformer(cfg).eval()
+    with torch.no_grad():  # make EOS reachable but not immediate, so lengths vary
+        model.embed.weight[EOS] *= 3
+    return model
+
+
+def greedy_by_recomputation(model, src_row: torch.Tensor, limit: int) -> list[int]:
+    """Step-by-step greedy decoding that reruns the whole decoder each step (no cache)."""
+    tokens = [BOS]
+    for _ in range(limit):
+        logits = model(src_row.unsqueeze(0), torch.tensor([tokens]))[0, -1]
+        logits[[0, BOS]] = float("-inf")
+        nxt = int(logits.argmax())
+        if nxt == EOS:
+            return tokens[1:]
+        tokens.append(nxt)
+    return tokens[1:]
+
+
+def test_beam_one_equals_stepwise_greedy():
+    cfg = DecodeConfig(beam=1, max_len_a=1.0, max_len_b=8)
+    for seed in range(5):
+        model = make_model(seed)
+        rows = [torch.randint(4, 30, (n,)).tolist() + [EOS] for n in (3, 7, 5, 2)]
+        src = pad(rows, 0)
+        hyps = beam_search(model, src, cfg, BOS, EOS)
+        for row, hyp in zip(rows, hyps, strict=True):
+            limit = int(1.0 * len(row) + 8)
+            expected = greedy_by_recomputation(model, torch.tensor(row), limit)
+            # A hypothesis cut off at the limit has `limit - 1` tokens, plus a forced EOS.
+            assert hyp.tokens == expected[: len(hyp.tokens)]
+            assert hyp.finished == (len(expected) < limit)
+
+
+def test_beam_search_scores_are_sequence_logprobs():
+    model = make_model(1)
+    src = pad([[5, 6, 7, EOS], [8, 9, EOS]], 0)
+    for hyp, row in zip(beam_search(model, src, DecodeConfig(beam=4), BOS, EOS), src, strict=True):
+        tgt = [BOS] + hyp.tokens
+        with torch.no_grad():
+            logits = model(row.unsqueeze(0), torch.tensor([tgt]))[0]
+        logits[:, [0, BOS]] = float("-inf")
+        logp = logits.log_softmax(-1)
+        expected = sum(float(logp[i, t]) for i, t in enumerate(hyp.tokens + [EOS]))
+        assert abs(hyp.logprob - expected) < 1e-3
+
+
+def test_wider_beam_finds_at_least_as_likely_output():
+    model = make_model(2)
+    rows = [torch.randint(4, 30, (6,)).tolist() + [EOS] for _ in range(8)]
+    src = pad(rows, 0)
+    cfg = dict(length_penalty=0.0, max_len_a=1.0, max_len_b=6)
+    greedy = beam_search(model, src, DecodeConfig(beam=1, **cfg), BOS, EOS)
+    beam = beam_search(model, src, DecodeConfig(beam=5, **cfg), BOS, EOS)
+    assert sum(h.logprob for h in beam) >= sum(h.logprob for h in greedy) - 1e-4
+
+
+def test_batching_does_not_change_results():
+    model = make_model(3)
+    rows = [torch.randint(4, 30, (n,)).tolist() + [EOS] for n in (2, 9, 4, 6, 3)]
+    cfg = DecodeConfig(beam=3)
+    together = beam_search(model, pad(rows, 0), cfg, BOS, EOS)
+    alone = [beam_search(model, pad([r], 0), cfg, BOS, EOS)[0] for r in rows]
+    assert [h.tokens for h in together] == [h.tokens for h in alone]
+
+
+def test_max_length_guard():
+    model = make_model(4)
+    decode = model.decode
+
+    def eos_never_wins(*args, **kwargs):
+        logits = decode(*args, **kwargs)
+        logits[..., EOS] -= 1e4
+        return logits
+
+    model.decode = eos_never_wins
+    src = pad([[5, 6, EOS]], 0)
+    (hyp,) = beam_search(model, src, DecodeConfig(beam=2, max_len_a=1.0, max_len_b=2), BOS, EOS)
+    assert len(hyp.tokens) <= 4 and not hyp.finished
+
+
+def test_decode_batches_cover_all_indices_within_budget():
+    lengths = [5, 50, 7, 3, 22, 9, 40]
+    batches = decode_batches(lengths, max_tokens=120, beam=2)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) == 1 or max(lengths[i] for i in b) * len(b) * 2 <= 120
+
+
+def test_translate_returns_input_order(toy_tokenizer):
+    torch.manual_seed(0)
+    model = Transformer(
+        ModelConfig(
+            vocab_size=toy_tokenizer.vocab_size,
+            d_model=32,
+            heads=2,
+            encoder_layers=1,
+            decoder_layers=1,
+            ffn_dim=32,
+            dropout=0.0,
+        )
+    )
+    sources = [
+        "Ein mann spielt .",
+        "Die katze sitzt neben dem großen haus im garten heute .",
+        "Ein kind .",
+    ]
+    out = translate(model, toy_tokenizer, sources, DecodeConfig(beam=2, max_tokens=50))
+    one_by_one = [translate(model, toy_tokenizer, [s], DecodeConfig(beam=2))[0] for s in sources]
+    assert [text for text, _ in out] == [text for text, _ in one_by_one]

@@ -1,0 +1,101 @@
+"""End to end: the whole DAG on a toy corpus, in a temporary directory."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+from conftest import REPO, write_toy_corpus
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir, *args, check=True):
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(REPO / "tests" / "config" / "tiny.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(result.stdout[-5000:] + result.stderr[-5000:])
+    return result
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    write_toy_corpus(workdir / "data" / "corpus.tsv", 1500)
+    snakemake(workdir)
+    return workdir
+
+
+def test_table_has_a_row_per_condition_and_size(finished_run):
+    table = pl.read_csv(finished_run / "results" / "tables" / "scratch.csv")
+    rows = set(zip(table["condition"], table["size"], strict=True))
+    assert rows == {(c, s) for c in ("real", "self", "gen-weak") for s in (100, 300)}
+    assert (table["n_seeds"] == 2).all()
+    assert table["bleu_mean"].is_not_null().all()
+    assert (table["bleu_ci_low"] <= table["bleu_mean"]).all()
+    assert table["bleu_signature"].str.contains("nrefs:1").all()
+
+
+def test_figures_exist(finished_run):
+    png = finished_run / "results" / "figures" / "scratch.png"
+    pdf = finished_run / "results" / "figures" / "scratch.pdf"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_runs_record_scores_and_training(finished_run):
+    metrics = json.loads(
+        (finished_run / "results/runs/scratch/real/300/1/metrics.json").read_text()
+    )
+    assert metrics["condition"] == "real" and metrics["size"] == 300 and metrics["seed"] == 1
+    assert metrics["train"]["pairs"] == 300
+    assert "version" in metrics["chrf_signature"]
+    log = (finished_run / "logs/train_student/scratch/real/300/1.log").read_text()
+    assert "target tokens/s" in log and "dev bleu" in log
+
+
+def test_synthetic_data_and_pools(finished_run):
+    student = pl.read_parquet(finished_run / "results/pools/student.parquet")
+    synthetic = pl.read_parquet(finished_run / "results/synthetic/weak.parquet")
+    assert synthetic.columns[:4] == ["id", "source", "target", "logprob"]
+    assert sorted(synthetic["id"]) == sorted(student["id"])
+    assert (synthetic["logprob"] <= 0).all()
+    report = json.loads((finished_run / "results/pools/cleaning.json").read_text())
+    assert report["pools"]["student"] == 300
+    generators = pl.read_csv(finished_run / "results/tables/generators.csv")
+    assert set(generators["generator"]) == {"weak", "strong"}
+
+
+def test_rerun_has_nothing_to_do(finished_run):
+    result = snakemake(finished_run, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_broken_corpus_stops_with_file_and_line(tmp_path):
+    corpus = write_toy_corpus(tmp_path / "data" / "corpus.tsv", 300)
+    lines = corpus.read_text().splitlines()
+    lines[6] = lines[6].replace("\t", " ")
+    corpus.write_text("\n".join(lines) + "\n")
+    result = snakemake(tmp_path, check=False)
+    assert result.returncode != 0
+    assert "corpus.tsv:7" in result.stdout + result.stderr
+    assert not list((tmp_path / "results" / "pools").glob("*.parquet"))
+
+
+def test_lint_is_clean(tmp_path):
+    shutil.copy(REPO / "tests" / "config" / "tiny.yaml", tmp_path / "tiny.yaml")
+    result = snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
