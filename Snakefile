@@ -2,8 +2,8 @@
 
 
 # A --configfile replaces the default study instead of being merged into it, so that a preset
-# never inherits keys (generators, overrides) that it does not name.
-if not config:
+# never inherits keys (generators, overrides) that it does not name; --config still overrides.
+if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 
