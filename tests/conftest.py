@@ -1,3 +1,4 @@
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,4 +30,22 @@ def toy_tokenizer(tmp_path_factory, toy_pairs):
     return Tokenizer(path)
 
 
-__all__ = ["REPO", "SHARED_DATA", "write_toy_corpus"]
+def run_snakemake(workdir, configfile, *args, check=True) -> subprocess.CompletedProcess:
+    """The workflow as a user runs it, in `workdir`; on failure the error shows its output."""
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(configfile),
+        *args,
+    ]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(result.stdout[-5000:] + result.stderr[-5000:])
+    return result
+
+
+__all__ = ["REPO", "SHARED_DATA", "run_snakemake", "write_toy_corpus"]

@@ -1,12 +1,10 @@
 """The configuration is checked before any job runs, and errors name the key."""
 
 import copy
-import subprocess
-import sys
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, run_snakemake
 
 from regurgitate.config import ConfigError, check_config, scratch_conditions
 
@@ -78,23 +76,7 @@ def test_misspelled_key_stops_snakemake_before_any_job(tmp_path):
     config["scratch"]["seedz"] = [1]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--configfile",
-            str(path),
-            "--cores",
-            "1",
-            "-n",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = run_snakemake(tmp_path, path, "--cores", "1", "-n", check=False)
     assert result.returncode != 0
     assert "seedz" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()

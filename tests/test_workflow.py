@@ -2,33 +2,19 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import polars as pl
 import pytest
-from conftest import REPO, write_toy_corpus
+from conftest import REPO, run_snakemake, write_toy_corpus
 
 pytestmark = pytest.mark.slow
 
 
+TINY = REPO / "tests" / "config" / "tiny.yaml"
+
+
 def snakemake(workdir, *args, check=True):
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--configfile",
-        str(REPO / "tests" / "config" / "tiny.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(result.stdout[-5000:] + result.stderr[-5000:])
-    return result
+    return run_snakemake(workdir, TINY, "--cores", "2", *args, check=check)
 
 
 @pytest.fixture(scope="module")

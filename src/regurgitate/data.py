@@ -35,6 +35,22 @@ def encode_pairs(tokenizer, sources: list[str], targets: list[str], max_len: int
     return EncodedPairs(src, tgt)
 
 
+def budget_batches(order: list[int], lengths, max_tokens: int, width: int = 1) -> list[list[int]]:
+    """Cut `order` into consecutive batches whose padded size (rows x longest x width) fits
+    `max_tokens`; a row longer than the budget gets a batch of its own."""
+    batches, current, longest = [], [], 0
+    for i in order:
+        n = int(lengths[i])
+        if current and max(longest, n) * (len(current) + 1) * width > max_tokens:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, n)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def length_buckets(
     lengths: np.ndarray, max_tokens: int, rng: np.random.Generator
 ) -> list[list[int]]:
@@ -43,17 +59,8 @@ def length_buckets(
     Sorting by length (random tie-breaks) keeps similar lengths together; batch order is then
     shuffled so that training does not see a length curriculum.
     """
-    order = np.lexsort((rng.random(len(lengths)), lengths))
-    batches, current, longest = [], [], 0
-    for i in order.tolist():
-        n = int(lengths[i])
-        if current and max(longest, n) * (len(current) + 1) > max_tokens:
-            batches.append(current)
-            current, longest = [], 0
-        current.append(i)
-        longest = max(longest, n)
-    if current:
-        batches.append(current)
+    order = np.lexsort((rng.random(len(lengths)), lengths)).tolist()
+    batches = budget_batches(order, lengths, max_tokens)
     rng.shuffle(batches)
     return batches
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from regurgitate.data import pad
+from regurgitate.data import budget_batches, pad
 from regurgitate.model import Transformer
 
 log = logging.getLogger(__name__)
@@ -120,17 +120,7 @@ def beam_search(
 def decode_batches(lengths: list[int], max_tokens: int, beam: int) -> list[list[int]]:
     """Indices grouped by similar source length so that a batch holds little padding."""
     order = np.argsort(np.asarray(lengths), kind="stable").tolist()
-    batches, current, longest = [], [], 0
-    for i in order:
-        n = lengths[i]
-        if current and max(longest, n) * (len(current) + 1) * beam > max_tokens:
-            batches.append(current)
-            current, longest = [], 0
-        current.append(i)
-        longest = max(longest, n)
-    if current:
-        batches.append(current)
-    return batches
+    return budget_batches(order, lengths, max_tokens, width=beam)
 
 
 def autocast_context(device: torch.device, bf16: bool):
