@@ -1,5 +1,9 @@
+import contextlib
+import functools
+import http.server
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -30,6 +34,26 @@ def toy_tokenizer(tmp_path_factory, toy_pairs):
     return Tokenizer(path)
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(root: Path):
+    """Serve `root` over HTTP on 127.0.0.1; yields the base URL."""
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def run_snakemake(workdir, configfile, *args, check=True) -> subprocess.CompletedProcess:
     """The workflow as a user runs it, in `workdir`; on failure the error shows its output."""
     command = [
@@ -48,4 +72,4 @@ def run_snakemake(workdir, configfile, *args, check=True) -> subprocess.Complete
     return result
 
 
-__all__ = ["REPO", "SHARED_DATA", "run_snakemake", "write_toy_corpus"]
+__all__ = ["REPO", "SHARED_DATA", "run_snakemake", "serve_directory", "write_toy_corpus"]

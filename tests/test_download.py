@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import socket
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import serve_directory
 
 from regurgitate.corpus import read_europarl_archive
 from regurgitate.download import DownloadError, download
@@ -30,11 +28,6 @@ def _add_member(tar: tarfile.TarFile, name: str, lines: list[str]) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A directory holding `de-en.tgz`, served over HTTP; yields (base URL, archive path)."""
@@ -45,18 +38,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         _add_member(tar, DE_MEMBER, DE_LINES)
         _add_member(tar, EN_MEMBER, EN_LINES)
 
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", archive
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_directory(root) as url:
+        yield url, archive
 
 
 def _sha256(path: Path) -> str:

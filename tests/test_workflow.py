@@ -1,11 +1,14 @@
 """End to end: the whole DAG on a toy corpus, in a temporary directory."""
 
+import hashlib
 import json
 import shutil
+import tarfile
 
 import polars as pl
 import pytest
-from conftest import REPO, run_snakemake, write_toy_corpus
+import yaml
+from conftest import REPO, run_snakemake, serve_directory, write_toy_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -85,3 +88,56 @@ def test_lint_is_clean(tmp_path):
     shutil.copy(REPO / "tests" / "config" / "tiny.yaml", tmp_path / "tiny.yaml")
     result = snakemake(tmp_path, "--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def europarl_config(tmp_path, url: str, sha256: str):
+    config = yaml.safe_load(TINY.read_text())
+    config["corpus"] = {
+        "format": "europarl",
+        "url": url,
+        "sha256": sha256,
+        "de_member": "training/europarl-v7.de-en.de",
+        "en_member": "training/europarl-v7.de-en.en",
+        "tsv": None,
+        "test_tsv": None,
+    }
+    path = tmp_path / "europarl.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def write_europarl_archive(tmp_path):
+    """A Europarl-shaped archive (two line-aligned sides) made from the toy corpus."""
+    pairs = [
+        line.split("\t")
+        for line in write_toy_corpus(tmp_path / "toy.tsv", 1000).read_text().splitlines()
+    ]
+    served = tmp_path / "served"
+    served.mkdir()
+    for side, lang in enumerate(("de", "en")):
+        (tmp_path / lang).write_text("".join(pair[side] + "\n" for pair in pairs))
+    with tarfile.open(served / "de-en.tgz", "w:gz") as tar:
+        for lang in ("de", "en"):
+            tar.add(tmp_path / lang, arcname=f"training/europarl-v7.de-en.{lang}")
+    return served, hashlib.sha256((served / "de-en.tgz").read_bytes()).hexdigest()
+
+
+def test_corpus_download_is_checked_and_split(tmp_path):
+    served, sha256 = write_europarl_archive(tmp_path)
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    with serve_directory(served) as url:
+        wrong = europarl_config(tmp_path, f"{url}/de-en.tgz", "0" * 64)
+        result = run_snakemake(
+            workdir, wrong, "--cores", "1", "results/pools/cleaning.json", check=False
+        )
+        assert result.returncode != 0
+        assert "de-en.tgz" in result.stdout + result.stderr
+        assert "0" * 64 in result.stdout + result.stderr
+        assert not (workdir / "resources" / "corpus" / "europarl-v7.tgz").exists()
+
+        right = europarl_config(tmp_path, f"{url}/de-en.tgz", sha256)
+        run_snakemake(workdir, right, "--cores", "1", "results/pools/cleaning.json")
+    report = json.loads((workdir / "results/pools/cleaning.json").read_text())
+    assert report["corpus"]["read"] == 1000
+    assert report["pools"]["student"] == 300
