@@ -392,6 +392,7 @@ def test_prepare_with_separate_test_file_removes_overlap(tmp_path):
         ("Ein  neuer Satz", "A new sentence"),
         ("Ein neuer Satz", "A new sentence"),  # duplicate within the test file
         ("", "empty"),
+        ("Kurz", "A far far far far far longer reference than the source"),  # ratio kept
     ]
     corpus = {
         "format": "tsv",
@@ -403,8 +404,9 @@ def test_prepare_with_separate_test_file_removes_overlap(tmp_path):
     report = prepare(corpus, CFG, sizes, 0, out_dir, tmp_path / "report.json")
 
     test_frame = read_pool(out_dir, "test")
-    assert test_frame["source"].to_list() == ["Satz Nummer 3", "Ein neuer Satz"]
-    assert test_frame["id"].to_list() == ["test-000000", "test-000001"]
+    # A published test set loses no pair to the length rules of training data.
+    assert test_frame["source"].to_list() == ["Satz Nummer 3", "Ein neuer Satz", "Kurz"]
+    assert test_frame["id"].to_list() == ["test-000000", "test-000001", "test-000002"]
     training_sources = set()
     for pool in ("teacher", "student", "detector", "dev"):
         training_sources |= set(read_pool(out_dir, pool)["source"].to_list())
@@ -412,12 +414,12 @@ def test_prepare_with_separate_test_file_removes_overlap(tmp_path):
     assert len(training_sources) == 39
 
     assert report["test"] == {
-        "read": 4,
-        "kept": 2,
+        "read": 5,
+        "kept": 3,
         "dropped": {**dict.fromkeys(DROP_REASONS, 0), "empty": 1, "duplicate": 1},
     }
     assert report["corpus"]["dropped"]["test_overlap"] == 1
-    assert report["pools"] == {"teacher": 25, "student": 10, "detector": 0, "dev": 4, "test": 2}
+    assert report["pools"] == {"teacher": 25, "student": 10, "detector": 0, "dev": 4, "test": 3}
 
 
 def test_prepare_pools_missing_from_sizes_are_written_empty(tmp_path):

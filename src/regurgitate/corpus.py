@@ -392,7 +392,10 @@ def prepare(
     test_pairs: list[tuple[str, str]] | None = None
     test_report: dict | None = None
     if test_tsv:
-        test_pairs, test_report = clean(read_tsv(test_tsv), cleaning)
+        # A published test set is scored as published: normalised, and only empty or
+        # duplicate pairs dropped, whatever the length rules for training data say.
+        as_published = CleaningConfig(max_words=10**9, max_length_ratio=float("inf"))
+        test_pairs, test_report = clean(read_tsv(test_tsv), as_published)
         _log_report(f"test set {test_tsv}", test_report)
         if not test_pairs:
             raise CorpusError(f"{test_tsv}: no test pairs left after cleaning")
