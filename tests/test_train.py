@@ -97,3 +97,22 @@ def test_learning_rate_warms_up_then_decays():
 def test_loss_based_stopping_is_refused():
     with pytest.raises(ValueError, match="eval_metric"):
         TrainConfig(eval_metric="loss")
+
+
+def test_epoch_cap_ends_with_one_evaluation(tmp_path, toy_tokenizer, toy_pairs):
+    from regurgitate.data import epoch_batches
+
+    data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
+    cfg = TrainConfig(
+        max_tokens=400,
+        warmup_steps=5,
+        max_steps=10_000,
+        max_epochs=2,
+        eval_every=10_000,
+        log_every=10,
+    )
+    _, summary = train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "e.pt")
+    per_epoch = [len(epoch_batches(data, 400, cfg.seed, epoch)) for epoch in (0, 1)]
+    assert summary["steps"] == sum(per_epoch)
+    assert summary["epochs_completed"] == 2
+    assert [h["step"] for h in summary["dev_history"]] == [summary["steps"]]

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import shutil
 import tarfile
 
 import polars as pl
@@ -85,7 +84,6 @@ def test_broken_corpus_stops_with_file_and_line(tmp_path):
 
 
 def test_lint_is_clean(tmp_path):
-    shutil.copy(REPO / "tests" / "config" / "tiny.yaml", tmp_path / "tiny.yaml")
     result = snakemake(tmp_path, "--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -24,7 +24,7 @@ class ModelConfig:
     decoder_layers: int = 3
     ffn_dim: int = 1024
     dropout: float = 0.1
-    max_positions: int = 512
+    max_positions: int = 256
     pad_id: int = 0
 
     def to_dict(self) -> dict:

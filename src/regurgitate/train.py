@@ -146,10 +146,11 @@ def train(
     )
     model.train()
     stop = state.get("stopped", False)
-    window_tokens, window_start = 0, time.perf_counter()
+    window_tokens, window_seconds = 0, 0.0  # throughput counts training steps only
     while not stop and state["step"] < cfg.max_steps and state["epoch"] < cfg.max_epochs:
         batches = epoch_batches(data, cfg.max_tokens, cfg.seed, state["epoch"])
         for indices in batches[state["batch"] :]:
+            step_start = time.perf_counter()
             batch = collate(data, indices, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
             batch = batch.to(device)
             lr = learning_rate(state["step"] + 1, cfg)
@@ -171,21 +172,22 @@ def train(
             state["batch"] += 1
             state["tokens"] += batch.target_tokens
             window_tokens += batch.target_tokens
+            seconds = time.perf_counter() - step_start
+            state["elapsed"] += seconds
+            window_seconds += seconds
             if on_step is not None:
                 on_step(state["step"])
 
             if state["step"] % cfg.log_every == 0:
-                seconds = time.perf_counter() - window_start
                 log.info(
                     "step %d epoch %d loss %.3f lr %.2e %.0f target tokens/s",
                     state["step"],
                     state["epoch"],
                     loss.item(),
                     lr,
-                    window_tokens / seconds,
+                    window_tokens / window_seconds,
                 )
-                state["elapsed"] += seconds
-                window_tokens, window_start = 0, time.perf_counter()
+                window_tokens, window_seconds = 0, 0.0
 
             last = state["step"] >= cfg.max_steps
             if state["step"] % cfg.eval_every == 0 or last:
@@ -193,14 +195,14 @@ def train(
                 stop = stop or last
                 state["stopped"] = stop
                 save_checkpoint(checkpoint, checkpoint_payload(model, optimizer, state, key))
-                window_start = time.perf_counter()  # throughput counts training time only
             if stop:
                 break
         else:
             state["epoch"] += 1
             state["batch"] = 0
             if state["epoch"] >= cfg.max_epochs:
-                stop = evaluate_and_checkpoint(model, optimizer, tokenizer, dev, cfg, bf16, state)
+                if not state["history"] or state["history"][-1]["step"] != state["step"]:
+                    evaluate_and_checkpoint(model, optimizer, tokenizer, dev, cfg, bf16, state)
                 state["stopped"] = True
                 save_checkpoint(checkpoint, checkpoint_payload(model, optimizer, state, key))
 
