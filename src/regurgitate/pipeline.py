@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def pick_device(name: str) -> torch.device:
-    """ "auto" is CUDA where present, else the CPU."""
+    """`auto` is CUDA where present, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -110,9 +110,10 @@ def generate_job(
 ) -> None:
     """Translate a pool with a local generator into `results/synthetic/<name>.parquet`."""
     pool = pl.read_parquet(pool_path)
-    dev = pick_device(device)
+    where = pick_device(device)
+    bf16 = use_bf16(precision, where)
     generator = LocalGenerator(
-        name, model_path, tokenizer_path, DecodeConfig(**decoding), dev, use_bf16(precision, dev)
+        name, model_path, tokenizer_path, DecodeConfig(**decoding), where, bf16
     )
     log.info("%s: translating %d sentences with %s", name, pool.height, decoding)
     rows = generator.translate(pool["source"].to_list())
@@ -134,8 +135,8 @@ def evaluate_job(
     precision: str = "auto",
 ) -> dict:
     """Translate the test pool; BLEU and chrF with their signatures go to the metrics JSON."""
-    dev = pick_device(device)
-    model, payload = load_model(model_path, dev)
+    where = pick_device(device)
+    model, payload = load_model(model_path, where)
     tokenizer = Tokenizer(tokenizer_path)
     test = pl.read_parquet(test_path)
     results = translate(
@@ -143,7 +144,7 @@ def evaluate_job(
         tokenizer,
         test["source"].to_list(),
         DecodeConfig(**decoding),
-        bf16=use_bf16(precision, dev),
+        bf16=use_bf16(precision, where),
         progress="test",
     )
     hypotheses = [text for text, _ in results]
