@@ -13,7 +13,7 @@ import torch
 
 from regurgitate import metrics
 from regurgitate.data import encode_pairs
-from regurgitate.decode import DecodeConfig, translate
+from regurgitate.decode import DecodeConfig
 from regurgitate.generators import generations_frame
 from regurgitate.generators.local import LocalGenerator
 from regurgitate.io import write_json, write_lines, write_parquet
@@ -98,6 +98,20 @@ def train_job(
     return summary
 
 
+def local_generator(
+    name: str, model_path: Path, tokenizer_path: Path, decoding: dict, device: str, precision: str
+) -> LocalGenerator:
+    where = pick_device(device)
+    return LocalGenerator(
+        name,
+        model_path,
+        tokenizer_path,
+        DecodeConfig(**decoding),
+        where,
+        use_bf16(precision, where),
+    )
+
+
 def generate_job(
     name: str,
     model_path: Path,
@@ -110,11 +124,7 @@ def generate_job(
 ) -> None:
     """Translate a pool with a local generator into `results/synthetic/<name>.parquet`."""
     pool = pl.read_parquet(pool_path)
-    where = pick_device(device)
-    bf16 = use_bf16(precision, where)
-    generator = LocalGenerator(
-        name, model_path, tokenizer_path, DecodeConfig(**decoding), where, bf16
-    )
+    generator = local_generator(name, model_path, tokenizer_path, decoding, device, precision)
     log.info("%s: translating %d sentences with %s", name, pool.height, decoding)
     rows = generator.translate(pool["source"].to_list())
     frame = generations_frame(pool["id"].to_list(), pool["source"].to_list(), rows)
@@ -134,23 +144,14 @@ def evaluate_job(
     device: str = "auto",
     precision: str = "auto",
 ) -> dict:
-    """Translate the test pool; BLEU and chrF with their signatures go to the metrics JSON."""
-    where = pick_device(device)
-    model, payload = load_model(model_path, where)
-    tokenizer = Tokenizer(tokenizer_path)
+    """Translate the test pool (with the decoder that writes synthetic data) and score it:
+    BLEU and chrF with their signatures go to the metrics JSON."""
     test = pl.read_parquet(test_path)
-    results = translate(
-        model,
-        tokenizer,
-        test["source"].to_list(),
-        DecodeConfig(**decoding),
-        bf16=use_bf16(precision, where),
-        progress="test",
-    )
-    hypotheses = [text for text, _ in results]
+    model = local_generator("test", model_path, tokenizer_path, decoding, device, precision)
+    hypotheses = [row.target for row in model.translate(test["source"].to_list())]
     scores = metrics.score(hypotheses, test["target"].to_list())
-    record = {**labels, **scores, "decoding": decoding, "train": payload.get("summary", {})}
-    record["train"].pop("dev_history", None)
+    train = {k: v for k, v in model.training_summary.items() if k != "dev_history"}
+    record = {**labels, **scores, "decoding": decoding, "train": train}
     log.info("BLEU %.2f chrF %.2f (%s)", scores["bleu"], scores["chrf"], scores["bleu_signature"])
     write_lines(hypotheses, hypotheses_out)
     write_json(record, metrics_out)

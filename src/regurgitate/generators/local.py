@@ -23,7 +23,8 @@ class LocalGenerator:
         bf16: bool = False,
     ):
         self.name = name
-        self.model, _ = load_model(model_path, device)
+        self.model, payload = load_model(model_path, device)
+        self.training_summary: dict = payload.get("summary", {})
         self.tokenizer = Tokenizer(tokenizer_path)
         self.decoding = decoding
         self.bf16 = bf16
