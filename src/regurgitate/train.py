@@ -123,7 +123,7 @@ def train(
     )
     key = fingerprint(model_cfg.to_dict(), asdict(cfg), data_fingerprint(data), init_state is None)
     state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": 0, "bad_evals": 0}
-    state.update(history=[], best_state=None, tokens=0, elapsed=0.0)
+    state.update(history=[], best_state=None, tokens=0, timed_tokens=0, elapsed=0.0)
     if checkpoint.exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
         if saved.get("fingerprint") == key:
@@ -146,11 +146,12 @@ def train(
     )
     model.train()
     stop = state.get("stopped", False)
-    window_tokens, window_seconds = 0, 0.0  # throughput counts training steps only
+    # Throughput counts training only: evaluation and checkpoint time is taken out of the
+    # window, and a window ends where loss.item() waits for the device (right on CUDA too).
+    window_tokens, window_start = 0, time.perf_counter()
     while not stop and state["step"] < cfg.max_steps and state["epoch"] < cfg.max_epochs:
         batches = epoch_batches(data, cfg.max_tokens, cfg.seed, state["epoch"])
         for indices in batches[state["batch"] :]:
-            step_start = time.perf_counter()
             batch = collate(data, indices, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
             batch = batch.to(device)
             lr = learning_rate(state["step"] + 1, cfg)
@@ -172,29 +173,32 @@ def train(
             state["batch"] += 1
             state["tokens"] += batch.target_tokens
             window_tokens += batch.target_tokens
-            seconds = time.perf_counter() - step_start
-            state["elapsed"] += seconds
-            window_seconds += seconds
             if on_step is not None:
                 on_step(state["step"])
 
             if state["step"] % cfg.log_every == 0:
+                loss_value = loss.item()  # waits for the device before the clock is read
+                seconds = time.perf_counter() - window_start
+                state["elapsed"] += seconds
+                state["timed_tokens"] += window_tokens
                 log.info(
                     "step %d epoch %d loss %.3f lr %.2e %.0f target tokens/s",
                     state["step"],
                     state["epoch"],
-                    loss.item(),
+                    loss_value,
                     lr,
-                    window_tokens / window_seconds,
+                    window_tokens / seconds,
                 )
-                window_tokens, window_seconds = 0, 0.0
+                window_tokens, window_start = 0, time.perf_counter()
 
             last = state["step"] >= cfg.max_steps
             if state["step"] % cfg.eval_every == 0 or last:
+                eval_start = time.perf_counter()
                 stop = evaluate_and_checkpoint(model, optimizer, tokenizer, dev, cfg, bf16, state)
                 stop = stop or last
                 state["stopped"] = stop
                 save_checkpoint(checkpoint, checkpoint_payload(model, optimizer, state, key))
+                window_start += time.perf_counter() - eval_start
             if stop:
                 break
         else:
@@ -217,7 +221,7 @@ def train(
         "dev_history": state["history"],
         "target_tokens": state["tokens"],
         "target_tokens_per_second": (
-            state["tokens"] / state["elapsed"] if state["elapsed"] else None
+            state["timed_tokens"] / state["elapsed"] if state["elapsed"] else None
         ),
         "parameters": model.num_parameters(),
         "precision": "bf16" if bf16 else "fp32",
