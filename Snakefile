@@ -13,13 +13,19 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analyze.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/tables/scratch.csv",
-        "results/figures/scratch.png",
-        "results/figures/scratch.pdf",
+        expand("results/tables/{experiment}.csv", experiment=EXPERIMENTS),
+        expand(
+            "results/figures/{name}.{ext}",
+            name=[*EXPERIMENTS, "mechanisms", "loss_vs_mechanisms", "partial"],
+            ext=["png", "pdf"],
+        ),
         "results/tables/generators.csv",
+        "results/tables/mechanisms.csv",
+        "results/tables/partial.csv",

@@ -1,12 +1,13 @@
-import polars as pl
+from pathlib import Path
 
-from regurgitate.figures import learning_curves
 from regurgitate.logs import job
+from regurgitate.reports import learning_curves_job
 
 with job(snakemake.log[0]):
-    learning_curves(
-        pl.read_csv(snakemake.input[0]),
-        snakemake.output.png,
-        snakemake.output.pdf,
+    learning_curves_job(
+        Path(snakemake.input.summary),
+        Path(snakemake.output.png),
+        Path(snakemake.output.pdf),
         title=snakemake.params.title,
+        reference_metrics=dict(snakemake.params.references),
     )

@@ -15,4 +15,5 @@ with job(snakemake.log[0], threads=snakemake.threads):
         model_out=Path(snakemake.output.model),
         summary_out=Path(snakemake.output.summary),
         device=snakemake.params.device,
+        init_model=Path(snakemake.input.init) if "init" in snakemake.input.keys() else None,
     )

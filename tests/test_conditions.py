@@ -1,7 +1,12 @@
 import polars as pl
 import pytest
 
-from regurgitate.conditions import curriculum_prefix, generated_curriculum, real_curriculum
+from regurgitate.conditions import (
+    curriculum_prefix,
+    generated_curriculum,
+    partial_curriculum,
+    real_curriculum,
+)
 
 
 def student(n=20) -> pl.DataFrame:
@@ -54,3 +59,24 @@ def test_sizes_are_prefixes():
     assert curriculum_prefix(curriculum, 5).equals(curriculum.head(5))
     with pytest.raises(ValueError, match="exceeds"):
         curriculum_prefix(curriculum, 21)
+
+
+@pytest.mark.parametrize("percent", [10, 25, 50, 99])
+def test_every_prefix_of_a_partial_curriculum_holds_its_share_of_human_targets(percent):
+    pool = student(40)
+    partial = partial_curriculum(pool, synthetic(pool), "weak", percent, seed=5)
+    real = real_curriculum(pool, seed=5)
+    assert partial["id"].to_list() == real["id"].to_list()
+    is_human = (partial["origin"] == "human").to_list()
+    for k in range(1, 41):
+        assert sum(is_human[:k]) == k * percent // 100
+    for row in partial.iter_rows(named=True):
+        expected = f"human {int(row['id'][-6:])}" if row["origin"] == "human" else None
+        assert row["target"] == (expected or f"machine {row['id']}")
+    assert set(partial["origin"]) == {"human", "weak"}
+
+
+def test_partial_percentage_must_be_a_proper_share():
+    pool = student()
+    with pytest.raises(ValueError, match="1..99"):
+        partial_curriculum(pool, synthetic(pool), "weak", 100, seed=1)

@@ -123,6 +123,7 @@ def test_error_profile():
         "mean_sentence_chrf",
         "flags",
         "n",
+        "sentence_chrf",
     }
     assert set(profile["flags"]) == set(FLAGS)
     assert profile["n"] == 4
@@ -133,6 +134,7 @@ def test_error_profile():
         "empty": 1,
     }
     scores = sentence_chrf_scores(targets, REFERENCES)
+    assert profile["sentence_chrf"] == pytest.approx(scores)
     assert profile["mean_sentence_chrf"] == pytest.approx(sum(scores) / 4)
     assert profile["error_rate"] == pytest.approx(sum(s < 50 for s in scores) / 4)
     assert profile["ter"] == pytest.approx(corpus_ter(targets, REFERENCES)["score"])

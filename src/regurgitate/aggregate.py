@@ -171,3 +171,63 @@ def generator_table(paths: list[str | os.PathLike], out: str | os.PathLike) -> p
     table = pl.DataFrame(rows).sort("bleu")
     write_table(table, out)
     return table
+
+
+def t_interval(values: list[float]) -> dict:
+    """Mean and 95% t-interval of `values` (null interval for a single value)."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("no values to summarise")
+    series = pl.Series(values, dtype=pl.Float64)
+    mean = float(series.mean())
+    if n < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "n": n}
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * float(series.std(ddof=1)) / n**0.5
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+
+
+def paired_difference(
+    runs: pl.DataFrame, experiment: str, size: int, minuend: str, subtrahend: str
+) -> dict:
+    """BLEU of `minuend` minus BLEU of `subtrahend` at one size, paired by seed (the seeds share
+    initialisation and batch order), with a t-interval over seeds."""
+    at_size = runs.filter((pl.col("experiment") == experiment) & (pl.col("size") == size))
+
+    def scores(condition: str) -> pl.DataFrame:
+        rows = at_size.filter(pl.col("condition") == condition).select("seed", "bleu")
+        if rows.height == 0:
+            raise ValueError(f"no {experiment} runs of {condition} at size {size}")
+        return rows
+
+    paired = scores(minuend).join(scores(subtrahend), on="seed", suffix="_other")
+    if paired.height == 0:
+        raise ValueError(f"{minuend} and {subtrahend} share no seed at size {size}")
+    return t_interval((paired["bleu"] - paired["bleu_other"]).to_list())
+
+
+def bleu_losses(
+    runs: pl.DataFrame, experiment: str, size: int, conditions: dict[str, str]
+) -> pl.DataFrame:
+    """Per generator, BLEU of `real` minus BLEU of the generator's condition at `size`.
+
+    `conditions` maps each generator to its condition id in the experiment (`self` or
+    `gen-<g>`). Columns: generator, experiment, size, loss_mean, loss_ci_low, loss_ci_high,
+    n_seeds.
+    """
+    rows = []
+    for generator, condition in conditions.items():
+        loss = paired_difference(runs, experiment, size, "real", condition)
+        rows.append(
+            {
+                "generator": generator,
+                "experiment": experiment,
+                "size": size,
+                "loss_mean": loss["mean"],
+                "loss_ci_low": loss["ci_low"],
+                "loss_ci_high": loss["ci_high"],
+                "n_seeds": loss["n"],
+            }
+        )
+    return pl.DataFrame(
+        rows, schema_overrides={"loss_ci_low": pl.Float64, "loss_ci_high": pl.Float64}
+    )

@@ -13,7 +13,7 @@ import polars as pl
 
 CURRICULUM_COLUMNS = ["id", "source", "target", "origin"]
 
-CONDITION_PATTERN = re.compile(r"^(real|self|gen-[A-Za-z0-9_]+)$")
+CONDITION_PATTERN = re.compile(r"^(real|self|gen-[A-Za-z0-9_]+|partial-[A-Za-z0-9_]+-[0-9]+)$")
 
 
 def seeded_order(n: int, seed: int) -> np.ndarray:
@@ -50,6 +50,28 @@ def generated_curriculum(
         )
     order = seeded_order(student.height, seed)
     return joined[order].select("id", "source", "target").with_columns(origin=pl.lit(generator))
+
+
+def human_rows(n: int, percent: int) -> np.ndarray:
+    """Which of `n` rows keep their human target so that every prefix of k rows holds
+    floor(k * percent / 100) of them: any size trained on sees the same share of real data."""
+    if not 0 < percent < 100:
+        raise ValueError(f"a partial condition's percentage must lie in 1..99, got {percent}")
+    k = np.arange(n + 1) * percent // 100
+    return np.diff(k) > 0
+
+
+def partial_curriculum(
+    student: pl.DataFrame, synthetic: pl.DataFrame, generator: str, percent: int, seed: int
+) -> pl.DataFrame:
+    """`percent` % human targets, the rest the generator's, in the same source order as `real`."""
+    generated = generated_curriculum(student, synthetic, generator, seed)
+    human = real_curriculum(student, seed)
+    keep_human = pl.Series("human", human_rows(student.height, percent))
+    return generated.with_columns(
+        target=pl.when(keep_human).then(human["target"]).otherwise(pl.col("target")),
+        origin=pl.when(keep_human).then(pl.lit("human")).otherwise(pl.col("origin")),
+    )
 
 
 def curriculum_prefix(curriculum: pl.DataFrame, size: int) -> pl.DataFrame:

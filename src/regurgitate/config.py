@@ -7,15 +7,45 @@ class ConfigError(ValueError):
     """A configuration value that is well-formed but does not fit the rest; names the key."""
 
 
+EXPERIMENTS = ("scratch", "finetune")
+
+# Sources of the mechanisms' measures: the human references and every generator, so no
+# generator may take this name.
+HUMAN = "human"
+
+
 def check_config(config: dict) -> None:
     """Cross-key checks, run before any job (the schema has checked each key on its own)."""
     architectures = config["architectures"]
-    for name, generator in config["generators"].items():
+    generators = config["generators"]
+    if HUMAN in generators:
+        raise ConfigError(f"generators.{HUMAN}: the name is reserved for the human references")
+    for name, generator in generators.items():
         if generator["architecture"] not in architectures:
             raise ConfigError(
                 f"generators.{name}.architecture: {generator['architecture']!r} is not one of "
                 f"the architectures {sorted(architectures)}"
             )
+    _check_scratch(config)
+    if "finetune" in config:
+        _check_generator_name(config, "finetune.base", config["finetune"]["base"])
+    for experiment in experiments(config):
+        _check_sizes(config, experiment)
+        _check_partial(config, experiment)
+    corpus = config["corpus"]
+    if corpus.get("test_tsv") is None and not config["pools"]["test"]:
+        raise ConfigError("pools.test: must be positive unless corpus.test_tsv names a test file")
+
+
+def _check_generator_name(config: dict, key: str, name: str) -> None:
+    if name not in config["generators"]:
+        raise ConfigError(
+            f"{key}: {name!r} is not one of the generators {sorted(config['generators'])}"
+        )
+
+
+def _check_scratch(config: dict) -> None:
+    architectures = config["architectures"]
     scratch = config["scratch"]
     if scratch["architecture"] not in architectures:
         raise ConfigError(
@@ -23,11 +53,7 @@ def check_config(config: dict) -> None:
             f"architectures {sorted(architectures)}"
         )
     self_name = scratch["self_generator"]
-    if self_name not in config["generators"]:
-        raise ConfigError(
-            f"scratch.self_generator: {self_name!r} is not one of the generators "
-            f"{sorted(config['generators'])}"
-        )
+    _check_generator_name(config, "scratch.self_generator", self_name)
     self_generator = config["generators"][self_name]
     if self_generator["architecture"] != scratch["architecture"]:
         raise ConfigError(
@@ -35,14 +61,32 @@ def check_config(config: dict) -> None:
             f"{self_generator['architecture']!r}, but `self` must share the student's "
             f"architecture {scratch['architecture']!r} (scratch.architecture)"
         )
+
+
+def _check_sizes(config: dict, experiment: str) -> None:
     student_pool = config["pools"]["student"]
-    if student_pool is not None and max(scratch["sizes"]) > student_pool:
+    sizes = config[experiment]["sizes"] + config[experiment].get("partial", {}).get("sizes", [])
+    if student_pool is not None and max(sizes) > student_pool:
         raise ConfigError(
-            f"scratch.sizes: {max(scratch['sizes'])} pairs exceed pools.student={student_pool}"
+            f"{experiment}.sizes: {max(sizes)} pairs exceed pools.student={student_pool}"
         )
-    corpus = config["corpus"]
-    if corpus.get("test_tsv") is None and not config["pools"]["test"]:
-        raise ConfigError("pools.test: must be positive unless corpus.test_tsv names a test file")
+
+
+def _check_partial(config: dict, experiment: str) -> None:
+    for name in config[experiment].get("partial", {}).get("generators", []):
+        _check_generator_name(config, f"{experiment}.partial.generators", name)
+
+
+def experiments(config: dict) -> list[str]:
+    """The experiments this configuration runs: E2 always, E1 where `finetune` is set."""
+    return [e for e in EXPERIMENTS if e in config]
+
+
+def self_generator(config: dict, experiment: str) -> str:
+    """The generator whose targets are `self`: in E1 the base model's own translations."""
+    if experiment == "finetune":
+        return config["finetune"]["base"]
+    return config["scratch"]["self_generator"]
 
 
 def training_settings(config: dict, *overrides: dict | None) -> dict:
@@ -57,10 +101,61 @@ def decoding_settings(config: dict, override: dict | None = None) -> dict:
     return {**config["decoding"], **(override or {})}
 
 
-def cross_generators(config: dict) -> list[str]:
+def cross_generators(config: dict, experiment: str = "scratch") -> list[str]:
     """Generators that give a `gen-<g>` condition: all but the one that plays `self`."""
-    return [g for g in config["generators"] if g != config["scratch"]["self_generator"]]
+    return [g for g in config["generators"] if g != self_generator(config, experiment)]
+
+
+def generator_condition(config: dict, experiment: str, generator: str) -> str:
+    """The condition id under which all of a generator's targets train the students."""
+    return "self" if generator == self_generator(config, experiment) else f"gen-{generator}"
+
+
+def partial_conditions(config: dict, experiment: str) -> list[str]:
+    partial = config[experiment].get("partial")
+    if not partial:
+        return []
+    return [f"partial-{g}-{pct}" for g in partial["generators"] for pct in partial["percents"]]
+
+
+def partial_sizes(config: dict, experiment: str) -> list[int]:
+    """Partial conditions train at the experiment's largest size unless `partial.sizes` says."""
+    settings = config[experiment]
+    return settings["partial"].get("sizes") or [max(settings["sizes"])]
+
+
+def experiment_conditions(config: dict, experiment: str) -> list[str]:
+    gen = [f"gen-{g}" for g in cross_generators(config, experiment)]
+    return ["real", "self", *gen, *partial_conditions(config, experiment)]
 
 
 def scratch_conditions(config: dict) -> list[str]:
-    return ["real", "self"] + [f"gen-{g}" for g in cross_generators(config)]
+    return experiment_conditions(config, "scratch")
+
+
+def experiment_runs(config: dict, experiment: str) -> list[tuple[str, int, int]]:
+    """Every (condition, size, seed) the experiment trains."""
+    settings = config[experiment]
+    partial = set(partial_conditions(config, experiment))
+    return [
+        (condition, size, seed)
+        for condition in experiment_conditions(config, experiment)
+        for size in (
+            partial_sizes(config, experiment) if condition in partial else settings["sizes"]
+        )
+        for seed in settings["seeds"]
+    ]
+
+
+def full_set_conditions(config: dict, experiment: str) -> dict[str, str]:
+    """Each generator's condition id in the experiment (`self` or `gen-<g>`)."""
+    return {g: generator_condition(config, experiment, g) for g in config["generators"]}
+
+
+def student_architecture(config: dict, experiment: str) -> dict:
+    """E2 students have `scratch.architecture`; E1 students are the base model's."""
+    if experiment == "finetune":
+        return config["architectures"][
+            config["generators"][config["finetune"]["base"]]["architecture"]
+        ]
+    return config["architectures"][config["scratch"]["architecture"]]

@@ -126,6 +126,17 @@ def empty(targets: Sequence[str]) -> list[bool]:
 # --- everything for one generator --------------------------------------------------------------
 
 
+def flag_rows(sources: Sequence[str], targets: Sequence[str]) -> dict[str, list[bool]]:
+    """Every reference-free flag of each row: {flag: [flagged?]}, in `FLAGS` order."""
+    _check_same_length(sources=sources, targets=targets)
+    return {
+        "copied_source": copied_source(sources, targets),
+        "implausible_length": implausible_length(sources, targets),
+        "repeated_ngrams": repeated_ngrams(targets),
+        "empty": empty(targets),
+    }
+
+
 def error_profile(
     sources: Sequence[str],
     targets: Sequence[str],
@@ -137,19 +148,14 @@ def error_profile(
     `references`.
 
     Returns {"error_rate", "ter", "ter_signature", "mean_sentence_chrf",
-    "flags": {flag: number of rows flagged}, "n"}.
+    "flags": {flag: number of rows flagged}, "n", "sentence_chrf": [score per row]}.
     """
     _check_same_length(sources=sources, targets=targets, references=references)
     if not targets:
         raise ValueError("cannot profile the errors of no sentences")
     chrf_scores = sentence_chrf_scores(targets, references)
     ter = corpus_ter(targets, references)
-    flags = {
-        "copied_source": copied_source(sources, targets),
-        "implausible_length": implausible_length(sources, targets),
-        "repeated_ngrams": repeated_ngrams(targets),
-        "empty": empty(targets),
-    }
+    flags = flag_rows(sources, targets)
     return {
         "error_rate": _share_below(chrf_scores, chrf_threshold),
         "ter": ter["score"],
@@ -157,4 +163,5 @@ def error_profile(
         "mean_sentence_chrf": sum(chrf_scores) / len(chrf_scores),
         "flags": {name: sum(flagged) for name, flagged in flags.items()},
         "n": len(targets),
+        "sentence_chrf": chrf_scores,
     }

@@ -1,10 +1,14 @@
 from snakemake.utils import min_version, validate
 
 from regurgitate.config import (
+    HUMAN,
     check_config,
-    cross_generators,
     decoding_settings,
-    scratch_conditions,
+    experiment_runs,
+    experiments,
+    full_set_conditions,
+    self_generator,
+    student_architecture,
     training_settings,
 )
 
@@ -18,14 +22,17 @@ check_config(config)
 wildcard_constraints:
     experiment="scratch|finetune",
     generator="[A-Za-z0-9_]+",
-    condition="real|self|gen-[A-Za-z0-9_]+",
+    condition="real|self|gen-[A-Za-z0-9_]+|partial-[A-Za-z0-9_]+-[0-9]+",
+    percent="[0-9]+",
+    source="[A-Za-z0-9_]+",
     size="[0-9]+",
     seed="[0-9]+",
 
 
 ENV = "../../envs/regurgitate.yaml"
 POOLS = ["teacher", "student", "detector", "dev", "test"]
-SCRATCH = config["scratch"]
+EXPERIMENTS = experiments(config)
+MECHANISMS = config["mechanisms"]  # the schema fills in the defaults
 RESOURCES = config.get("resources", {})
 TRAIN_THREADS = RESOURCES.get("train_threads", 1)
 DECODE_THREADS = RESOURCES.get("decode_threads", 1)
@@ -49,13 +56,65 @@ def generator_architecture(wildcards):
     ]
 
 
-def scratch_runs(wildcards=None):
-    return expand(
-        "results/runs/scratch/{condition}/{size}/{seed}/metrics.json",
-        condition=scratch_conditions(config),
-        size=SCRATCH["sizes"],
-        seed=SCRATCH["seeds"],
+def run_metrics(experiment):
+    return [
+        f"results/runs/{experiment}/{condition}/{size}/{seed}/metrics.json"
+        for condition, size, seed in experiment_runs(config, experiment)
+    ]
+
+
+def experiment_run_metrics(wildcards):
+    return run_metrics(wildcards.experiment)
+
+
+def all_run_metrics(wildcards=None):
+    return [path for experiment in EXPERIMENTS for path in run_metrics(experiment)]
+
+
+def full_sets():
+    """Per experiment, where each generator's full synthetic set is read: its condition
+    at the largest size."""
+    return {
+        experiment: {
+            "size": max(config[experiment]["sizes"]),
+            "conditions": full_set_conditions(config, experiment),
+        }
+        for experiment in EXPERIMENTS
+    }
+
+
+def self_synthetic(wildcards):
+    return f"results/synthetic/{self_generator(config, wildcards.experiment)}.parquet"
+
+
+def student_init(wildcards):
+    """E1 students start from the base model; E2 students from scratch."""
+    if wildcards.experiment == "finetune":
+        return {"init": f"results/generators/{config['finetune']['base']}/model.pt"}
+    return {}
+
+
+def student_training(wildcards):
+    experiment = config[wildcards.experiment]
+    return training_settings(
+        config, experiment.get("training"), {"seed": int(wildcards.seed)}
     )
+
+
+def reference_metrics(wildcards):
+    """Reference lines of an experiment's figure: E1 draws the base model's own BLEU."""
+    if wildcards.experiment == "finetune":
+        base = config["finetune"]["base"]
+        return {
+            f"base model ({base}) before fine-tuning": f"results/generators/{base}/metrics.json"
+        }
+    return {}
+
+
+def source_synthetic(wildcards):
+    if wildcards.source == HUMAN:
+        return {}
+    return {"synthetic": f"results/synthetic/{wildcards.source}.parquet"}
 
 
 def corpus_archive(wildcards):
@@ -68,3 +127,10 @@ def corpus_files(wildcards):
     """Local corpus files are inputs too, so that a changed file reruns preparation."""
     corpus = config["corpus"]
     return [path for path in (corpus.get("tsv"), corpus.get("test_tsv")) if path]
+
+
+EXPERIMENT_TITLES = {
+    "scratch": "Students trained from scratch (E2): human vs generated targets",
+    "finetune": "Base model fine-tuned (E1): human vs generated targets",
+}
+MECHANISM_SOURCES = [HUMAN, *config["generators"]]

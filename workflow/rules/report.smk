@@ -1,36 +1,40 @@
-rule table_scratch:
+rule table_experiment:
     input:
-        scratch_runs,
+        experiment_run_metrics,
     output:
         report(
-            "results/tables/scratch.csv",
-            caption="../report/scratch_table.rst",
-            category="Experiment E2: students from scratch",
+            "results/tables/{experiment}.csv",
+            caption="../report/experiment_table.rst",
+            category="Experiments",
+            subcategory="{experiment}",
         ),
     log:
-        "logs/report/table_scratch.log",
+        "logs/report/table_{experiment}.log",
     conda:
         ENV
     script:
         "../../scripts/table_runs.py"
 
 
-rule figure_scratch:
+rule figure_experiment:
     input:
-        "results/tables/scratch.csv",
+        unpack(reference_metrics),
+        summary="results/tables/{experiment}.csv",
     output:
         png=report(
-            "results/figures/scratch.png",
-            caption="../report/scratch_figure.rst",
-            category="Experiment E2: students from scratch",
+            "results/figures/{experiment}.png",
+            caption="../report/experiment_figure.rst",
+            category="Experiments",
+            subcategory="{experiment}",
         ),
-        pdf="results/figures/scratch.pdf",
+        pdf="results/figures/{experiment}.pdf",
     log:
-        "logs/report/figure_scratch.log",
+        "logs/report/figure_{experiment}.log",
     conda:
         ENV
     params:
-        title="Students trained from scratch (E2): human vs generated targets",
+        title=lambda wc: EXPERIMENT_TITLES[wc.experiment],
+        references=reference_metrics,
     script:
         "../../scripts/figure_learning_curves.py"
 

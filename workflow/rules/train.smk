@@ -2,9 +2,9 @@ rule curriculum_real:
     input:
         "results/pools/student.parquet",
     output:
-        "results/curricula/scratch/real.parquet",
+        "results/curricula/{experiment}/real.parquet",
     log:
-        "logs/curricula/scratch/real.log",
+        "logs/curricula/{experiment}/real.log",
     conda:
         ENV
     params:
@@ -16,15 +16,15 @@ rule curriculum_real:
 rule curriculum_self:
     input:
         student="results/pools/student.parquet",
-        synthetic=f"results/synthetic/{SCRATCH['self_generator']}.parquet",
+        synthetic=self_synthetic,
     output:
-        "results/curricula/scratch/self.parquet",
+        "results/curricula/{experiment}/self.parquet",
     log:
-        "logs/curricula/scratch/self.log",
+        "logs/curricula/{experiment}/self.log",
     conda:
         ENV
     params:
-        generator=SCRATCH["self_generator"],
+        generator=lambda wc: self_generator(config, wc.experiment),
         seed=config["seed"],
     script:
         "../../scripts/curriculum_generated.py"
@@ -35,9 +35,9 @@ rule curriculum_gen:
         student="results/pools/student.parquet",
         synthetic="results/synthetic/{generator}.parquet",
     output:
-        "results/curricula/scratch/gen-{generator}.parquet",
+        "results/curricula/{experiment}/gen-{generator}.parquet",
     log:
-        "logs/curricula/scratch/gen-{generator}.log",
+        "logs/curricula/{experiment}/gen-{generator}.log",
     conda:
         ENV
     params:
@@ -47,18 +47,37 @@ rule curriculum_gen:
         "../../scripts/curriculum_generated.py"
 
 
+rule curriculum_partial:
+    input:
+        student="results/pools/student.parquet",
+        synthetic="results/synthetic/{generator}.parquet",
+    output:
+        "results/curricula/{experiment}/partial-{generator}-{percent}.parquet",
+    log:
+        "logs/curricula/{experiment}/partial-{generator}-{percent}.log",
+    conda:
+        ENV
+    params:
+        generator="{generator}",
+        percent=lambda wc: int(wc.percent),
+        seed=config["seed"],
+    script:
+        "../../scripts/curriculum_partial.py"
+
+
 rule train_student:
     input:
-        pairs="results/curricula/scratch/{condition}.parquet",
+        unpack(student_init),
+        pairs="results/curricula/{experiment}/{condition}.parquet",
         dev="results/pools/dev.parquet",
         tokenizer="results/tokenizer/spm.model",
     output:
-        model="results/runs/scratch/{condition}/{size}/{seed}/model.pt",
-        summary="results/runs/scratch/{condition}/{size}/{seed}/train.json",
+        model="results/runs/{experiment}/{condition}/{size}/{seed}/model.pt",
+        summary="results/runs/{experiment}/{condition}/{size}/{seed}/train.json",
     log:
-        "logs/train_student/scratch/{condition}/{size}/{seed}.log",
+        "logs/train_student/{experiment}/{condition}/{size}/{seed}.log",
     benchmark:
-        "benchmarks/results/train_student/scratch/{condition}/{size}/{seed}.tsv"
+        "benchmarks/results/train_student/{experiment}/{condition}/{size}/{seed}.tsv"
     conda:
         ENV
     threads: TRAIN_THREADS
@@ -68,11 +87,9 @@ rule train_student:
         gpu=GPUS,
     params:
         rows=lambda wc: int(wc.size),
-        architecture=config["architectures"][SCRATCH["architecture"]],
-        training=lambda wc: training_settings(
-            config, SCRATCH.get("training"), {"seed": int(wc.seed)}
-        ),
-        checkpoint="results/checkpoints/scratch/{condition}/{size}/{seed}/last.pt",
+        architecture=lambda wc: student_architecture(config, wc.experiment),
+        training=student_training,
+        checkpoint="results/checkpoints/{experiment}/{condition}/{size}/{seed}/last.pt",
         device=config.get("device", "auto"),
     script:
         "../../scripts/train_model.py"

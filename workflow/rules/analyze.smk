@@ -1,0 +1,114 @@
+rule mechanisms_source:
+    input:
+        unpack(source_synthetic),
+        student="results/pools/student.parquet",
+    output:
+        "results/mechanisms/{source}.json",
+    log:
+        "logs/mechanisms/{source}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+    params:
+        settings=MECHANISMS,
+        seed=config["seed"],
+    script:
+        "../../scripts/mechanisms_source.py"
+
+
+rule table_mechanisms:
+    input:
+        records=expand("results/mechanisms/{source}.json", source=MECHANISM_SOURCES),
+        runs=all_run_metrics,
+        generators=expand(
+            "results/generators/{generator}/metrics.json",
+            generator=config["generators"],
+        ),
+    output:
+        report(
+            "results/tables/mechanisms.csv",
+            caption="../report/mechanisms_table.rst",
+            category="Mechanisms",
+        ),
+    log:
+        "logs/report/table_mechanisms.log",
+    conda:
+        ENV
+    params:
+        losses=full_sets(),
+    script:
+        "../../scripts/table_mechanisms.py"
+
+
+rule figure_mechanisms:
+    input:
+        table="results/tables/mechanisms.csv",
+        records=expand("results/mechanisms/{source}.json", source=MECHANISM_SOURCES),
+    output:
+        mechanisms_png=report(
+            "results/figures/mechanisms.png",
+            caption="../report/mechanisms_figure.rst",
+            category="Mechanisms",
+        ),
+        mechanisms_pdf="results/figures/mechanisms.pdf",
+        loss_png=report(
+            "results/figures/loss_vs_mechanisms.png",
+            caption="../report/loss_figure.rst",
+            category="Mechanisms",
+        ),
+        loss_pdf="results/figures/loss_vs_mechanisms.pdf",
+    log:
+        "logs/report/figure_mechanisms.log",
+    conda:
+        ENV
+    params:
+        experiments=EXPERIMENTS,
+    script:
+        "../../scripts/figure_mechanisms.py"
+
+
+rule table_partial:
+    input:
+        **{e: f"results/tables/{e}.csv" for e in EXPERIMENTS},
+    output:
+        report(
+            "results/tables/partial.csv",
+            caption="../report/partial_table.rst",
+            category="Partial real data",
+        ),
+    log:
+        "logs/report/table_partial.log",
+    conda:
+        ENV
+    params:
+        specs=full_sets(),
+    script:
+        "../../scripts/table_partial.py"
+
+
+rule figure_partial:
+    input:
+        **{e: f"results/tables/{e}.csv" for e in EXPERIMENTS},
+        table="results/tables/partial.csv",
+    output:
+        png=report(
+            "results/figures/partial.png",
+            caption="../report/partial_figure.rst",
+            category="Partial real data",
+        ),
+        pdf="results/figures/partial.pdf",
+    log:
+        "logs/report/figure_partial.log",
+    conda:
+        ENV
+    params:
+        titles={
+            e: {
+                "scratch": "E2: students from scratch",
+                "finetune": "E1: fine-tuned base",
+            }[e]
+            for e in EXPERIMENTS
+        },
+    script:
+        "../../scripts/figure_partial.py"
