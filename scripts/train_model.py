@@ -4,6 +4,7 @@ from regurgitate.logs import job
 from regurgitate.pipeline import train_job
 
 with job(snakemake.log[0], threads=snakemake.threads):
+    init = snakemake.input.get("init")  # E1 students start from the base model
     train_job(
         pairs_path=Path(snakemake.input.pairs),
         rows=snakemake.params.rows,
@@ -15,5 +16,5 @@ with job(snakemake.log[0], threads=snakemake.threads):
         model_out=Path(snakemake.output.model),
         summary_out=Path(snakemake.output.summary),
         device=snakemake.params.device,
-        init_model=Path(snakemake.input.init) if "init" in snakemake.input.keys() else None,
+        init_model=Path(init) if init else None,
     )

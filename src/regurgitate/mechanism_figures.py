@@ -101,11 +101,8 @@ def plot_mechanisms(
 
 def _error_bars(ax, table: pl.DataFrame, styles: dict) -> None:
     """Grouped bars: error rate and the share of each flag, per source."""
-    shares = ["error_rate", *[c for c in table.columns if c.endswith("_share")]]
-    labels = [
-        "chrF below\nthreshold",
-        *[c[: -len("_share")].replace("_", "\n") for c in shares[1:]],
-    ]
+    shares = ["error_rate", *[f"{flag}_share" for flag in FLAGS]]
+    labels = ["chrF below\nthreshold", *[flag.replace("_", "\n") for flag in FLAGS]]
     sources = table["source"].to_list()
     width = 0.8 / len(sources)
     x = np.arange(len(shares))
