@@ -179,3 +179,57 @@ def test_write_table_csv_roundtrip(tmp_path):
     assert back["bleu_mean"].to_list() == pytest.approx(summary["bleu_mean"].round(2).to_list())
     assert back["bleu_ci_low"].to_list()[1] is None  # the single seed's interval stays empty
     assert back["bleu_signature"].to_list() == [BLEU_SIG, BLEU_SIG]
+
+
+# --- differences between conditions, paired by seed --------------------------------------------
+
+
+def runs_frame(rows):
+    return pl.DataFrame([run(**row) for row in rows])
+
+
+def test_paired_difference_pairs_seeds_and_gives_a_t_interval():
+    from regurgitate.aggregate import paired_difference
+
+    runs = runs_frame(
+        [
+            {"condition": "real", "seed": 1, "bleu": 20.0},
+            {"condition": "real", "seed": 2, "bleu": 22.0},
+            {"condition": "real", "seed": 3, "bleu": 24.0},
+            {"condition": "gen-weak", "seed": 3, "bleu": 21.0},  # order must not matter
+            {"condition": "gen-weak", "seed": 1, "bleu": 19.0},
+            {"condition": "gen-weak", "seed": 2, "bleu": 20.0},
+            {"condition": "gen-weak", "seed": 2, "bleu": 0.0, "size": 2000},  # another size
+        ]
+    )
+    loss = paired_difference(runs, "e2", 1000, "real", "gen-weak")
+    # per-seed differences 1, 2, 3: mean 2, sd 1
+    assert loss["mean"] == pytest.approx(2.0)
+    assert loss["n"] == 3
+    assert loss["ci_high"] - loss["mean"] == pytest.approx(T_975_DF2 / math.sqrt(3))
+
+
+def test_paired_difference_names_what_is_missing():
+    from regurgitate.aggregate import paired_difference
+
+    runs = runs_frame([{"condition": "real", "seed": 1}, {"condition": "gen-weak", "seed": 2}])
+    with pytest.raises(ValueError, match="no e2 runs of self at size 1000"):
+        paired_difference(runs, "e2", 1000, "real", "self")
+    with pytest.raises(ValueError, match="share no seed"):
+        paired_difference(runs, "e2", 1000, "real", "gen-weak")
+
+
+def test_bleu_losses_one_row_per_generator():
+    from regurgitate.aggregate import bleu_losses
+
+    runs = runs_frame(
+        [
+            {"condition": "real", "seed": 1, "bleu": 20.0},
+            {"condition": "self", "seed": 1, "bleu": 18.5},
+            {"condition": "gen-weak", "seed": 1, "bleu": 12.0},
+        ]
+    )
+    losses = bleu_losses(runs, "e2", 1000, {"strong": "self", "weak": "gen-weak"})
+    assert losses["generator"].to_list() == ["strong", "weak"]
+    assert losses["loss_mean"].to_list() == [1.5, 8.0]
+    assert losses["loss_ci_low"].is_null().all()  # one seed: no interval

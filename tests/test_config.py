@@ -6,7 +6,15 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake
 
-from regurgitate.config import ConfigError, check_config, scratch_conditions
+from regurgitate.config import (
+    ConfigError,
+    check_config,
+    experiment_conditions,
+    experiment_runs,
+    experiments,
+    full_set_conditions,
+    scratch_conditions,
+)
 
 CONFIGS = [
     REPO / "config" / "config.yaml",
@@ -35,6 +43,23 @@ def test_shipped_configs_are_valid(path):
 def test_conditions_of_the_default_study():
     config = load(CONFIGS[0])
     assert scratch_conditions(config) == ["real", "self", "gen-weak"]
+    partial = [f"partial-{g}-{p}" for g in ("weak", "strong") for p in (10, 25, 50)]
+    assert experiment_conditions(config, "finetune") == ["real", "self", "gen-weak", *partial]
+    assert full_set_conditions(config, "finetune") == {"weak": "gen-weak", "strong": "self"}
+
+
+def test_partial_conditions_train_at_the_largest_size_unless_told():
+    config = load(CONFIGS[2])
+    runs = experiment_runs(config, "finetune")
+    assert ("partial-weak-25", 300, 1) in runs and ("partial-weak-25", 100, 1) not in runs
+    assert ("gen-weak", 100, 1) in runs and ("self", 300, 1) in runs
+    assert len(runs) == 3 * 2 + 1
+    config["finetune"]["partial"]["sizes"] = [100, 300]
+    assert ("partial-weak-25", 100, 1) in experiment_runs(config, "finetune")
+    assert experiments(config) == ["scratch", "finetune"]
+    del config["finetune"]
+    assert experiments(config) == ["scratch"]  # E1 is optional
+    check_config(config)
 
 
 @pytest.mark.parametrize(
@@ -62,6 +87,10 @@ def test_schema_names_the_wrong_key(mutate, named):
         (lambda c: c["scratch"].update(self_generator="weak"), "scratch.self_generator"),
         (lambda c: c["scratch"].update(self_generator="nobody"), "scratch.self_generator"),
         (lambda c: c["scratch"].update(sizes=[100, 5000]), "scratch.sizes"),
+        (lambda c: c["finetune"].update(base="gpt"), "finetune.base"),
+        (lambda c: c["finetune"]["partial"].update(sizes=[5000]), "finetune.sizes"),
+        (lambda c: c["finetune"]["partial"].update(generators=["x"]), "finetune.partial"),
+        (lambda c: c["generators"].update(human=c["generators"]["weak"]), "generators.human"),
     ],
 )
 def test_cross_key_errors_name_the_key(mutate, key):

@@ -37,11 +37,62 @@ def test_table_has_a_row_per_condition_and_size(finished_run):
     assert table["bleu_signature"].str.contains("nrefs:1").all()
 
 
-def test_figures_exist(finished_run):
-    png = finished_run / "results" / "figures" / "scratch.png"
-    pdf = finished_run / "results" / "figures" / "scratch.pdf"
+FIGURES = ["scratch", "finetune", "mechanisms", "loss_vs_mechanisms", "partial"]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figures_exist(finished_run, name):
+    png = finished_run / "results" / "figures" / f"{name}.png"
+    pdf = finished_run / "results" / "figures" / f"{name}.pdf"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_finetune_starts_from_the_base_model(finished_run):
+    table = pl.read_csv(finished_run / "results" / "tables" / "finetune.csv")
+    rows = set(zip(table["condition"], table["size"], strict=True))
+    base = {(c, s) for c in ("real", "self", "gen-weak") for s in (100, 300)}
+    assert rows == base | {("partial-weak-25", 300)}
+    run = finished_run / "results/runs/finetune/partial-weak-25/300/1"
+    train = json.loads((run / "train.json").read_text())
+    assert train["init_model"] == "results/generators/strong/model.pt"
+    assert train["training"]["lr"] == 0.001 and train["training"]["seed"] == 1
+    curriculum = pl.read_parquet(
+        finished_run / "results/curricula/finetune/partial-weak-25.parquet"
+    )
+    assert (curriculum.head(300)["origin"] == "human").sum() == 75
+    self_targets = pl.read_parquet(finished_run / "results/curricula/finetune/self.parquet")
+    strong = pl.read_parquet(finished_run / "results/synthetic/strong.parquet")
+    assert set(self_targets["target"]) == set(strong["target"])
+
+
+def test_mechanisms_table_has_human_and_every_generator(finished_run):
+    table = pl.read_csv(finished_run / "results" / "tables" / "mechanisms.csv")
+    assert table["source"].to_list() == ["human", "strong", "weak"]
+    human, *generators = table.iter_rows(named=True)
+    assert human["error_rate"] is None and human["mtld"] > 0
+    for row in generators:
+        assert 0 <= row["error_rate"] <= 1 and row["ter"] > 0
+        assert row["mtld_ci_low"] <= row["mtld"] <= row["mtld_ci_high"]
+        assert row["bleu_loss_scratch_size"] == 300 and row["bleu_loss_finetune_size"] == 300
+        assert row["bleu_loss_scratch_mean"] is not None
+    record = json.loads((finished_run / "results/mechanisms/weak.json").read_text())
+    assert record["chrf_threshold"] == 30  # the schema's default
+    assert record["sample_tokens"] == 800 and len(record["sentence_chrf"]) == 300
+
+
+def test_partial_table_has_a_row_per_experiment_and_generator(finished_run):
+    table = pl.read_csv(finished_run / "results" / "tables" / "partial.csv")
+    rows = set(
+        zip(table["experiment"], table["generator"], table["synthetic_condition"], strict=True)
+    )
+    assert rows == {
+        (e, g, c)
+        for e in ("scratch", "finetune")
+        for g, c in (("weak", "gen-weak"), ("strong", "self"))
+    }
+    matched = table.filter(pl.col("real_pairs_needed").is_not_null())
+    assert (matched["matched_bleu_mean"] >= matched["synthetic_bleu_mean"]).all()
 
 
 def test_runs_record_scores_and_training(finished_run):

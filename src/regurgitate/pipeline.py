@@ -91,7 +91,12 @@ def train_job(
         device=pick_device(device),
         init_state=init_state,
     )
-    summary.update(pairs=pairs.height, training=training, architecture=architecture)
+    summary.update(
+        pairs=pairs.height,
+        training=training,
+        architecture=architecture,
+        init_model=str(init_model) if init_model else None,
+    )
     save_model(model, model_out, extra={"summary": summary})
     write_json(summary, summary_out)
     checkpoint.unlink(missing_ok=True)  # the finished model supersedes it

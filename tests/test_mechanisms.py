@@ -1,0 +1,103 @@
+import polars as pl
+import pytest
+
+from regurgitate.diversity import MEASURES
+from regurgitate.errors import FLAGS
+from regurgitate.mechanism_figures import plot_loss_vs_mechanisms, plot_mechanisms
+from regurgitate.mechanisms import mechanisms_table, source_mechanisms
+
+SETTINGS = {"chrf_threshold": 50.0, "sample_tokens": 300, "bootstrap": 10, "seed": 3}
+
+
+@pytest.fixture
+def student(toy_pairs):
+    pairs = toy_pairs[:200]
+    return pl.DataFrame(
+        {
+            "id": [f"student-{i:06d}" for i in range(len(pairs))],
+            "source": [de for de, _ in pairs],
+            "target": [en for _, en in pairs],
+        }
+    )
+
+
+def degraded(student: pl.DataFrame) -> pl.DataFrame:
+    """A generator that gets every other sentence right and copies the source otherwise."""
+    targets = [
+        target if i % 2 == 0 else source
+        for i, (source, target) in enumerate(zip(student["source"], student["target"], strict=True))
+    ]
+    return student.with_columns(target=pl.Series(targets))
+
+
+def test_human_source_has_flags_and_diversity_but_no_error_rate(student):
+    record = source_mechanisms(student, None, "human", **SETTINGS)
+    assert record["error_rate"] is None and record["sentence_chrf"] is None
+    assert record["n"] == 200
+    assert set(record["flags"]) == set(FLAGS)
+    assert set(record["diversity"]) == set(MEASURES)
+
+
+def test_generator_errors_are_counted_against_the_human_targets(student):
+    record = source_mechanisms(student, degraded(student)[::-1], "weak", **SETTINGS)
+    assert record["error_rate"] == pytest.approx(0.5)
+    assert record["flags"]["copied_source"] == 100
+    scores = record["sentence_chrf"]
+    assert len(scores) == 200 and sum(s == 100 for s in scores) == 100
+
+
+def test_same_seed_samples_the_same_sentences_for_every_source(student):
+    human = source_mechanisms(student, None, "human", **SETTINGS)
+    copy = source_mechanisms(student, student, "mirror", **SETTINGS)
+    assert copy["diversity"] == human["diversity"]
+    assert copy["error_rate"] == 0.0
+
+
+def test_too_small_a_source_names_the_setting(student):
+    with pytest.raises(ValueError, match="weak: .*mechanisms.sample_tokens=100000"):
+        source_mechanisms(
+            student, degraded(student), "weak", **(SETTINGS | {"sample_tokens": 100000})
+        )
+
+
+def mechanisms_of(student):
+    records = [
+        source_mechanisms(student, degraded(student), "weak", **SETTINGS),
+        source_mechanisms(student, None, "human", **SETTINGS),
+    ]
+    losses = pl.DataFrame(
+        {
+            "generator": ["weak", "weak"],
+            "experiment": ["scratch", "finetune"],
+            "size": [8000, 8000],
+            "loss_mean": [4.0, 2.0],
+            "loss_ci_low": [3.0, 1.0],
+            "loss_ci_high": [5.0, 3.0],
+            "n_seeds": [2, 2],
+        }
+    )
+    return records, mechanisms_table(records, losses, {"weak": 12.5})
+
+
+def test_table_has_a_row_per_source_human_first(student):
+    _, table = mechanisms_of(student)
+    assert table["source"].to_list() == ["human", "weak"]
+    weak = table.row(1, named=True)
+    assert weak["error_rate"] == pytest.approx(0.5)
+    assert weak["copied_source_share"] == pytest.approx(0.5)
+    assert weak["generator_bleu"] == 12.5
+    assert weak["bleu_loss_scratch_mean"] == 4.0 and weak["bleu_loss_finetune_ci_high"] == 3.0
+    assert table.row(0, named=True)["bleu_loss_scratch_mean"] is None
+    for measure in MEASURES:
+        assert (table[f"{measure}_ci_low"] <= table[measure] + 1e-9).all()
+
+
+def test_figures_draw_every_source(student):
+    records, table = mechanisms_of(student)
+    chrf = {r["source"]: r["sentence_chrf"] for r in records if r["sentence_chrf"]}
+    figure = plot_mechanisms(table, chrf, 50.0)
+    assert len(figure.axes) == 4
+    assert [t.get_text() for t in figure.axes[2].get_xticklabels()] == ["human", "weak"]
+    loss = plot_loss_vs_mechanisms(table, ["scratch", "finetune"])
+    # one point per generator and experiment in each of the three panels
+    assert all(len(ax.containers) == 2 for ax in loss.axes)
