@@ -7,17 +7,20 @@ import torch
 import torch.nn.functional as F
 from sacrebleu.metrics import CHRF
 
-from regurgitate.model import ModelConfig, Transformer
+from regurgitate.io import write_parquet
+from regurgitate.model import ModelConfig, Transformer, save_model
 from regurgitate.quality import (
     aligned_targets,
     confidence,
     consensus,
+    correlation_table,
     dual_cross_entropy,
     oracle,
+    quality_table,
     rank_correlation,
     round_trip,
 )
-from regurgitate.scoring import pair_nll, reverse_direction
+from regurgitate.scoring import nll_job, pair_nll, reverse_direction
 
 
 def chrf(hyp: str, ref: str) -> float:
@@ -190,3 +193,100 @@ def test_pair_nll_agrees_with_cached_decoding(random_model, toy_tokenizer, toy_p
         for s, t in zip(sources, targets, strict=True)
     ]
     np.testing.assert_allclose(nll, expected, rtol=1e-4)
+
+
+def test_nll_job_scores_both_directions(tmp_path, random_model, toy_tokenizer, toy_pairs):
+    pairs = pl.DataFrame(
+        {
+            "id": ["p1", "p2"],
+            "source": [toy_pairs[0][0], toy_pairs[1][0]],
+            "target": [toy_pairs[0][1], toy_pairs[1][1]],
+        }
+    )
+    write_parquet(pairs, tmp_path / "pairs.parquet")
+    save_model(random_model, tmp_path / "model.pt")
+    args = (tmp_path / "model.pt", toy_tokenizer.path, tmp_path / "pairs.parquet")
+    forward = nll_job(*args, tmp_path / "f.parquet", device="cpu")
+    reverse = nll_job(*args, tmp_path / "r.parquet", reverse=True, device="cpu")
+    assert pl.read_parquet(tmp_path / "f.parquet").equals(forward)
+    assert forward["id"].to_list() == ["p1", "p2"]
+    expected = [nll_one_pair(random_model, toy_tokenizer, t, s) for s, t in toy_pairs[:2]]
+    np.testing.assert_allclose(reverse["nll"], expected, rtol=1e-5)
+
+
+def quality_inputs():
+    student = pl.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "source": ["ein hund", "eine katze", "ein mann"],
+            "target": ["a dog", "a cat", "a man"],
+        }
+    )
+    synthetic = pl.DataFrame(
+        {
+            "id": ["c", "b", "a"],
+            "source": ["ein mann", "eine katze", "ein hund"],
+            "target": ["a man", "the cat", "dog dog"],
+            "logprob": [-1.0, -4.0, -9.0],
+            "tokens": [2, 3, 2],
+        }
+    )
+    rival = synthetic.with_columns(pl.Series("target", ["a man", "a cat", "a dog"]))
+    back = pl.DataFrame({"id": ["a", "b", "c"], "target": ["hund hund", "die katze", "ein mann"]})
+    forward = pl.DataFrame({"id": ["a", "b", "c"], "nll": [3.0, 1.0, 0.5]})
+    reverse = pl.DataFrame({"id": ["c", "b", "a"], "nll": [0.5, 2.0, 1.0]})
+    return student, synthetic, rival, back, forward, reverse
+
+
+def test_quality_table_aligns_every_input_by_id():
+    student, synthetic, rival, back, forward, reverse = quality_inputs()
+    table = quality_table(
+        student,
+        synthetic,
+        "weak",
+        ["confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle"],
+        others={"strong": rival},
+        back_translations=back,
+        forward_nll=forward,
+        reverse_nll=reverse,
+    )
+    assert table["id"].to_list() == ["a", "b", "c"]
+    np.testing.assert_allclose(table["confidence"], [-3.0, -1.0, -1.0 / 3])
+    np.testing.assert_allclose(
+        table["consensus"], [chrf("dog dog", "a dog"), chrf("the cat", "a cat"), 100.0]
+    )
+    np.testing.assert_allclose(
+        table["round_trip"], [chrf("hund hund", "ein hund"), chrf("die katze", "eine katze"), 100.0]
+    )
+    np.testing.assert_allclose(table["dual_cross_entropy"], [-(2 + 2), -(1 + 1.5), -0.5])
+    np.testing.assert_allclose(
+        table["oracle"], [chrf("dog dog", "a dog"), chrf("the cat", "a cat"), 100.0]
+    )
+    correlations = correlation_table(table, "weak")
+    assert correlations["metric"].to_list() == [
+        "confidence",
+        "consensus",
+        "round_trip",
+        "dual_cross_entropy",
+    ]
+    assert correlations.filter(pl.col("metric") == "consensus")["rho"][0] == pytest.approx(1.0)
+    assert set(correlations["generator"]) == {"weak"}
+
+
+def test_quality_table_names_what_is_missing():
+    student, synthetic, rival, back, forward, reverse = quality_inputs()
+    with pytest.raises(ValueError, match=r"\['round_trip'\] of 'weak' lack their inputs"):
+        quality_table(student, synthetic, "weak", ["oracle", "round_trip"])
+    with pytest.raises(ValueError, match="unknown quality metrics \\['bleu'\\]"):
+        quality_table(student, synthetic, "weak", ["bleu"])
+    with pytest.raises(ValueError, match="reverse scores has no nll for 1 ids"):
+        quality_table(
+            student,
+            synthetic,
+            "weak",
+            ["dual_cross_entropy"],
+            forward_nll=forward,
+            reverse_nll=reverse.head(2),
+        )
+    with pytest.raises(ValueError, match="no oracle column"):
+        correlation_table(pl.DataFrame({"id": ["a"], "confidence": [1.0]}), "weak")

@@ -120,19 +120,97 @@ def rank_correlation(metric, oracle_scores, *, confidence_level: float = CONFIDE
     return {"rho": rho, "p_value": p_value, "ci_low": low, "ci_high": high, "n": n}
 
 
-def aligned_targets(ids: list[str], synthetic: pl.DataFrame, generator: str) -> list[str]:
-    """The generator's targets for `ids`, in that order; ValueError if an id has none."""
-    frame = pl.DataFrame({"id": ids}, schema={"id": pl.String})
-    joined = frame.join(
-        synthetic.select("id", "target"), on="id", how="left", maintain_order="left"
-    )
-    missing = joined.filter(pl.col("target").is_null())
+def aligned_column(ids: list[str], frame: pl.DataFrame, column: str, what: str) -> pl.Series:
+    """`frame[column]` for `ids`, in that order; ValueError naming `what` if an id has none."""
+    wanted = pl.DataFrame({"id": ids}, schema={"id": pl.String})
+    joined = wanted.join(frame.select("id", column), on="id", how="left", maintain_order="left")
+    missing = joined.filter(pl.col(column).is_null())
     if missing.height:
         raise ValueError(
-            f"generator {generator!r} has no target for {missing.height} ids "
-            f"(first: {missing['id'][0]})"
+            f"{what} has no {column} for {missing.height} ids (first: {missing['id'][0]})"
         )
-    return joined["target"].to_list()
+    return joined[column]
+
+
+def aligned_targets(ids: list[str], synthetic: pl.DataFrame, generator: str) -> list[str]:
+    """The generator's targets for `ids`, in that order; ValueError if an id has none."""
+    return aligned_column(ids, synthetic, "target", f"generator {generator!r}").to_list()
+
+
+def quality_table(
+    student: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    generator: str,
+    metrics: Sequence[str],
+    *,
+    others: dict[str, pl.DataFrame] | None = None,
+    back_translations: pl.DataFrame | None = None,
+    forward_nll: pl.DataFrame | None = None,
+    reverse_nll: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Columns `id` and one per metric: the quality of each of the generator's student-pool pairs.
+
+    Rows follow `student` (id, source, target: the human reference, used by `oracle` only).
+    What each metric needs, all joined on `id`:
+      confidence          `synthetic` logprob and tokens
+      consensus           `others`: other generators' synthetic data, by name
+      round_trip          `back_translations`: target = the generator's target translated back
+      dual_cross_entropy  `forward_nll`, `reverse_nll`: column `nll` (see nll_job)
+      oracle              `student` target
+    Raises ValueError naming a metric whose input is missing.
+    """
+    unknown = sorted(set(metrics) - set(QUALITY_METRICS))
+    if unknown:
+        raise ValueError(f"unknown quality metrics {unknown}; known: {list(QUALITY_METRICS)}")
+    ids = student["id"].to_list()
+    sources = student["source"].to_list()
+    targets = aligned_targets(ids, synthetic, generator)
+    inputs = {
+        "consensus": others,
+        "round_trip": back_translations,
+        "dual_cross_entropy": reverse_nll if forward_nll is not None else None,
+    }
+    lacking = [metric for metric in metrics if metric in inputs and inputs[metric] is None]
+    if lacking:
+        raise ValueError(f"quality metrics {lacking} of {generator!r} lack their inputs")
+    columns = {"id": ids}
+    for metric in metrics:
+        if metric == "confidence":
+            logprob = aligned_column(ids, synthetic, "logprob", f"generator {generator!r}")
+            tokens = aligned_column(ids, synthetic, "tokens", f"generator {generator!r}")
+            columns[metric] = confidence(logprob, tokens)
+        elif metric == "consensus":
+            rivals = [aligned_targets(ids, frame, name) for name, frame in sorted(others.items())]
+            columns[metric] = consensus(targets, rivals)
+        elif metric == "round_trip":
+            back = aligned_targets(ids, back_translations, f"{generator} back-translated")
+            columns[metric] = round_trip(back, sources)
+        elif metric == "dual_cross_entropy":
+            forward = aligned_column(ids, forward_nll, "nll", "forward scores").to_numpy()
+            reverse = aligned_column(ids, reverse_nll, "nll", "reverse scores").to_numpy()
+            columns[metric] = dual_cross_entropy(forward, reverse)
+        else:
+            columns[metric] = oracle(targets, student["target"].to_list())
+    return pl.DataFrame(columns)
+
+
+def correlation_table(quality: pl.DataFrame, generator: str) -> pl.DataFrame:
+    """Each reference-free metric's rank correlation with `oracle`, one row per metric:
+    generator, metric, rho, p_value, ci_low, ci_high, n."""
+    if "oracle" not in quality.columns:
+        raise ValueError(f"the quality table of {generator!r} has no oracle column")
+    rows = [
+        {
+            "generator": generator,
+            "metric": metric,
+            **rank_correlation(quality[metric], quality["oracle"]),
+        }
+        for metric in quality.columns
+        if metric not in ("id", "oracle")
+    ]
+    schema = {"generator": pl.String, "metric": pl.String, "rho": pl.Float64}
+    schema.update(p_value=pl.Float64, ci_low=pl.Float64, ci_high=pl.Float64, n=pl.Int64)
+    return pl.DataFrame(rows, schema=schema)
 
 
 def _check_same_length(a: pl.Series, b: pl.Series) -> None:

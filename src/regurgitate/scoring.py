@@ -6,6 +6,8 @@ reverse model score the same pair).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import torch
@@ -13,7 +15,11 @@ import torch.nn.functional as F
 
 from regurgitate.data import budget_batches, collate, encode_pairs
 from regurgitate.decode import autocast_context
-from regurgitate.model import Transformer
+from regurgitate.io import write_parquet
+from regurgitate.model import Transformer, load_model
+from regurgitate.pipeline import pick_device
+from regurgitate.tokenizer import Tokenizer
+from regurgitate.train import use_bf16
 
 
 @torch.no_grad()
@@ -70,3 +76,37 @@ def reverse_direction(pairs: pl.DataFrame) -> pl.DataFrame:
         raise ValueError(f"pairs lack the columns {missing}")
     keep = ["id"] if "id" in pairs.columns else []
     return pairs.select(*keep, pl.col("target").alias("source"), pl.col("source").alias("target"))
+
+
+def nll_job(
+    model_path: Path,
+    tokenizer_path: Path,
+    pairs_path: Path,
+    out: Path,
+    *,
+    reverse: bool = False,
+    batch_tokens: int = 8000,
+    device: str = "auto",
+    precision: str = "auto",
+) -> pl.DataFrame:
+    """Score every pair of a parquet (id, source, target) under a model: writes (id, nll).
+
+    `reverse` scores the source given the target, for the reverse model of dual cross-entropy.
+    """
+    where = pick_device(device)
+    pairs = pl.read_parquet(pairs_path)
+    if reverse:
+        pairs = reverse_direction(pairs)
+    model, _ = load_model(model_path, where)
+    nll = pair_nll(
+        model,
+        Tokenizer(tokenizer_path),
+        pairs["source"].to_list(),
+        pairs["target"].to_list(),
+        batch_tokens,
+        where,
+        bf16=use_bf16(precision, where),
+    )
+    frame = pl.DataFrame({"id": pairs["id"], "nll": nll})
+    write_parquet(frame, out)
+    return frame
