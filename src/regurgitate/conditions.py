@@ -51,21 +51,21 @@ def real_curriculum(student: pl.DataFrame, seed: int) -> pl.DataFrame:
     return student[order].select("id", "source", "target").with_columns(origin=pl.lit("human"))
 
 
-def _generated_targets(
-    student: pl.DataFrame, synthetic: pl.DataFrame, generator: str
+def generated_targets(
+    pool: pl.DataFrame, synthetic: pl.DataFrame, generator: str, pool_name: str = "student"
 ) -> pl.DataFrame:
-    """id, source, target of every student-pool row, in pool order, the target by `generator`.
+    """id, source, target of every row of a pool, in pool order, the target by `generator`.
 
-    Refuses synthetic data that misses a student id or translated another source: a curriculum
-    built on it would silently compare different sentences across conditions.
+    Refuses synthetic data that misses an id of the pool or translated another source: a
+    curriculum built on it would silently compare different sentences across conditions.
     """
-    missing = student.join(synthetic, on="id", how="anti")
+    missing = pool.join(synthetic, on="id", how="anti")
     if missing.height:
         raise ValueError(
-            f"generator {generator!r} has no target for {missing.height} student-pool ids "
+            f"generator {generator!r} has no target for {missing.height} {pool_name}-pool ids "
             f"(first: {missing['id'][0]}); regenerate its synthetic data"
         )
-    joined = student.select("id", "source").join(
+    joined = pool.select("id", "source").join(
         synthetic.select("id", pl.col("source").alias("generated_source"), "target"),
         on="id",
         how="left",
@@ -74,7 +74,7 @@ def _generated_targets(
     mismatched = joined.filter(pl.col("source") != pl.col("generated_source"))
     if mismatched.height:
         raise ValueError(
-            f"generator {generator!r} translated other sources than the student pool holds "
+            f"generator {generator!r} translated other sources than the {pool_name} pool holds "
             f"(first id: {mismatched['id'][0]}); regenerate its synthetic data"
         )
     return joined.select("id", "source", "target")
@@ -85,7 +85,7 @@ def generated_curriculum(
 ) -> pl.DataFrame:
     """The student pool's sources, in the same order as `real`, with the generator's targets."""
     order = seeded_order(student.height, seed)
-    targets = _generated_targets(student, synthetic, generator)
+    targets = generated_targets(student, synthetic, generator)
     return targets[order].with_columns(origin=pl.lit(generator))
 
 
@@ -163,7 +163,7 @@ def mixed_curriculum(
     if len(names) < 2:
         raise ValueError(f"a mix needs at least two generators, got {names}")
     order = seeded_order(student.height, seed)
-    targets = [_generated_targets(student, synthetics[g], g)["target"][order] for g in names]
+    targets = [generated_targets(student, synthetics[g], g)["target"][order] for g in names]
     blocks = -(-student.height // len(names))
     rng = np.random.default_rng([seed, len(names)])
     picks = rng.permuted(np.tile(np.arange(len(names)), (blocks, 1)), axis=1).ravel()
