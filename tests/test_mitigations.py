@@ -4,7 +4,13 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from regurgitate.aggregate import RUN_SCHEMA
+from regurgitate.aggregate import RUN_SCHEMA, summarise
+from regurgitate.mitigation_figures import (
+    gap_closed_figure,
+    plot_gap_closed,
+    strategy_conditions,
+    strategy_curves,
+)
 from regurgitate.mitigations import (
     Mitigation,
     gap_closed,
@@ -174,3 +180,69 @@ def test_table_has_a_row_per_mitigation_experiment_and_size(tmp_path):
 
 def test_table_without_mitigations_is_empty():
     assert mitigations_table(runs({"real": [30], "gen-a": [20]})).height == 0
+
+
+def test_strategy_figures_show_real_unmitigated_and_mitigated(tmp_path):
+    data = runs(
+        {
+            "real": [30, 32],
+            "self": [10, 10],
+            "gen-a": [20, 22],
+            "gen-b": [24, 26],
+            "ordered-a-oracle": [25, 27],
+            "ordered-a-confidence": [21, 23],
+            "mixed-a+b": [26, 28],
+            "detector-a": [20, 22],
+        }
+    )
+    summary = summarise(data)
+    assert strategy_conditions(summary["condition"].to_list(), "S1") == [
+        "gen-a",
+        "ordered-a-confidence",
+        "ordered-a-oracle",
+        "real",
+    ]
+    assert strategy_conditions(summary["condition"].to_list(), "S2") == [
+        "gen-a",
+        "gen-b",
+        "mixed-a+b",
+        "real",
+    ]
+    with pytest.raises(ValueError, match="no conditions of strategy S3"):
+        strategy_conditions(["real", "gen-a"], "S3")
+    strategy_curves(summary, "S1", tmp_path / "s1.png", tmp_path / "s1.pdf")
+    assert (tmp_path / "s1.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "s1.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_gap_closed_figure_has_a_dot_and_interval_per_condition(tmp_path):
+    data = runs(
+        {
+            "real": [30, 32],
+            "gen-a": [20, 22],
+            "gen-strong": [29.9, 31.9],
+            "ordered-a-oracle": [25, 28],
+            "detector-a": [20, 22],
+            "ordered-strong-oracle": [30, 32],
+        }
+    )
+    with pytest.warns(UserWarning, match="no partner"):
+        table = mitigations_table(pl.concat([data, runs({"real": [0, 0, 50]}, sizes=(3000,))]))
+    figure = plot_gap_closed(table)
+    (ax,) = figure.axes
+    dots = {line.get_label(): line for line in ax.get_lines() if line.get_label()[0] != "_"}
+    assert sorted(dots) == ["detector-a", "ordered-a-oracle"]
+    assert dots["ordered-a-oracle"].get_xdata()[0] == pytest.approx(
+        table.filter((pl.col("condition") == "ordered-a-oracle") & (pl.col("size") == 2000))[
+            "gap_closed_mean"
+        ][0]
+    )
+    # The largest size of the experiment is shown; strong has no gap to close.
+    assert "2,000 pairs" in ax.get_title()
+    assert any(text.get_text() == "no gap" for text in ax.texts)
+    labels = [label.get_text() for label in ax.get_yticklabels()]
+    assert labels == ["S1  ordered-a-oracle", "S1  ordered-strong-oracle", "S3  detector-a"]
+    gap_closed_figure(table, tmp_path / "gap.png", tmp_path / "gap.pdf")
+    assert (tmp_path / "gap.png").read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="empty"):
+        plot_gap_closed(table.head(0))
