@@ -8,11 +8,10 @@ BLEU over seeds matches or beats the mean BLEU of training on all of g's pairs.
 
 from __future__ import annotations
 
-import re
-
 import polars as pl
 
-PARTIAL_CONDITION = re.compile(r"^partial-(?P<generator>[A-Za-z0-9_]+)-(?P<percent>[0-9]+)$")
+from regurgitate.conditions import parse_condition
+
 BLEU = ["bleu_mean", "bleu_ci_low", "bleu_ci_high"]
 
 
@@ -26,11 +25,11 @@ def real_pair_points(summary: pl.DataFrame) -> pl.DataFrame:
     columns condition, generator (null for real), percent, size, real_pairs, bleu_*."""
     rows = []
     for row in summary.iter_rows(named=True):
-        match = PARTIAL_CONDITION.match(row["condition"])
-        if row["condition"] == "real":
+        condition = parse_condition(row["condition"])
+        if condition["kind"] == "real":
             generator, percent = None, 100
-        elif match:
-            generator, percent = match["generator"], int(match["percent"])
+        elif condition["kind"] == "partial":
+            generator, percent = condition["generators"][0], condition["pct"]
         else:
             continue
         rows.append(

@@ -1,0 +1,248 @@
+import math
+
+import polars as pl
+import pytest
+from scipy import stats
+
+from regurgitate.aggregate import RUN_SCHEMA, summarise
+from regurgitate.mitigation_figures import (
+    gap_closed_figure,
+    plot_gap_closed,
+    strategy_conditions,
+    strategy_curves,
+)
+from regurgitate.mitigations import (
+    Mitigation,
+    gap_closed,
+    mitigation_of,
+    mitigations_job,
+    mitigations_table,
+)
+
+
+def runs(bleu: dict[str, list[float]], sizes=(1000, 2000), experiment="scratch") -> pl.DataFrame:
+    """Per-run rows: bleu[condition][i] is the score at seed i + 1, the same at every size
+    plus the size in thousands (so sizes differ but gaps do not)."""
+    rows = [
+        {
+            "experiment": experiment,
+            "condition": condition,
+            "size": size,
+            "seed": seed,
+            "bleu": score + size / 1000,
+            "chrf": 50.0,
+            "bleu_signature": "sig",
+            "chrf_signature": "sig",
+        }
+        for condition, scores in bleu.items()
+        for seed, score in enumerate(scores, start=1)
+        for size in sizes
+    ]
+    return pl.DataFrame(rows, schema=RUN_SCHEMA)
+
+
+def test_half_the_gap_closed():
+    table = gap_closed(
+        runs(
+            {
+                "real": [30, 32, 31],
+                "gen-weak": [20, 21, 22],
+                "ordered-weak-oracle": [25, 26.5, 26.5],
+            }
+        ),
+        "real",
+        "gen-weak",
+        "ordered-weak-oracle",
+    )
+    assert table["size"].to_list() == [1000, 2000]
+    assert table["gap_closed_mean"].to_list() == pytest.approx([0.5, 0.5])
+    # Exactly half at every seed: the interval has no width.
+    assert table["gap_closed_ci_low"].to_list() == pytest.approx([0.5, 0.5])
+    assert table["gap_closed_ci_high"].to_list() == pytest.approx([0.5, 0.5])
+    assert table["gap"].to_list() == pytest.approx([10.0, 10.0])
+    assert table["gap_seeds"].to_list() == [3, 3]
+
+
+def test_interval_by_hand():
+    # d_r = (10, 10), d_m = (4, 6): R = 0.5, residuals (-1, 1), sd sqrt(2).
+    table = gap_closed(
+        runs({"real": [30, 30], "gen-weak": [20, 20], "detector-weak": [24, 26]}, sizes=(1000,)),
+        "real",
+        "gen-weak",
+        "detector-weak",
+    )
+    half = stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2) / 10
+    assert table["gap_closed_mean"][0] == pytest.approx(0.5)
+    assert table["gap_closed_ci_low"][0] == pytest.approx(0.5 - half)
+    assert table["gap_closed_ci_high"][0] == pytest.approx(0.5 + half)
+
+
+def test_mixes_are_measured_against_the_mean_of_their_generators():
+    data = runs({"real": [30], "gen-a": [20], "gen-b": [24], "mixed-a+b": [26]})
+    table = gap_closed(data, "real", ["gen-a", "gen-b"], "mixed-a+b")
+    # Baseline 22, gap 8, closed 4.
+    assert table["unmitigated_bleu"][0] == pytest.approx(23.0)  # 22 + size 1000
+    assert table["gap_closed_mean"].to_list() == pytest.approx([0.5, 0.5])
+    # One seed: an estimate without an interval.
+    assert table["gap_closed_ci_low"].to_list() == [None, None]
+
+
+def test_no_gap_gives_no_share():
+    table = gap_closed(
+        runs({"real": [30, 30], "gen-strong": [29.8, 29.9], "ordered-strong-x": [31, 31]}),
+        "real",
+        "gen-strong",
+        "ordered-strong-x",
+    )
+    assert table["gap"].to_list() == pytest.approx([0.15, 0.15])
+    assert table["gap_closed_mean"].to_list() == [None, None]
+    assert gap_closed(
+        runs({"real": [30, 30], "gen-strong": [29.8, 29.9], "ordered-strong-x": [31, 31]}),
+        "real",
+        "gen-strong",
+        "ordered-strong-x",
+        min_gap=0.1,
+    )["gap_closed_mean"][0] == pytest.approx(1.15 / 0.15)
+
+
+def test_only_common_seeds_are_paired():
+    data = runs({"real": [30, 30, 99], "gen-weak": [20, 20, 0], "detector-weak": [25, 25]})
+    with pytest.warns(UserWarning, match="4 runs .* no partner at the same seed"):
+        table = gap_closed(data, "real", "gen-weak", "detector-weak")
+    assert table["gap_seeds"].to_list() == [2, 2]
+    assert table["gap_closed_mean"].to_list() == pytest.approx([0.5, 0.5])
+    disjoint = pl.concat(
+        [
+            runs({"real": [30], "gen-weak": [20]}),
+            runs({"detector-weak": [0, 25]}).filter(pl.col("seed") == 2),
+        ]
+    )
+    with pytest.warns(UserWarning):
+        table = gap_closed(disjoint, "real", "gen-weak", "detector-weak")
+    assert table["gap_seeds"].to_list() == [0, 0]
+    assert table["gap_closed_mean"].to_list() == [None, None]
+    with pytest.raises(ValueError, match=r"no runs of the conditions \['gen-strong'\]"):
+        gap_closed(data, "real", "gen-strong", "detector-weak")
+
+
+def test_condition_ids_name_their_mitigation():
+    assert mitigation_of("ordered-weak-consensus") == Mitigation(
+        "S1", "weak", "ordered-weak-consensus", ("gen-weak",)
+    )
+    assert mitigation_of("mixed-a+b") == Mitigation("S2", "a+b", "mixed-a+b", ("gen-a", "gen-b"))
+    assert mitigation_of("detector-weak").strategy == "S3"
+    assert mitigation_of("gen-weak") is None
+    assert mitigation_of("partial-weak-50") is None
+
+
+def test_table_has_a_row_per_mitigation_experiment_and_size(tmp_path):
+    data = runs(
+        {
+            "real": [30, 32],
+            "self": [10, 10],
+            "gen-a": [20, 22],
+            "gen-b": [24, 26],
+            "ordered-a-oracle": [25, 27],
+            "detector-a": [20, 22],
+            "mixed-a+b": [26, 28],
+        }
+    )
+    table = mitigations_table(data)
+    assert table["condition"].to_list() == [
+        "ordered-a-oracle",
+        "ordered-a-oracle",
+        "mixed-a+b",
+        "mixed-a+b",
+        "detector-a",
+        "detector-a",
+    ]
+    assert table["strategy"].to_list() == ["S1", "S1", "S2", "S2", "S3", "S3"]
+    first = table.row(0, named=True)
+    assert first["generator"] == "a"
+    assert first["bleu_mean"] == pytest.approx(27.0)
+    assert first["n_seeds"] == 2
+    assert first["bleu_ci_low"] == pytest.approx(
+        27 - stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2)
+    )
+    assert table["gap_closed_mean"].to_list() == pytest.approx([0.5, 0.5, 0.5, 0.5, 0.0, 0.0])
+
+    paths = []
+    for i, row in enumerate(data.iter_rows(named=True)):
+        path = tmp_path / f"{i}.json"
+        path.write_text(pl.DataFrame([row]).write_json()[1:-1])
+        paths.append(path)
+    written = mitigations_job(paths, tmp_path / "tables" / "mitigations.csv")
+    assert written.equals(table)
+    csv = pl.read_csv(tmp_path / "tables" / "mitigations.csv")
+    assert csv.columns == table.columns
+    assert csv["gap_closed_mean"].to_list() == [0.5, 0.5, 0.5, 0.5, 0.0, 0.0]
+
+
+def test_table_without_mitigations_is_empty():
+    assert mitigations_table(runs({"real": [30], "gen-a": [20]})).height == 0
+
+
+def test_strategy_figures_show_real_unmitigated_and_mitigated(tmp_path):
+    data = runs(
+        {
+            "real": [30, 32],
+            "self": [10, 10],
+            "gen-a": [20, 22],
+            "gen-b": [24, 26],
+            "ordered-a-oracle": [25, 27],
+            "ordered-a-confidence": [21, 23],
+            "mixed-a+b": [26, 28],
+            "detector-a": [20, 22],
+        }
+    )
+    summary = summarise(data)
+    assert strategy_conditions(summary["condition"].to_list(), "S1") == [
+        "gen-a",
+        "ordered-a-confidence",
+        "ordered-a-oracle",
+        "real",
+    ]
+    assert strategy_conditions(summary["condition"].to_list(), "S2") == [
+        "gen-a",
+        "gen-b",
+        "mixed-a+b",
+        "real",
+    ]
+    with pytest.raises(ValueError, match="no conditions of strategy S3"):
+        strategy_conditions(["real", "gen-a"], "S3")
+    strategy_curves(summary, "S1", tmp_path / "s1.png", tmp_path / "s1.pdf")
+    assert (tmp_path / "s1.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "s1.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_gap_closed_figure_has_a_dot_and_interval_per_condition(tmp_path):
+    data = runs(
+        {
+            "real": [30, 32],
+            "gen-a": [20, 22],
+            "gen-strong": [29.9, 31.9],
+            "ordered-a-oracle": [25, 28],
+            "detector-a": [20, 22],
+            "ordered-strong-oracle": [30, 32],
+        }
+    )
+    with pytest.warns(UserWarning, match="no partner"):
+        table = mitigations_table(pl.concat([data, runs({"real": [0, 0, 50]}, sizes=(3000,))]))
+    figure = plot_gap_closed(table)
+    (ax,) = figure.axes
+    dots = {line.get_label(): line for line in ax.get_lines() if line.get_label()[0] != "_"}
+    assert sorted(dots) == ["detector-a", "ordered-a-oracle"]
+    assert dots["ordered-a-oracle"].get_xdata()[0] == pytest.approx(
+        table.filter((pl.col("condition") == "ordered-a-oracle") & (pl.col("size") == 2000))[
+            "gap_closed_mean"
+        ][0]
+    )
+    # The largest size of the experiment is shown; strong has no gap to close.
+    assert "2,000 pairs" in ax.get_title()
+    assert any(text.get_text() == "no gap" for text in ax.texts)
+    labels = [label.get_text() for label in ax.get_yticklabels()]
+    assert labels == ["S1  ordered-a-oracle", "S1  ordered-strong-oracle", "S3  detector-a"]
+    gap_closed_figure(table, tmp_path / "gap.png", tmp_path / "gap.pdf")
+    assert (tmp_path / "gap.png").read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="empty"):
+        plot_gap_closed(table.head(0))
