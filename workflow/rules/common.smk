@@ -43,6 +43,24 @@ def generator_decoding(wildcards):
     )
 
 
+def is_local(generator):
+    return config["generators"][generator]["backend"] == "local"
+
+
+def synthetic_inputs(wildcards):
+    """A local generator translates with its trained model; an API generator needs none."""
+    if not is_local(wildcards.generator):
+        return {}
+    return {
+        "model": f"results/generators/{wildcards.generator}/model.pt",
+        "tokenizer": "results/tokenizer/spm.model",
+    }
+
+
+def synthetic_decoding(wildcards):
+    return generator_decoding(wildcards) if is_local(wildcards.generator) else {}
+
+
 def generator_architecture(wildcards):
     return config["architectures"][
         config["generators"][wildcards.generator]["architecture"]

@@ -29,11 +29,11 @@ rule train_generator:
 
 rule generate_synthetic:
     input:
-        model="results/generators/{generator}/model.pt",
-        tokenizer="results/tokenizer/spm.model",
+        unpack(synthetic_inputs),
         pool="results/pools/student.parquet",
     output:
-        "results/synthetic/{generator}.parquet",
+        table="results/synthetic/{generator}.parquet",
+        cost="results/synthetic/{generator}.cost.json",
     log:
         "logs/generate_synthetic/{generator}.log",
     benchmark:
@@ -44,9 +44,11 @@ rule generate_synthetic:
     resources:
         mem_mb=4000,
         runtime=6 * 60,
-        gpu=GPUS,
+        gpu=lambda wc: GPUS if is_local(wc.generator) else 0,
     params:
-        decoding=generator_decoding,
+        generator=lambda wc: config["generators"][wc.generator],
+        prompts=config.get("prompts"),
+        decoding=synthetic_decoding,
         device=config.get("device", "auto"),
         precision=config["training"].get("precision", "auto"),
     script:
