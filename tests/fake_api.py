@@ -4,7 +4,8 @@ toy corpus word by word, counts requests per source, and injects faults on reque
 
 Faults, per source and attempt: `429` (with Retry-After), `500`, `529`, `slow` (answers after the
 client's timeout), `malformed` (a 200 with a broken JSON body), `drop` (closes the connection
-without answering); and final answers that need cleaning or flagging: `refusal`, `preamble`.
+without answering), `echo` (a 400 that quotes the key); and final answers that need cleaning or
+flagging: `refusal`, `preamble`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class FakeApi(http.server.ThreadingHTTPServer):
         self.faults: dict[str, list[str]] = {}
         self.requests: Counter[str] = Counter()  # attempts per source
         self.answered: Counter[str] = Counter()  # good answers per source
+        self.models: Counter[str] = Counter()
         self.keys_seen: set[str] = set()
         self.files: dict[str, bytes] = {}
         self.jobs: dict[str, dict] = {}
@@ -72,6 +74,7 @@ class FakeApi(http.server.ThreadingHTTPServer):
         return toy_translation(source)
 
     def chat(self, body: dict, fault: str | None = None) -> dict:
+        self.models[body["model"]] += 1
         source = body["messages"][-1]["content"]
         text = self.answer_text(source, fault)
         tokens = len(text.split())
@@ -96,6 +99,7 @@ class FakeApi(http.server.ThreadingHTTPServer):
         }
 
     def message(self, body: dict, fault: str | None = None) -> dict:
+        self.models[body["model"]] += 1
         source = body["messages"][-1]["content"]
         text = self.answer_text(source, fault)
         return {
@@ -204,6 +208,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(int(fault), error)
         if fault == "malformed":
             return self.send_bytes(200, b'{"choices": [ {"mess', "application/json")
+        if fault == "echo":  # a 400 whose message quotes the key, as some servers' do
+            key = self.headers.get("x-api-key") or self.headers.get("Authorization", "")
+            return self.send_json(400, {"error": {"message": f"bad request with key {key}"}})
         if fault == "drop":
             self.close_connection = True
             return None

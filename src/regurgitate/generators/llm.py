@@ -85,7 +85,7 @@ class ApiGenerator:
         with redact:
             try:
                 return asyncio.run(self._translate(sources, redact))
-            except ApiError:
+            except (ApiError, BudgetExceeded):
                 raise
             except Exception as err:  # a client error we did not classify: keep the key out
                 raise RuntimeError(redact(f"{self.name}: {type(err).__name__}: {err}")) from None
