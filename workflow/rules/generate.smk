@@ -53,3 +53,31 @@ rule generate_synthetic:
         precision=config["training"].get("precision", "auto"),
     script:
         "../../scripts/generate_synthetic.py"
+
+
+# API generators are scored on the test set through the same cached path that writes their
+# synthetic data; local ones by evaluate_generator (evaluate.smk).
+ruleorder: evaluate_api_generator > evaluate_generator
+
+
+rule evaluate_api_generator:
+    input:
+        test="results/pools/test.parquet",
+    output:
+        metrics="results/generators/{generator}/metrics.json",
+        hypotheses="results/generators/{generator}/test.hyp.txt",
+    log:
+        "logs/evaluate_generator/{generator}.log",
+    conda:
+        ENV
+    wildcard_constraints:
+        generator=API_GENERATORS,
+    params:
+        generator=lambda wc: config["generators"][wc.generator],
+        prompts=config.get("prompts"),
+        labels=lambda wc: {
+            "generator": wc.generator,
+            "architecture": "{backend}:{model}".format(**config["generators"][wc.generator]),
+        },
+    script:
+        "../../scripts/evaluate_api.py"

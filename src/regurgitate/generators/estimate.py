@@ -53,16 +53,16 @@ def estimate(config: dict, workdir: Path, pools: list[str], words: float) -> lis
         for pool in pools:
             sources = pool_sources(workdir, pool, config)
             if isinstance(sources, int):
-                count, cached = sources, 0
+                count, cached, requests = sources, 0, sources
                 source_tokens = sources * words * TOKENS_PER_WORD
             else:
-                keys = list({settings.cache_key(s): s for s in sources}.items())
+                keys = [settings.cache_key(s) for s in sources]
                 cache_path = workdir / settings.cache_dir / CACHE_FILE
-                known = Cache(cache_path).get([k for k, _ in keys]) if cache_path.exists() else {}
-                todo = [s for k, s in keys if k not in known]
-                count, cached = len(sources), len(sources) - len(todo)
-                source_tokens = sum(tokens(len(s)) for s in todo)
-            requests = count - cached
+                known = Cache(cache_path).get(keys) if cache_path.exists() else {}
+                # one request for each distinct source that is not cached
+                todo = {k: s for k, s in zip(keys, sources, strict=True) if k not in known}
+                count, cached, requests = len(sources), sum(k in known for k in keys), len(todo)
+                source_tokens = sum(tokens(len(s)) for s in todo.values())
             input_tokens = int(requests * overhead + source_tokens)
             output_tokens = int(source_tokens)
             cost = settings.cost(input_tokens, output_tokens)
