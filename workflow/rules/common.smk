@@ -31,9 +31,12 @@ TRAIN_THREADS = RESOURCES.get("train_threads", 1)
 DECODE_THREADS = RESOURCES.get("decode_threads", 1)
 GPUS = RESOURCES.get("gpu", 0)
 # A regex of the openai and anthropic generators' names (one that matches none if there are none).
-API_GENERATORS = "|".join(
-    name for name, g in config["generators"].items() if g["backend"] != "local"
-) or "(?!)"
+API_GENERATORS = (
+    "|".join(
+        name for name, g in config["generators"].items() if g["backend"] != "local"
+    )
+    or "(?!)"
+)
 
 
 def generator_training(wildcards):

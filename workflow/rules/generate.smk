@@ -68,16 +68,18 @@ rule evaluate_api_generator:
         hypotheses="results/generators/{generator}/test.hyp.txt",
     log:
         "logs/evaluate_generator/{generator}.log",
-    conda:
-        ENV
     wildcard_constraints:
         generator=API_GENERATORS,
+    conda:
+        ENV
     params:
         generator=lambda wc: config["generators"][wc.generator],
         prompts=config.get("prompts"),
         labels=lambda wc: {
             "generator": wc.generator,
-            "architecture": "{backend}:{model}".format(**config["generators"][wc.generator]),
+            "architecture": "{backend}:{model}".format(
+                **config["generators"][wc.generator]
+            ),
         },
     script:
         "../../scripts/evaluate_api.py"
