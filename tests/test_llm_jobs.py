@@ -99,7 +99,9 @@ def test_estimate_sends_nothing_and_counts_cached_rows(tmp_path, capsys):
     assert set(rows) == {"gpt35", "gpt4o", "claude", "llama"}
     assert rows["gpt4o"]["rows"] == config["pools"]["student"]
     assert rows["gpt4o"]["cost"] > rows["gpt35"]["cost"] > 0 == rows["llama"]["cost"]
-    assert rows["gpt4o"]["cost_batch"] == pytest.approx(rows["gpt4o"]["cost"] / 2, rel=1e-3)
+    assert rows["gpt4o"]["batch"] and not rows["gpt35"]["batch"]
+    assert rows["gpt4o"]["cost_if_batch"] == rows["gpt4o"]["cost"]  # batch: true already
+    assert rows["gpt35"]["cost_if_batch"] == pytest.approx(rows["gpt35"]["cost"] / 2, rel=1e-3)
 
     # with the pool on disk and part of it cached, only the rest is counted
     with fake_api() as api:

@@ -65,7 +65,7 @@ def estimate(config: dict, workdir: Path, pools: list[str], words: float) -> lis
                 source_tokens = sum(tokens(len(s)) for s in todo.values())
             input_tokens = int(requests * overhead + source_tokens)
             output_tokens = int(source_tokens)
-            cost = settings.cost(input_tokens, output_tokens)
+            cost = settings.cost(input_tokens, output_tokens)  # with single requests
             rows.append(
                 {
                     "generator": name,
@@ -75,8 +75,9 @@ def estimate(config: dict, workdir: Path, pools: list[str], words: float) -> lis
                     "cached": cached,
                     "input_tokens": input_tokens,
                     "output_tokens": output_tokens,
-                    "cost": round(cost, 4),
-                    "cost_batch": round(cost * settings.batch_price_factor, 4),
+                    "batch": settings.batch,
+                    "cost": round(cost * (settings.batch_price_factor if settings.batch else 1), 4),
+                    "cost_if_batch": round(cost * settings.batch_price_factor, 4),
                     "budget": None if settings.budget is None else float(settings.budget),
                 }
             )
@@ -103,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     frame = pl.DataFrame(rows)
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
         print(frame)
-    total, batch = frame["cost"].sum(), frame["cost_batch"].sum()
-    print(f"total: {total:.2f} with single requests, {batch:.2f} through the batch interfaces")
+    total, batch = frame["cost"].sum(), frame["cost_if_batch"].sum()
+    print(f"total: {total:.2f} as configured, {batch:.2f} with batch: true everywhere")
     return 0
 
 
