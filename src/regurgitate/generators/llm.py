@@ -115,7 +115,8 @@ class ApiGenerator:
                     from regurgitate.generators.batch import run_batches
 
                     await run_batches(backend, settings, pending, cache, retrier, account)
-                    pending = {k: s for k, s in pending.items() if not cache.get([k])}
+                    answered = cache.get(list(pending))
+                    pending = {k: s for k, s in pending.items() if k not in answered}
                 if pending:
                     runner = Runner(settings, backend, retrier, cache, account, self.progress)
                     await runner.run(pending)
