@@ -2,6 +2,7 @@
 speaks their wire protocols and injects faults (tests/fake_api.py)."""
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -44,7 +45,7 @@ def api_key(monkeypatch):
 
 @pytest.fixture
 def api():
-    with fake_api(slow_seconds=1.5, retry_after="1") as server:
+    with fake_api(slow_seconds=2.5, retry_after="1") as server:
         yield server
 
 
@@ -62,7 +63,7 @@ def generator(api, backend: str, tmp_path, **overrides) -> dict:
         "model": "test-model",
         "base_url": f"{api.url}/v1" if backend == "openai" else api.url,
         "api_key_env": "TEST_API_KEY",
-        "timeout": 1.0,
+        "timeout": 2.0,  # generous: a loaded CI machine must not time out a normal request
         "backoff_seconds": 0.02,
         "cache_dir": str(tmp_path / "cache"),
         "prices": {"input": 1.0, "output": 2.0},
@@ -223,17 +224,27 @@ def test_batch_interface_and_its_restart(api, backend, tmp_path):
     settings = ApiSettings.from_config("g", config)
     interrupted = ApiGenerator(settings, progress=False)
 
-    async def until_timeout():
-        await asyncio.wait_for(interrupted._translate(texts, lambda text: text), 0.5)
+    states = tmp_path / "cache" / "batches"
 
-    with pytest.raises(TimeoutError):
-        asyncio.run(until_timeout())
-    assert len(api.batches) == 1 and list((tmp_path / "cache" / "batches").glob("*.json"))
+    async def stop_while_polling():
+        """Cancel the run (as a kill would stop it) once it has recorded its batch."""
+        task = asyncio.create_task(interrupted._translate(texts, lambda text: text))
+        deadline = time.monotonic() + 30
+        while not any("batch_id" in p.read_text() for p in states.glob("*.json")):
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # a few polls
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(stop_while_polling())
+    assert len(api.batches) == 1 and list(states.glob("*.json"))
 
     api.polls_to_finish = 1
     rows, account = run(config, texts)
     assert len(api.batches) == 1  # the restart polled the batch it had, it sent no other
-    assert not list((tmp_path / "cache" / "batches").glob("*.json"))
+    assert not list(states.glob("*.json"))
     assert [row.target for row in rows] == [toy_translation(t) for t in texts]
     assert account.batch_rows == 25 and sum(api.answered.values()) == 25
     single = ApiSettings.from_config("g", {**config, "batch": False})
