@@ -21,7 +21,9 @@ def check_config(config: dict) -> None:
     if HUMAN in generators:
         raise ConfigError(f"generators.{HUMAN}: the name is reserved for the human references")
     for name, generator in generators.items():
-        if generator["architecture"] not in architectures:
+        if generator["backend"] != "local":
+            check_api_generator(name, generator, config.get("prompts"))
+        elif generator["architecture"] not in architectures:
             raise ConfigError(
                 f"generators.{name}.architecture: {generator['architecture']!r} is not one of "
                 f"the architectures {sorted(architectures)}"
@@ -55,6 +57,13 @@ def _check_scratch(config: dict) -> None:
     self_name = scratch["self_generator"]
     _check_generator_name(config, "scratch.self_generator", self_name)
     self_generator = config["generators"][self_name]
+    if self_generator["backend"] != "local":
+        raise ConfigError(
+            f"scratch.self_generator: {self_name!r} is an {self_generator['backend']} "
+            f"generator, but `self` (E2) is the student's own architecture translating its own "
+            f"data, so it must be a local generator (backend: local) with architecture "
+            f"{scratch['architecture']!r}; API generators give gen-<name> conditions"
+        )
     if self_generator["architecture"] != scratch["architecture"]:
         raise ConfigError(
             f"scratch.self_generator: {self_name!r} has architecture "
@@ -87,6 +96,33 @@ def self_generator(config: dict, experiment: str) -> str:
     if experiment == "finetune":
         return config["finetune"]["base"]
     return config["scratch"]["self_generator"]
+
+
+def check_api_generator(name: str, generator: dict, prompts: dict | None) -> None:
+    from regurgitate.generators.prompts import resolve_prompt
+
+    key = f"generators.{name}"
+    try:
+        resolve_prompt(prompts, generator.get("prompt", "default"), generator.get("prompt_version"))
+    except KeyError as err:
+        raise ConfigError(f"{key}.prompt: {err.args[0]}") from None
+    prices = generator.get("prices") or {}
+    if generator.get("budget") is not None and not (prices.get("input") or prices.get("output")):
+        raise ConfigError(
+            f"{key}.budget: a budget needs {key}.prices (input and output per million tokens) "
+            "to count what is spent"
+        )
+    sampling = generator.get("sampling") or {}
+    if generator["backend"] == "anthropic":
+        for option in ("seed", "logprobs"):
+            if sampling.get(option):
+                raise ConfigError(f"{key}.sampling.{option}: the anthropic backend has no {option}")
+    limit = generator.get("tokens_per_minute")
+    if limit is not None and limit < sampling.get("max_tokens", 256):
+        raise ConfigError(
+            f"{key}.tokens_per_minute: {limit} is less than one request's "
+            f"{key}.sampling.max_tokens ({sampling.get('max_tokens', 256)})"
+        )
 
 
 def training_settings(config: dict, *overrides: dict | None) -> dict:

@@ -15,6 +15,7 @@ from regurgitate import metrics
 from regurgitate.data import encode_pairs
 from regurgitate.decode import DecodeConfig
 from regurgitate.generators import generations_frame
+from regurgitate.generators.jobs import cost_record
 from regurgitate.generators.local import LocalGenerator
 from regurgitate.io import write_json, write_lines, write_parquet
 from regurgitate.model import ModelConfig, load_model, save_model
@@ -126,8 +127,10 @@ def generate_job(
     out: Path,
     device: str = "auto",
     precision: str = "auto",
+    cost_out: Path | None = None,
 ) -> None:
-    """Translate a pool with a local generator into `results/synthetic/<name>.parquet`."""
+    """Translate a pool with a local generator into `results/synthetic/<name>.parquet` (and
+    its token account, as API generators write one, into `cost_out`)."""
     pool = pl.read_parquet(pool_path)
     generator = local_generator(name, model_path, tokenizer_path, decoding, device, precision)
     log.info("%s: translating %d sentences with %s", name, pool.height, decoding)
@@ -136,6 +139,8 @@ def generate_job(
     cut = frame.filter(pl.col("finish_reason") == "length").height
     log.info("%s: %d translations, %d cut off at the length limit", name, frame.height, cut)
     write_parquet(frame, out)
+    if cost_out is not None:
+        write_json(cost_record(name, "local", None, rows), cost_out)
 
 
 def evaluate_job(

@@ -37,6 +37,13 @@ RESOURCES = config.get("resources", {})
 TRAIN_THREADS = RESOURCES.get("train_threads", 1)
 DECODE_THREADS = RESOURCES.get("decode_threads", 1)
 GPUS = RESOURCES.get("gpu", 0)
+# A regex of the openai and anthropic generators' names (one that matches none if there are none).
+API_GENERATORS = (
+    "|".join(
+        name for name, g in config["generators"].items() if g["backend"] != "local"
+    )
+    or "(?!)"
+)
 
 
 def generator_training(wildcards):
@@ -48,6 +55,24 @@ def generator_decoding(wildcards):
     return decoding_settings(
         config, config["generators"][wildcards.generator].get("decoding")
     )
+
+
+def is_local(generator):
+    return config["generators"][generator]["backend"] == "local"
+
+
+def synthetic_inputs(wildcards):
+    """A local generator translates with its trained model; an API generator needs none."""
+    if not is_local(wildcards.generator):
+        return {}
+    return {
+        "model": f"results/generators/{wildcards.generator}/model.pt",
+        "tokenizer": "results/tokenizer/spm.model",
+    }
+
+
+def synthetic_decoding(wildcards):
+    return generator_decoding(wildcards) if is_local(wildcards.generator) else {}
 
 
 def generator_architecture(wildcards):

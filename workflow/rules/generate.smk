@@ -29,11 +29,11 @@ rule train_generator:
 
 rule generate_synthetic:
     input:
-        model="results/generators/{generator}/model.pt",
-        tokenizer="results/tokenizer/spm.model",
+        unpack(synthetic_inputs),
         pool="results/pools/student.parquet",
     output:
-        "results/synthetic/{generator}.parquet",
+        table="results/synthetic/{generator}.parquet",
+        cost="results/synthetic/{generator}.cost.json",
     log:
         "logs/generate_synthetic/{generator}.log",
     benchmark:
@@ -44,10 +44,42 @@ rule generate_synthetic:
     resources:
         mem_mb=4000,
         runtime=6 * 60,
-        gpu=GPUS,
+        gpu=lambda wc: GPUS if is_local(wc.generator) else 0,
     params:
-        decoding=generator_decoding,
+        generator=lambda wc: config["generators"][wc.generator],
+        prompts=config.get("prompts"),
+        decoding=synthetic_decoding,
         device=config.get("device", "auto"),
         precision=config["training"].get("precision", "auto"),
     script:
         "../../scripts/generate_synthetic.py"
+
+
+# API generators are scored on the test set through the same cached path that writes their
+# synthetic data; local ones by evaluate_generator (evaluate.smk).
+ruleorder: evaluate_api_generator > evaluate_generator
+
+
+rule evaluate_api_generator:
+    input:
+        test="results/pools/test.parquet",
+    output:
+        metrics="results/generators/{generator}/metrics.json",
+        hypotheses="results/generators/{generator}/test.hyp.txt",
+    log:
+        "logs/evaluate_generator/{generator}.log",
+    wildcard_constraints:
+        generator=API_GENERATORS,
+    conda:
+        ENV
+    params:
+        generator=lambda wc: config["generators"][wc.generator],
+        prompts=config.get("prompts"),
+        labels=lambda wc: {
+            "generator": wc.generator,
+            "architecture": "{backend}:{model}".format(
+                **config["generators"][wc.generator]
+            ),
+        },
+    script:
+        "../../scripts/evaluate_api.py"

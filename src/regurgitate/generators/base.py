@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import polars as pl
@@ -15,6 +15,9 @@ class Generation:
     tokens: int  # target tokens produced
     cost: float  # money spent on this row (0 for local models)
     finish_reason: str  # "stop" or "length" (cut off by the length limit)
+    input_tokens: int = 0  # prompt tokens billed (API generators)
+    # refusal, empty, cut_off, wrong_language: why a row may not be a usable translation
+    flags: list[str] = field(default_factory=list)
 
 
 class Generator(Protocol):
@@ -34,6 +37,14 @@ def generations_frame(ids: list[str], sources: list[str], rows: list[Generation]
             "tokens": [g.tokens for g in rows],
             "cost": [g.cost for g in rows],
             "finish_reason": [g.finish_reason for g in rows],
+            "input_tokens": [g.input_tokens for g in rows],
+            "flags": [g.flags for g in rows],
         },
-        schema_overrides={"logprob": pl.Float64, "cost": pl.Float64, "tokens": pl.Int64},
+        schema_overrides={
+            "logprob": pl.Float64,
+            "cost": pl.Float64,
+            "tokens": pl.Int64,
+            "input_tokens": pl.Int64,
+            "flags": pl.List(pl.String),
+        },
     )

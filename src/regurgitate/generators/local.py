@@ -40,6 +40,7 @@ class LocalGenerator:
                 tokens=len(hyp.tokens),
                 cost=0.0,
                 finish_reason="stop" if hyp.finished else "length",
+                flags=["empty"] * (not text) + ["cut_off"] * (not hyp.finished),
             )
             for text, hyp in results
         ]
