@@ -207,3 +207,34 @@ def test_workflow_writes_synthetic_data_of_an_api_generator(tmp_path, api):
     for path in workdir.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_workflow_runs_e1_through_the_finetuning_api(tmp_path, api):
+    """E1 with an openai base: every (condition, size, seed) is fine-tuned through the API and
+    scored through the openai path; a re-run pays for nothing again."""
+    config = tiny_config()
+    config["generators"]["api"] = {
+        **openai_generator(api, tmp_path),
+        "cache_dir": "resources/cache/llm",
+    }
+    config["finetune"] = {"base": "api", "sizes": [100], "seeds": [1], "poll_seconds": 0.01}
+    configfile = tmp_path / "api.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "study"
+    write_toy_corpus(workdir / "data" / "corpus.tsv", 1500)
+    run_snakemake(workdir, configfile, "--cores", "2", "results/tables/finetune.csv")
+    table = pl.read_csv(workdir / "results/tables/finetune.csv")
+    assert set(table["condition"]) == {"real", "self", "gen-weak", "gen-strong"}
+    assert not list(workdir.glob("results/runs/finetune/*/*/*/model.pt"))
+    record = json.loads((workdir / "results/runs/finetune/real/100/1/model.json").read_text())
+    state = workdir / "resources/finetune/real/100/1/job.json"
+    assert json.loads(state.read_text())["job_id"] == record["job_id"]
+    assert record["fine_tuned_model"].startswith("ft:gpt-test:") and record["rows"] == 100
+    metrics = json.loads((workdir / "results/runs/finetune/real/100/1/metrics.json").read_text())
+    assert metrics["fine_tuned_model"] == record["fine_tuned_model"] and metrics["bleu"] > 0
+    jobs = len(api.jobs)
+    forced = ("--forcerun", "finetune_api")
+    run_snakemake(workdir, configfile, "--cores", "2", *forced, "--", "results/tables/finetune.csv")
+    assert len(api.jobs) == jobs  # every rerun found its job's state and created none
+    log = (workdir / "logs/finetune_api/real/100/1.log").read_text()
+    assert "created fine-tuning job" not in log

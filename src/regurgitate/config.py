@@ -30,7 +30,7 @@ def check_config(config: dict) -> None:
             )
     _check_scratch(config)
     if "finetune" in config:
-        _check_generator_name(config, "finetune.base", config["finetune"]["base"])
+        _check_finetune_base(config)
     for experiment in experiments(config):
         _check_sizes(config, experiment)
         _check_partial(config, experiment)
@@ -44,6 +44,23 @@ def _check_generator_name(config: dict, key: str, name: str) -> None:
         raise ConfigError(
             f"{key}: {name!r} is not one of the generators {sorted(config['generators'])}"
         )
+
+
+def _check_finetune_base(config: dict) -> None:
+    base = config["finetune"]["base"]
+    _check_generator_name(config, "finetune.base", base)
+    backend = config["generators"][base]["backend"]
+    if backend not in ("local", "openai"):
+        raise ConfigError(
+            f"finetune.base: {base!r} is an {backend} generator; E1 fine-tunes a local model or "
+            "an OpenAI model through its fine-tuning API"
+        )
+
+
+def finetune_through_api(config: dict) -> bool:
+    """E1 runs through the OpenAI fine-tuning API when its base model is an openai generator."""
+    finetune = config.get("finetune")
+    return bool(finetune) and config["generators"][finetune["base"]]["backend"] == "openai"
 
 
 def _check_scratch(config: dict) -> None:

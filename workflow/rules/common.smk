@@ -6,6 +6,7 @@ from regurgitate.config import (
     decoding_settings,
     experiment_runs,
     experiments,
+    finetune_through_api,
     full_set_conditions,
     self_generator,
     student_architecture,
@@ -32,6 +33,10 @@ wildcard_constraints:
 ENV = "../../envs/regurgitate.yaml"
 POOLS = ["teacher", "student", "detector", "dev", "test"]
 EXPERIMENTS = experiments(config)
+# E1 runs through the OpenAI fine-tuning API when its base is an openai generator; otherwise
+# every experiment trains and decodes local models.
+FINETUNE_API = finetune_through_api(config)
+LOCAL_EXPERIMENTS = "scratch" if FINETUNE_API else "scratch|finetune"
 MECHANISMS = config["mechanisms"]  # the schema fills in the defaults
 RESOURCES = config.get("resources", {})
 TRAIN_THREADS = RESOURCES.get("train_threads", 1)

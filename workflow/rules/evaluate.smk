@@ -8,6 +8,8 @@ rule evaluate_run:
         hypotheses="results/runs/{experiment}/{condition}/{size}/{seed}/test.hyp.txt",
     log:
         "logs/evaluate_run/{experiment}/{condition}/{size}/{seed}.log",
+    wildcard_constraints:
+        experiment=LOCAL_EXPERIMENTS,
     conda:
         ENV
     threads: DECODE_THREADS
@@ -57,3 +59,30 @@ rule evaluate_generator:
         precision=config["training"].get("precision", "auto"),
     script:
         "../../scripts/evaluate.py"
+
+
+if FINETUNE_API:
+
+    rule evaluate_finetuned_api:
+        input:
+            model="results/runs/finetune/{condition}/{size}/{seed}/model.json",
+            test="results/pools/test.parquet",
+        output:
+            metrics="results/runs/finetune/{condition}/{size}/{seed}/metrics.json",
+            hypotheses="results/runs/finetune/{condition}/{size}/{seed}/test.hyp.txt",
+        log:
+            "logs/evaluate_run/finetune/{condition}/{size}/{seed}.log",
+        conda:
+            ENV
+        params:
+            base=config["finetune"]["base"],
+            generator=config["generators"][config["finetune"]["base"]],
+            prompts=config.get("prompts"),
+            labels=lambda wc: {
+                "experiment": "finetune",
+                "condition": wc.condition,
+                "size": int(wc.size),
+                "seed": int(wc.seed),
+            },
+        script:
+            "../../scripts/evaluate_finetuned_api.py"

@@ -78,6 +78,8 @@ rule train_student:
         "logs/train_student/{experiment}/{condition}/{size}/{seed}.log",
     benchmark:
         "benchmarks/results/train_student/{experiment}/{condition}/{size}/{seed}.tsv"
+    wildcard_constraints:
+        experiment=LOCAL_EXPERIMENTS,
     conda:
         ENV
     threads: TRAIN_THREADS
@@ -93,3 +95,31 @@ rule train_student:
         device=config.get("device", "auto"),
     script:
         "../../scripts/train_model.py"
+
+
+if FINETUNE_API:
+
+    rule finetune_api:
+        input:
+            pairs="results/curricula/finetune/{condition}.parquet",
+        output:
+            "results/runs/finetune/{condition}/{size}/{seed}/model.json",
+        log:
+            "logs/finetune_api/{condition}/{size}/{seed}.log",
+        conda:
+            ENV
+        resources:
+            runtime=24 * 60,
+        params:
+            base=config["finetune"]["base"],
+            generator=config["generators"][config["finetune"]["base"]],
+            prompts=config.get("prompts"),
+            rows=lambda wc: int(wc.size),
+            seed=lambda wc: int(wc.seed),
+            # Not an output: Snakemake deletes a failed job's outputs, and these ids are what
+            # lets a restart poll the job it paid for instead of paying again.
+            state="resources/finetune/{condition}/{size}/{seed}/job.json",
+            hyperparameters=config["finetune"]["hyperparameters"],
+            poll_seconds=config["finetune"]["poll_seconds"],
+        script:
+            "../../scripts/finetune_api.py"

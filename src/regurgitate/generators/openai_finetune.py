@@ -156,3 +156,38 @@ def evaluate_finetuned(
         hypotheses_out,
         model=record["fine_tuned_model"],
     )
+
+
+def finetune_job(
+    curriculum_path: Path,
+    rows: int,
+    name: str,
+    generator: dict,
+    prompts: dict | None,
+    seed: int,
+    state_path: Path,
+    record_out: Path,
+    hyperparameters: dict | None = None,
+    poll_seconds: float = 60.0,
+) -> dict:
+    """One E1 run through the API: fine-tune on the first `rows` pairs of a curriculum.
+
+    `state_path` lies outside the workflow's outputs, so a failed or killed run keeps the ids of
+    what was paid for and a restart polls the same job."""
+    curriculum = pl.read_parquet(curriculum_path)
+    if rows > curriculum.height:
+        raise ValueError(
+            f"{curriculum_path} holds {curriculum.height} pairs, {rows} were asked for"
+        )
+    record = finetune(
+        curriculum.head(rows),
+        name,
+        generator,
+        prompts,
+        seed,
+        state_path,
+        hyperparameters=hyperparameters,
+        poll_seconds=poll_seconds,
+    )
+    write_json(record, record_out)
+    return record
