@@ -14,6 +14,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyze.smk"
+include: "workflow/rules/mitigate.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -29,3 +30,8 @@ rule all:
         "results/tables/generators.csv",
         "results/tables/mechanisms.csv",
         "results/tables/partial.csv",
+        expand(
+            "results/tables/{name}.csv",
+            name=["mitigations", "quality", "detector"] if MITIGATIONS else [],
+        ),
+        expand("results/figures/gap_closed.{ext}", ext=["png", "pdf"] if MITIGATIONS else []),

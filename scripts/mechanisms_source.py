@@ -8,7 +8,7 @@ with job(snakemake.log[0]):
     source_mechanisms_job(
         Path(snakemake.input.student),
         Path(synthetic) if synthetic else None,
-        snakemake.wildcards.source,
+        snakemake.params.name,
         dict(snakemake.params.settings),
         snakemake.params.seed,
         Path(snakemake.output[0]),

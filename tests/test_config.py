@@ -42,9 +42,17 @@ def test_shipped_configs_are_valid(path):
 
 def test_conditions_of_the_default_study():
     config = load(CONFIGS[0])
-    assert scratch_conditions(config) == ["real", "self", "gen-weak"]
+    metrics = ["confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle"]
+    mitigated = [*[f"ordered-weak-{m}" for m in metrics], "mixed-weak+strong", "detector-weak"]
+    assert scratch_conditions(config) == ["real", "self", "gen-weak", *mitigated]
     partial = [f"partial-{g}-{p}" for g in ("weak", "strong") for p in (10, 25, 50)]
-    assert experiment_conditions(config, "finetune") == ["real", "self", "gen-weak", *partial]
+    assert experiment_conditions(config, "finetune") == [
+        "real",
+        "self",
+        "gen-weak",
+        *partial,
+        *mitigated,
+    ]
     assert full_set_conditions(config, "finetune") == {"weak": "gen-weak", "strong": "self"}
 
 

@@ -31,6 +31,8 @@ def check_config(config: dict) -> None:
     _check_scratch(config)
     if "finetune" in config:
         _check_finetune_base(config)
+    if "mitigations" in config:
+        _check_mitigations(config)
     for experiment in experiments(config):
         _check_sizes(config, experiment)
         _check_partial(config, experiment)
@@ -101,6 +103,38 @@ def _check_sizes(config: dict, experiment: str) -> None:
 def _check_partial(config: dict, experiment: str) -> None:
     for name in config[experiment].get("partial", {}).get("generators", []):
         _check_generator_name(config, f"{experiment}.partial.generators", name)
+
+
+def _check_mitigations(config: dict) -> None:
+    settings = config["mitigations"]
+    for experiment in settings["experiments"]:
+        if experiment not in config:
+            raise ConfigError(f"mitigations.experiments: {experiment!r} is not configured")
+        missing = set(settings.get("sizes", [])) - set(config[experiment]["sizes"])
+        if missing:
+            raise ConfigError(
+                f"mitigations.sizes: {sorted(missing)} are not among {experiment}.sizes, where "
+                "real and unmitigated data are trained to measure the gap"
+            )
+    for name in settings["generators"]:
+        _check_generator_name(config, "mitigations.generators", name)
+    for mix in settings.get("mixes", []):
+        for name in mix:
+            _check_generator_name(config, "mitigations.mixes", name)
+    metrics = set(settings.get("metrics", []))
+    if metrics & {"round_trip", "dual_cross_entropy"} and settings["generators"]:
+        architecture = settings.get("reverse_architecture")
+        if architecture not in config["architectures"]:
+            raise ConfigError(
+                f"mitigations.reverse_architecture: {architecture!r} is not one of the "
+                f"architectures {sorted(config['architectures'])} (round_trip and "
+                "dual_cross_entropy need a reverse model)"
+            )
+    if "dual_cross_entropy" in metrics and settings["generators"]:
+        scorer = settings.get("forward_scorer")
+        _check_generator_name(config, "mitigations.forward_scorer", scorer)
+        if config["generators"][scorer]["backend"] != "local":
+            raise ConfigError(f"mitigations.forward_scorer: {scorer!r} must be a local generator")
 
 
 def experiments(config: dict) -> list[str]:
@@ -177,9 +211,27 @@ def partial_sizes(config: dict, experiment: str) -> list[int]:
     return settings["partial"].get("sizes") or [max(settings["sizes"])]
 
 
+def mitigation_conditions(config: dict, experiment: str) -> list[str]:
+    """S1 ordered-<g>-<metric>, S2 mixed-<g1>+<g2>, S3 detector-<g>, where configured."""
+    settings = config.get("mitigations")
+    if not settings or experiment not in settings["experiments"]:
+        return []
+    generators = settings["generators"]
+    ordered = [f"ordered-{g}-{m}" for g in generators for m in settings.get("metrics", [])]
+    mixed = ["mixed-" + "+".join(mix) for mix in settings.get("mixes", [])]
+    detector = [f"detector-{g}" for g in generators] if settings.get("detector", True) else []
+    return [*ordered, *mixed, *detector]
+
+
 def experiment_conditions(config: dict, experiment: str) -> list[str]:
     gen = [f"gen-{g}" for g in cross_generators(config, experiment)]
-    return ["real", "self", *gen, *partial_conditions(config, experiment)]
+    return [
+        "real",
+        "self",
+        *gen,
+        *partial_conditions(config, experiment),
+        *mitigation_conditions(config, experiment),
+    ]
 
 
 def scratch_conditions(config: dict) -> list[str]:
@@ -190,12 +242,19 @@ def experiment_runs(config: dict, experiment: str) -> list[tuple[str, int, int]]
     """Every (condition, size, seed) the experiment trains."""
     settings = config[experiment]
     partial = set(partial_conditions(config, experiment))
+    mitigated = set(mitigation_conditions(config, experiment))
+
+    def sizes(condition: str) -> list[int]:
+        if condition in partial:
+            return partial_sizes(config, experiment)
+        if condition in mitigated and config["mitigations"].get("sizes"):
+            return config["mitigations"]["sizes"]
+        return settings["sizes"]
+
     return [
         (condition, size, seed)
         for condition in experiment_conditions(config, experiment)
-        for size in (
-            partial_sizes(config, experiment) if condition in partial else settings["sizes"]
-        )
+        for size in sizes(condition)
         for seed in settings["seeds"]
     ]
 

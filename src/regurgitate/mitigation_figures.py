@@ -25,10 +25,18 @@ from regurgitate.figures import (
 from regurgitate.mitigations import STRATEGY_NAMES, mitigation_of
 
 
-def strategy_conditions(conditions: list[str], strategy: str, real: str = "real") -> list[str]:
+def strategy_conditions(
+    conditions: list[str],
+    strategy: str,
+    real: str = "real",
+    unmitigated: dict[str, str] | None = None,
+) -> list[str]:
     """The conditions of one strategy's figure: real, every mitigated condition of the strategy
-    among `conditions`, and the unmitigated conditions they are measured against."""
-    mitigations = [m for c in conditions if (m := mitigation_of(c)) and m.strategy == strategy]
+    among `conditions`, and the unmitigated conditions they are measured against
+    (`unmitigated` as in mitigations.mitigation_of)."""
+    mitigations = [
+        m for c in conditions if (m := mitigation_of(c, unmitigated)) and m.strategy == strategy
+    ]
     if not mitigations:
         raise ValueError(f"no conditions of strategy {strategy} among {sorted(conditions)}")
     baselines = {c for m in mitigations for c in m.unmitigated}
@@ -43,10 +51,12 @@ def strategy_curves(
     *,
     metric: str = "bleu",
     real: str = "real",
+    unmitigated: dict[str, str] | None = None,
 ) -> None:
     """Learning curves of real, unmitigated and mitigated conditions of one strategy (S1, S2,
     S3) in one experiment's summary table (aggregate.summarise)."""
-    shown = strategy_conditions(summary["condition"].unique().to_list(), strategy, real)
+    conditions = summary["condition"].unique().to_list()
+    shown = strategy_conditions(conditions, strategy, real, unmitigated)
     experiment = summary["experiment"][0] if "experiment" in summary.columns else ""
     title = f"{strategy}, {STRATEGY_NAMES[strategy]}: {experiment}".rstrip(": ")
     rows = summary.filter(pl.col("condition").is_in(shown))

@@ -59,8 +59,11 @@ class Mitigation:
     unmitigated: tuple[str, ...]  # conditions whose per-seed mean BLEU is the baseline
 
 
-def mitigation_of(condition: str) -> Mitigation | None:
+def mitigation_of(condition: str, conditions: dict[str, str] | None = None) -> Mitigation | None:
     """The mitigation a condition id stands for, or None for other conditions.
+
+    `conditions` maps a generator to the condition id of its unmitigated data where that is not
+    gen-<g>: the experiment's `self` generator (see config.full_set_conditions).
 
     ordered-<g>-<m> and detector-<g> are measured against gen-<g>, the same targets in random
     order. A mix is measured against the mean of its generators' gen-<g> conditions: what equal
@@ -73,7 +76,7 @@ def mitigation_of(condition: str) -> Mitigation | None:
         strategy=STRATEGIES[parts["kind"]],
         generator="+".join(parts["generators"]),
         condition=condition,
-        unmitigated=tuple(f"gen-{g}" for g in parts["generators"]),
+        unmitigated=tuple((conditions or {}).get(g, f"gen-{g}") for g in parts["generators"]),
     )
 
 
@@ -186,6 +189,7 @@ def mitigations_table(
     *,
     real: str = "real",
     min_gap: float = MIN_GAP,
+    conditions: dict[str, str] | None = None,
 ) -> pl.DataFrame:
     """The rows of results/tables/mitigations.csv: per mitigation (by default every mitigated
     condition among the runs), experiment and size, the mitigated condition's BLEU (mean and 95%
@@ -197,7 +201,7 @@ def mitigations_table(
     experiment, size.
     """
     if mitigations is None:
-        found = (mitigation_of(c) for c in sorted(set(runs["condition"])))
+        found = (mitigation_of(c, conditions) for c in sorted(set(runs["condition"])))
         mitigations = [m for m in found if m is not None]
     frames = []
     for mitigation in mitigations:
@@ -223,8 +227,23 @@ def mitigations_job(
     *,
     real: str = "real",
     min_gap: float = MIN_GAP,
+    conditions: dict[str, dict[str, str]] | None = None,
 ) -> pl.DataFrame:
-    """Read the runs' metrics JSON files and write the mitigations table as CSV."""
-    table = mitigations_table(load_runs(metrics_paths), real=real, min_gap=min_gap)
+    """Read the runs' metrics JSON files and write the mitigations table as CSV.
+
+    `conditions` maps each experiment to {generator: its unmitigated condition id}."""
+    runs = load_runs(metrics_paths)
+    tables = [
+        mitigations_table(
+            runs.filter(pl.col("experiment") == experiment),
+            real=real,
+            min_gap=min_gap,
+            conditions=(conditions or {}).get(experiment),
+        )
+        for experiment in sorted(set(runs["experiment"]))
+    ]
+    table = pl.concat(tables, how="vertical_relaxed").sort(
+        ["strategy", "generator", "condition", "experiment", "size"]
+    )
     write_table(table, out)
     return table

@@ -11,6 +11,7 @@ rule mechanisms_source:
     resources:
         mem_mb=4000,
     params:
+        name="{source}",
         settings=MECHANISMS,
         seed=config["seed"],
     script:

@@ -23,7 +23,9 @@ check_config(config)
 wildcard_constraints:
     experiment="scratch|finetune",
     generator="[A-Za-z0-9_]+",
-    condition="real|self|gen-[A-Za-z0-9_]+|partial-[A-Za-z0-9_]+-[0-9]+",
+    condition="real|self|(gen|detector)-[A-Za-z0-9_]+|(partial|ordered)-[A-Za-z0-9_]+-[A-Za-z0-9_]+|mixed-[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)+",
+    mix="[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)+",
+    metric="[A-Za-z0-9_]+",
     percent="[0-9]+",
     source="[A-Za-z0-9_]+",
     size="[0-9]+",
@@ -164,3 +166,48 @@ EXPERIMENT_TITLES = {
     "finetune": "Base model fine-tuned (E1): human vs generated targets",
 }
 MECHANISM_SOURCES = [HUMAN, *config["generators"]]
+
+MITIGATIONS = config.get("mitigations", {})
+QUALITY_GENERATORS = MITIGATIONS.get("generators", []) if MITIGATIONS else []
+QUALITY_METRICS = MITIGATIONS.get("metrics", []) if MITIGATIONS else []
+
+
+def quality_inputs(wildcards):
+    """What the quality metrics of a generator's data need: other generators' translations
+    (consensus), back-translations (round trip) and both directions' NLL (dual cross-entropy)."""
+    g = wildcards.generator
+    inputs = {}
+    if "consensus" in QUALITY_METRICS:
+        inputs["others"] = [
+            f"results/synthetic/{other}.parquet" for other in config["generators"] if other != g
+        ]
+    if "round_trip" in QUALITY_METRICS:
+        inputs["back_translations"] = f"results/quality/backtranslation/{g}.parquet"
+    if "dual_cross_entropy" in QUALITY_METRICS:
+        inputs["forward_nll"] = f"results/quality/nll/forward/{g}.parquet"
+        inputs["reverse_nll"] = f"results/quality/nll/reverse/{g}.parquet"
+    return inputs
+
+
+def mix_synthetics(wildcards):
+    return {g: f"results/synthetic/{g}.parquet" for g in wildcards.mix.split("+")}
+
+
+def mitigated_experiments():
+    return MITIGATIONS.get("experiments", []) if MITIGATIONS else []
+
+
+def mitigation_strategies():
+    """The strategies (S1, S2, S3) that the configuration's mitigated conditions use."""
+    settings = MITIGATIONS
+    strategies = []
+    if settings and settings["generators"] and settings.get("metrics"):
+        strategies.append("S1")
+    if settings and settings.get("mixes"):
+        strategies.append("S2")
+    if settings and settings["generators"] and settings.get("detector", True):
+        strategies.append("S3")
+    return strategies
+
+
+MITIGATION_STRATEGIES = mitigation_strategies()
