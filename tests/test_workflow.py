@@ -190,3 +190,27 @@ def test_corpus_download_is_checked_and_split(tmp_path):
     report = json.loads((workdir / "results/pools/cleaning.json").read_text())
     assert report["corpus"]["read"] == 1000
     assert report["pools"]["student"] == 300
+
+
+def test_mitigations_are_trained_and_reported(finished_run):
+    table = pl.read_csv(finished_run / "results" / "tables" / "mitigations.csv")
+    metrics = ["confidence", "consensus", "dual_cross_entropy", "oracle", "round_trip"]
+    expected = {("S1", f"ordered-weak-{m}") for m in metrics}
+    expected |= {("S2", "mixed-weak+strong"), ("S3", "detector-weak")}
+    assert set(zip(table["strategy"], table["condition"], strict=True)) == expected
+    assert (table["size"] == 100).all() and (table["experiment"] == "scratch").all()
+    mixed = table.filter(pl.col("strategy") == "S2").row(0, named=True)
+    assert mixed["mtld"] > 0 and mixed["unmitigated_bleu"] is not None
+    quality = pl.read_csv(finished_run / "results" / "tables" / "quality.csv")
+    assert sorted(quality["metric"]) == sorted(m for m in metrics if m != "oracle")
+    detector = pl.read_csv(finished_run / "results" / "tables" / "detector.csv")
+    assert detector["generator"].to_list() == ["weak"] and 0 <= detector["roc_auc"][0] <= 1
+    scores = pl.read_parquet(finished_run / "results/quality/weak.parquet")
+    ordered = pl.read_parquet(
+        finished_run / "results/curricula/scratch/ordered-weak-oracle.parquet"
+    )
+    oracle = dict(zip(scores["id"], scores["oracle"], strict=True))
+    ranked = [oracle[i] for i in ordered["id"]]
+    assert ranked == sorted(ranked, reverse=True)
+    for name in ["gap_closed", *[f"mitigations/scratch-S{i}" for i in (1, 2, 3)]]:
+        assert (finished_run / "results" / "figures" / f"{name}.png").stat().st_size > 0
