@@ -94,7 +94,9 @@ def test_finetune_uploads_trains_and_resumes_without_paying_again(api, tmp_path)
 
 def test_estimate_sends_nothing_and_counts_cached_rows(tmp_path, capsys):
     config = yaml.safe_load((REPO / "config" / "paper-llm.yaml").read_text())
-    assert estimate.main(["--configfile", str(REPO / "config" / "paper-llm.yaml"), "--json"]) == 0
+    paper = str(REPO / "config" / "paper-llm.yaml")
+    # An empty directory: no pools or cache there, so the estimate counts from the config.
+    assert estimate.main(["--configfile", paper, "--directory", str(tmp_path), "--json"]) == 0
     rows = {row["generator"]: row for row in json.loads(capsys.readouterr().out)}
     assert set(rows) == {"gpt35", "gpt4o", "claude", "llama"}
     assert rows["gpt4o"]["rows"] == config["pools"]["student"]
