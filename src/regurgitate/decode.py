@@ -57,7 +57,8 @@ def beam_search(
     limits = length_limits(src, model.cfg.pad_id, cfg, model.positions.shape[0]).tolist()
     memory, mask = model.encode(src)
     memory, mask = memory.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
-    memory_kv = model.memory_kv(memory)
+    # Contiguous once here, instead of a copy inside every step's attention.
+    memory_kv = [(mk.contiguous(), mv.contiguous()) for mk, mv in model.memory_kv(memory)]
 
     alive = list(range(n_sent))  # the sentence each group of k rows belongs to
     tokens = torch.full((n_sent * k, 1), bos_id, dtype=torch.long, device=src.device)
@@ -67,20 +68,28 @@ def beam_search(
     cache: dict = {}
     offsets = torch.arange(k, device=src.device)
 
+    banned = torch.tensor([model.cfg.pad_id, bos_id], device=src.device)
     for step in range(max(limits)):
-        logits = model.decode(tokens[:, -1:], memory_kv, mask, cache, offset=step)[:, -1]
-        logits[:, [model.cfg.pad_id, bos_id]] = float("-inf")  # never part of a translation
+        logits = model.decode(tokens[:, -1:], memory_kv, mask, cache, offset=step)[:, -1].float()
+        logits.index_fill_(1, banned, float("-inf"))  # never part of a translation
         n = len(alive)
-        logp = F.log_softmax(logits.float(), dim=-1).view(n, k, -1)
-        vocab = logp.shape[-1]
-        at_limit = torch.tensor([step + 1 >= limits[s] for s in alive], device=src.device)
-        if at_limit.any():
-            eos_logp = logp[at_limit, :, eos_id]
-            logp[at_limit] = float("-inf")
-            logp[at_limit, :, eos_id] = eos_logp
+        at_limit_list = [step + 1 >= limits[s] for s in alive]
+        at_limit = torch.tensor(at_limit_list, device=src.device)
+        # The 2k best continuations of each beam hold the 2k best of its sentence: ranking
+        # those alone spares a log-softmax and a sum over the whole vocabulary per row.
+        cand_logits, cand_tok = logits.topk(2 * k, dim=1)
+        cand_logp = cand_logits - logits.logsumexp(dim=1, keepdim=True)
+        if any(at_limit_list):
+            ended = at_limit.repeat_interleave(k)
+            eos_logp = logits[ended, eos_id] - logits[ended].logsumexp(dim=1)
+            cand_logp[ended] = float("-inf")
+            cand_logp[ended, 0] = eos_logp
+            cand_tok[ended, 0] = eos_id
 
-        top_scores, top_idx = (scores.unsqueeze(-1) + logp).view(n, -1).topk(2 * k, dim=1)
-        top_beam, top_tok = top_idx // vocab, top_idx % vocab
+        total = scores.unsqueeze(-1) + cand_logp.view(n, k, 2 * k)
+        top_scores, top_idx = total.view(n, -1).topk(2 * k, dim=1)
+        top_beam = top_idx // (2 * k)
+        top_tok = cand_tok.view(n, -1).gather(1, top_idx)
         is_eos = (top_tok == eos_id) & torch.isfinite(top_scores)
 
         # Hypotheses ending among the k best candidates are complete.
@@ -89,7 +98,7 @@ def beam_search(
             if len(finished[sent]) < k:
                 row = r * k + int(top_beam[r, c])
                 raw = float(top_scores[r, c])
-                hyp = Hypothesis(tokens[row, 1:].tolist(), raw, finished=not bool(at_limit[r]))
+                hyp = Hypothesis(tokens[row, 1:].tolist(), raw, finished=not at_limit_list[r])
                 finished[sent].append((raw / (len(hyp.tokens) + 1) ** cfg.length_penalty, hyp))
 
         # The k best candidates that do not end go on.
@@ -99,10 +108,11 @@ def beam_search(
         rows = torch.arange(n, device=src.device).unsqueeze(1) * k + top_beam.gather(1, keep)
         rows = rows.view(-1)
         tokens = torch.cat([tokens[rows], top_tok.gather(1, keep).view(-1, 1)], dim=1)
-        for key, (ck, cv) in cache.items():
-            cache[key] = (ck[rows], cv[rows])
+        if k > 1:  # with one beam each row continues itself: nothing to reorder
+            for key, (ck, cv) in cache.items():
+                cache[key] = (ck[rows], cv[rows])
 
-        done = [len(finished[s]) >= k or bool(at_limit[r]) for r, s in enumerate(alive)]
+        done = [len(finished[s]) >= k or at_limit_list[r] for r, s in enumerate(alive)]
         if all(done):
             break
         if any(done):

@@ -74,6 +74,16 @@ class Attention(nn.Module):
         q, k, v = (self.split_heads(t) for t in self.qkv(x).chunk(3, dim=-1))
         return self.attend(q, k, v, mask, causal)
 
+    def attend_one(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        """Attention of a single query position per row. The fused kernel is built for long
+        queries: for one query, two batched products are about twice as fast on CPU."""
+        scores = torch.einsum("bhqd,bhkd->bhqk", q, k) * q.shape[-1] ** -0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        y = torch.einsum("bhqk,bhkd->bhqd", scores.softmax(dim=-1), v)
+        b, h, t, dh = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, t, h * dh))
+
     def forward_self_cached(self, x: Tensor, cache: dict, key: int) -> Tensor:
         """One new position per row; keys and values of earlier positions come from `cache`."""
         q, k, v = (self.split_heads(t) for t in self.qkv(x).chunk(3, dim=-1))
@@ -81,10 +91,15 @@ class Attention(nn.Module):
             k = torch.cat([cache[key][0], k], dim=2)
             v = torch.cat([cache[key][1], v], dim=2)
         cache[key] = (k, v)
+        if q.shape[2] == 1:
+            return self.attend_one(q, k, v, None)
         return self.attend(q, k, v, None, causal=False)
 
     def forward_cross(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        return self.attend(self.split_heads(self.q(x)), k, v, mask, causal=False)
+        q = self.split_heads(self.q(x))
+        if q.shape[2] == 1 and not self.training:
+            return self.attend_one(q, k, v, mask)
+        return self.attend(q, k, v, mask, causal=False)
 
 
 class FeedForward(nn.Sequential):
