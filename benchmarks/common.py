@@ -154,12 +154,16 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def child_environment() -> dict:
+    """This checkout's library first on the path of a child interpreter."""
+    return dict(os.environ, PYTHONPATH=f"{REPO / 'src'}:{os.environ.get('PYTHONPATH', '')}")
+
+
 def run_side(script: Path, side: str, argv: list[str]) -> dict:
     """Run one side in a fresh interpreter; its last stdout line is a JSON result."""
-    env = dict(os.environ, PYTHONPATH=f"{REPO / 'src'}:{os.environ.get('PYTHONPATH', '')}")
     done = subprocess.run(
         [sys.executable, str(script), "--side", side, *argv],
-        env=env,
+        env=child_environment(),
         capture_output=True,
         text=True,
     )
@@ -220,3 +224,97 @@ def write_result(name: str, result: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return path
+
+
+def pegasus_twin(model, tokenizer):
+    """The project model's weights in a PegasusForConditionalGeneration, Hugging Face's pre-norm
+    encoder-decoder of the Marian family (MarianMTModel is post-norm and cannot hold them).
+
+    Pegasus puts the sine features of its positions in the first half of the model dimension and
+    the cosines in the second, where the project interleaves them; permuting the model dimension
+    of every weight maps one onto the other, so the two compute the same function.
+    """
+    import torch
+    from transformers import PegasusConfig, PegasusForConditionalGeneration
+
+    cfg = model.cfg
+    d = cfg.d_model
+    config = PegasusConfig(
+        vocab_size=cfg.vocab_size,
+        d_model=d,
+        encoder_layers=cfg.encoder_layers,
+        decoder_layers=cfg.decoder_layers,
+        encoder_attention_heads=cfg.heads,
+        decoder_attention_heads=cfg.heads,
+        encoder_ffn_dim=cfg.ffn_dim,
+        decoder_ffn_dim=cfg.ffn_dim,
+        max_position_embeddings=cfg.max_positions,
+        activation_function="relu",
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        scale_embedding=True,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_id,
+        eos_token_id=tokenizer.eos_id,
+        bos_token_id=tokenizer.bos_id,
+        decoder_start_token_id=tokenizer.bos_id,
+        forced_eos_token_id=None,
+    )
+    twin = PegasusForConditionalGeneration(config).eval()
+    perm = torch.cat([torch.arange(0, d, 2), torch.arange(1, d, 2)])
+    ours = {k: v.detach() for k, v in model.state_dict().items()}
+    state = {}
+
+    def linear(name: str, weight, bias, rows: bool = False, cols: bool = True):
+        if cols:
+            weight = weight[:, perm]
+        if rows:
+            weight, bias = weight[perm], bias[perm]
+        state[f"{name}.weight"], state[f"{name}.bias"] = weight, bias
+
+    def norm(name: str, prefix: str):
+        state[f"{name}.weight"] = ours[f"{prefix}.weight"][perm]
+        state[f"{name}.bias"] = ours[f"{prefix}.bias"][perm]
+
+    def attention(name: str, prefix: str, cross: bool):
+        if cross:
+            q = [ours[f"{prefix}.q.weight"]], [ours[f"{prefix}.q.bias"]]
+            kv = ours[f"{prefix}.kv.weight"].chunk(2), ours[f"{prefix}.kv.bias"].chunk(2)
+            weights, biases = q[0] + list(kv[0]), q[1] + list(kv[1])
+        else:
+            weights = ours[f"{prefix}.qkv.weight"].chunk(3)
+            biases = ours[f"{prefix}.qkv.bias"].chunk(3)
+        for proj, w, b in zip(("q_proj", "k_proj", "v_proj"), weights, biases, strict=True):
+            linear(f"{name}.{proj}", w, b)
+        out = f"{prefix}.out"
+        linear(f"{name}.out_proj", ours[f"{out}.weight"], ours[f"{out}.bias"], True, False)
+
+    def feed_forward(name: str, prefix: str):
+        linear(f"{name}.fc1", ours[f"{prefix}.0.weight"], ours[f"{prefix}.0.bias"])
+        w, b = ours[f"{prefix}.3.weight"], ours[f"{prefix}.3.bias"]
+        linear(f"{name}.fc2", w, b, rows=True, cols=False)
+
+    for i in range(cfg.encoder_layers):
+        ours_layer, layer = f"encoder.{i}", f"model.encoder.layers.{i}"
+        norm(f"{layer}.self_attn_layer_norm", f"{ours_layer}.norm1")
+        attention(f"{layer}.self_attn", f"{ours_layer}.attn", cross=False)
+        norm(f"{layer}.final_layer_norm", f"{ours_layer}.norm2")
+        feed_forward(layer, f"{ours_layer}.ffn")
+    for i in range(cfg.decoder_layers):
+        ours_layer, layer = f"decoder.{i}", f"model.decoder.layers.{i}"
+        norm(f"{layer}.self_attn_layer_norm", f"{ours_layer}.norm1")
+        attention(f"{layer}.self_attn", f"{ours_layer}.self_attn", cross=False)
+        norm(f"{layer}.encoder_attn_layer_norm", f"{ours_layer}.norm2")
+        attention(f"{layer}.encoder_attn", f"{ours_layer}.cross_attn", cross=True)
+        norm(f"{layer}.final_layer_norm", f"{ours_layer}.norm3")
+        feed_forward(layer, f"{ours_layer}.ffn")
+    norm("model.encoder.layer_norm", "encoder_norm")
+    norm("model.decoder.layer_norm", "decoder_norm")
+    state["model.shared.weight"] = ours["embed.weight"][:, perm]
+    missing, unexpected = twin.load_state_dict(state, strict=False)
+    left = [k for k in missing if "embed_positions" not in k and k != "final_logits_bias"]
+    left = [k for k in left if not k.endswith(("embed_tokens.weight", "lm_head.weight"))]
+    if left or unexpected:
+        raise RuntimeError(f"weights not carried over: {left}; unexpected: {unexpected}")
+    return twin

@@ -223,7 +223,8 @@ def main() -> None:
         "benchmark": "train_speed",
         "command": "python benchmarks/train_speed.py " + " ".join(argv[:-2]),
         "machine": common.machine(),
-        "settings": {k: v for k, v in vars(args).items() if k != "side"} | {"pairs": str(args.pairs)},
+        "settings": {k: v for k, v in vars(args).items() if k != "side"}
+        | {"pairs": str(args.pairs)},
         "batching": shape,
         "ratios_project_over_reference": ratios,
         "rounds": rounds,
