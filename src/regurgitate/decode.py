@@ -65,6 +65,7 @@ def beam_search(
     scores = torch.zeros(n_sent, k, device=src.device)
     scores[:, 1:] = float("-inf")  # all beams start identical: keep one
     finished: list[list[tuple[float, Hypothesis]]] = [[] for _ in range(n_sent)]
+    closed = [False] * n_sent  # a closed sentence takes no more hypotheses
     cache: dict = {}
     offsets = torch.arange(k, device=src.device)
 
@@ -95,7 +96,7 @@ def beam_search(
         # Hypotheses ending among the k best candidates are complete.
         for r, c in is_eos[:, :k].nonzero().tolist():
             sent = alive[r]
-            if len(finished[sent]) < k:
+            if not closed[sent] and len(finished[sent]) < k:
                 row = r * k + int(top_beam[r, c])
                 raw = float(top_scores[r, c])
                 hyp = Hypothesis(tokens[row, 1:].tolist(), raw, finished=not at_limit_list[r])
@@ -112,10 +113,15 @@ def beam_search(
             for key, (ck, cv) in cache.items():
                 cache[key] = (ck[rows], cv[rows])
 
-        done = [len(finished[s]) >= k or at_limit_list[r] for r, s in enumerate(alive)]
+        for r, s in enumerate(alive):
+            closed[s] = closed[s] or len(finished[s]) >= k or at_limit_list[r]
+        done = [closed[s] for s in alive]
         if all(done):
             break
-        if any(done):
+        # Finished sentences leave the batch once they are a quarter of it: removing them costs
+        # a copy of every cache, so it waits until that is cheaper than decoding them on. A
+        # finished sentence that stays is closed: it adds no hypotheses and is not read.
+        if sum(done) * 4 >= len(done):
             groups = torch.tensor([r for r, d in enumerate(done) if not d], device=src.device)
             rows = (groups.unsqueeze(1) * k + offsets).view(-1)
             alive = [alive[r] for r in groups.tolist()]
