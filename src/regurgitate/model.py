@@ -197,6 +197,20 @@ class Transformer(nn.Module):
         """Cross-attention keys and values of every decoder layer, computed once per source."""
         return [layer.cross_attn.project_kv(memory) for layer in self.decoder]
 
+    def decode_states(
+        self,
+        tgt_in: Tensor,
+        memory_kv: list[tuple[Tensor, Tensor]],
+        memory_mask: Tensor,
+        cache: dict | None = None,
+        offset: int = 0,
+    ) -> Tensor:
+        """The decoder's output before the vocabulary projection."""
+        x = self.embed_tokens(tgt_in, offset)
+        for i, (layer, kv) in enumerate(zip(self.decoder, memory_kv, strict=True)):
+            x = layer(x, kv, memory_mask, cache, i)
+        return self.decoder_norm(x)
+
     def decode(
         self,
         tgt_in: Tensor,
@@ -205,15 +219,19 @@ class Transformer(nn.Module):
         cache: dict | None = None,
         offset: int = 0,
     ) -> Tensor:
-        x = self.embed_tokens(tgt_in, offset)
-        for i, (layer, kv) in enumerate(zip(self.decoder, memory_kv, strict=True)):
-            x = layer(x, kv, memory_mask, cache, i)
-        return F.linear(self.decoder_norm(x), self.embed.weight)
+        states = self.decode_states(tgt_in, memory_kv, memory_mask, cache, offset)
+        return F.linear(states, self.embed.weight)
 
-    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
-        """Teacher-forced logits (batch, tgt_len, vocab)."""
+    def forward(self, src: Tensor, tgt_in: Tensor, keep: Tensor | None = None) -> Tensor:
+        """Teacher-forced logits (batch, tgt_len, vocab); with a boolean `keep` of tgt_in's
+        shape, only the logits of the kept positions (kept, vocab). Training keeps the real
+        target positions: the vocabulary projection is its largest product, and padding
+        would only be projected to be ignored."""
         memory, mask = self.encode(src)
-        return self.decode(tgt_in, self.memory_kv(memory), mask)
+        states = self.decode_states(tgt_in, self.memory_kv(memory), mask)
+        if keep is not None:
+            states = states[keep]
+        return F.linear(states, self.embed.weight)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

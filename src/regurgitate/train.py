@@ -157,13 +157,11 @@ def train(
             lr = learning_rate(state["step"] + 1, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            real = batch.tgt_out != tokenizer.pad_id
             with autocast_context(device, bf16):
-                logits = model(batch.src, batch.tgt_in)
+                logits = model(batch.src, batch.tgt_in, keep=real)
             loss = F.cross_entropy(
-                logits.float().view(-1, logits.shape[-1]),
-                batch.tgt_out.view(-1),
-                ignore_index=tokenizer.pad_id,
-                label_smoothing=cfg.label_smoothing,
+                logits.float(), batch.tgt_out[real], label_smoothing=cfg.label_smoothing
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
