@@ -28,6 +28,7 @@ import yaml
 
 LIMIT_MB = 2000
 MEMBERS = {"de": "training/europarl-v7.de-en.de", "en": "training/europarl-v7.de-en.en"}
+CORPUS_FILES = {"tsv": "corpus.tsv", "europarl": "training-parallel-europarl-v7.tgz"}
 
 CHILD = """
 import json, sys
@@ -73,13 +74,10 @@ def write_corpus(
     directory: Path, pairs: int, fmt: str, seed: int, reuse: bool = False
 ) -> tuple[Path, dict]:
     """The corpus file and its `corpus` config; with `reuse`, one already there is kept."""
+    path = directory / CORPUS_FILES[fmt]
     if fmt == "tsv":
-        path, corpus = (
-            directory / "corpus.tsv",
-            {"format": "tsv", "tsv": str(directory / "corpus.tsv")},
-        )
+        corpus = {"format": "tsv", "tsv": str(path)}
     else:
-        path = directory / "training-parallel-europarl-v7.tgz"
         corpus = {"format": "europarl", "de_member": MEMBERS["de"], "en_member": MEMBERS["en"]}
     if reuse and path.exists():
         return path, corpus
@@ -110,7 +108,7 @@ def write_corpus(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=1_920_000)
+    parser.add_argument("--pairs", type=int, default=1_920_000, help="fewer: pools scaled down")
     parser.add_argument("--format", choices=("europarl", "tsv"), default="europarl")
     parser.add_argument("--config", type=Path, default=common.REPO / "config" / "config.yaml")
     parser.add_argument("--seed", type=int, default=1)
@@ -120,14 +118,17 @@ def main() -> None:
     args = parser.parse_args()
     config = yaml.safe_load(args.config.read_text())
     sizes = config["pools"]
-    if sum(v or 0 for v in sizes.values()) > 0.9 * args.pairs:  # a trial run on fewer pairs
-        sizes = sizes | {"teacher": None}
+    if sum(v or 0 for v in sizes.values()) > 0.5 * args.pairs:  # a trial run on fewer pairs
+        sizes = {
+            k: None if k == "teacher" else v * args.pairs // 2_000_000 for k, v in sizes.items()
+        }
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.keep or Path(tmp)
         directory.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
+        reused = bool(args.keep) and (directory / CORPUS_FILES[args.format]).exists()
         path, corpus = write_corpus(directory, args.pairs, args.format, args.seed, args.keep)
-        generated = time.perf_counter() - start
+        generated = None if reused else time.perf_counter() - start
         spec = {
             "corpus": corpus | {"test_tsv": None},
             "cleaning": config["cleaning"],
