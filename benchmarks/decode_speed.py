@@ -44,7 +44,9 @@ def arguments(argv=None):
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=6000, help="project batch budget")
-    parser.add_argument("--bf16", action="store_true", help="project: bf16 autocast")
+    parser.add_argument(
+        "--precision", default="auto", help="project: auto (as the workflow), fp32 or bf16"
+    )
     parser.add_argument("--reference", choices=("pegasus", "marian"), default="pegasus")
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--model", type=Path, help="a trained project model (model.pt)")
@@ -114,14 +116,18 @@ def models(args):
 
 
 def project_decoder(args, model, tokenizer, sentences: list[str], beam: int):
-    from regurgitate.decode import DecodeConfig, translate
+    import torch
 
+    from regurgitate.decode import DecodeConfig, translate
+    from regurgitate.train import use_bf16
+
+    bf16 = use_bf16(args.precision, torch.device(args.device))
     cfg = DecodeConfig(
         beam=beam, max_len_a=0.0, max_len_b=args.max_new_tokens, max_tokens=args.max_tokens
     )
 
     def run() -> list[list[int]]:
-        return [h.tokens for _, h in translate(model, tokenizer, sentences, cfg, bf16=args.bf16)]
+        return [h.tokens for _, h in translate(model, tokenizer, sentences, cfg, bf16=bf16)]
 
     return run
 
@@ -206,10 +212,16 @@ def main() -> None:
     args = arguments()
     common.set_threads(args.threads)
     tokenizer, sentences, project, reference = models(args)
+    import torch
+
+    from regurgitate.train import use_bf16
+
+    bf16 = use_bf16(args.precision, torch.device(args.device))
     result = {
         "benchmark": "decode_speed",
         "machine": common.machine(),
         "settings": vars(args),
+        "project_precision": "bf16" if bf16 else "fp32",
         "parameters": {
             "project": sum(p.numel() for p in project.parameters()),
             "reference": sum(p.numel() for p in reference.parameters()),

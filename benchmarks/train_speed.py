@@ -37,7 +37,6 @@ def arguments(argv=None):
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--max-tokens", type=int, default=2048, help="project batch budget")
     parser.add_argument("--precision", default="auto", help="project: auto, fp32 or bf16")
-    parser.add_argument("--compile", action="store_true", help="project: torch.compile")
     parser.add_argument("--batch-size", type=int, default=0, help="reference; 0: matched")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -66,7 +65,6 @@ def project_side(args) -> dict:
     batches = epoch_batches(data, args.max_tokens, args.seed, 0)[: args.steps]
     src_tokens = sum(len(data.sources[i]) + 1 for b in batches for i in b)
     tgt_tokens = sum(len(data.targets[i]) + 1 for b in batches for i in b)
-    options = {"compile": True} if args.compile else {}
     cfg = TrainConfig(
         max_tokens=args.max_tokens,
         max_steps=args.steps,
@@ -76,7 +74,6 @@ def project_side(args) -> dict:
         eval_sentences=4,
         seed=args.seed,
         precision=args.precision,
-        **options,
     )
     common.set_threads(args.threads)
     common.reset_peak_memory(args.device)
