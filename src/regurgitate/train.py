@@ -55,7 +55,7 @@ class TrainConfig:
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX), where bf16 autocast
     pays: about 1.7x the training throughput of fp32 on an AVX-512 BF16 EPYC (BENCHMARKS.md).
-    Elsewhere bf16 is emulated and slower than fp32."""
+    Elsewhere bf16 products are emulated, so fp32 stays."""
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
