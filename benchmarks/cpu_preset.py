@@ -4,9 +4,11 @@
 
 Runs the whole DAG from scratch in DIR (default: a fresh `benchmarks/results/cpu_preset`),
 measures its wall time, then summarises: BLEU per condition at the largest size, each
-generator's own BLEU, the students' training throughput (target tokens/s) and the time each
-rule took (from Snakemake's benchmark files). Writes `summary.json` into DIR and prints it.
-With --summarise-only it reads a finished run instead of starting one.
+generator's own BLEU, the students' training throughput (target tokens/s), and per rule (from
+Snakemake's benchmark files) the jobs, total and mean seconds and peak resident memory, as JSON
+and as a Markdown table with the end-to-end wall time. Writes `summary.json` into DIR and
+prints it. With --summarise-only it reads a finished run instead of starting one (and takes the
+wall time from that run's summary.json).
 """
 
 from __future__ import annotations
@@ -41,13 +43,46 @@ def run_workflow(workdir: Path, configfile: Path, cores: int) -> float:
     return time.perf_counter() - start
 
 
-def rule_times(workdir: Path) -> dict[str, float]:
-    """Seconds per rule, summed over its jobs' benchmark files."""
-    totals: dict[str, float] = {}
-    for path in (workdir / "benchmarks" / "results").rglob("*.tsv"):
-        rule = path.relative_to(workdir / "benchmarks" / "results").parts[0]
-        totals[rule] = totals.get(rule, 0.0) + float(pl.read_csv(path, separator="\t")["s"][0])
-    return dict(sorted(totals.items(), key=lambda item: -item[1]))
+def rule_table(workdir: Path) -> list[dict]:
+    """Per rule, from Snakemake's benchmark files: jobs, summed and mean seconds, peak RSS."""
+    root = workdir / "benchmarks" / "results"
+    rows = [
+        pl.read_csv(path, separator="\t")
+        .head(1)
+        .with_columns(rule=pl.lit(path.relative_to(root).parts[0]))
+        for path in root.rglob("*.tsv")
+    ]
+    if not rows:
+        return []
+    table = (
+        pl.concat(rows, how="diagonal_relaxed")
+        .group_by("rule")
+        .agg(
+            jobs=pl.len(),
+            total_s=pl.col("s").sum(),
+            mean_s=pl.col("s").mean(),
+            max_rss_mb=pl.col("max_rss").cast(pl.Float64, strict=False).max(),
+        )
+        .sort("total_s", descending=True)
+    )
+    return table.to_dicts()
+
+
+def markdown_table(rules: list[dict], wall_seconds: float | None) -> str:
+    lines = [
+        "| rule | jobs | total s | mean s | max RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rules:
+        rss = "" if r["max_rss_mb"] is None else f"{r['max_rss_mb']:.0f}"
+        lines.append(
+            f"| {r['rule']} | {r['jobs']} | {r['total_s']:.0f} | {r['mean_s']:.1f} | {rss} |"
+        )
+    total = sum(r["total_s"] for r in rules)
+    lines.append(f"| all benchmarked rules | {sum(r['jobs'] for r in rules)} | {total:.0f} | | |")
+    if wall_seconds is not None:
+        lines.append(f"\nEnd-to-end wall time: {wall_seconds:.0f} s ({wall_seconds / 60:.1f} min)")
+    return "\n".join(lines)
 
 
 def summarise(workdir: Path) -> dict:
@@ -74,7 +109,7 @@ def summarise(workdir: Path) -> dict:
             "max": max(throughput),
             "runs": len(throughput),
         },
-        "rule_seconds": rule_times(workdir),
+        "rules": rule_table(workdir),
     }
 
 
@@ -96,9 +131,14 @@ def main() -> None:
         configfile.write_text(config)
         summary["wall_seconds"] = run_workflow(args.workdir, configfile, args.cores)
     summary.update(summarise(args.workdir))
+    summary["rule_seconds"] = {r["rule"]: r["total_s"] for r in summary["rules"]}
     if not args.summarise_only:
         (args.workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    elif (args.workdir / "summary.json").exists():  # the run's own wall time
+        recorded = json.loads((args.workdir / "summary.json").read_text())
+        summary.setdefault("wall_seconds", recorded.get("wall_seconds"))
     print(json.dumps(summary, indent=2))
+    print(markdown_table(summary["rules"], summary.get("wall_seconds")))
 
 
 if __name__ == "__main__":

@@ -129,3 +129,45 @@ def test_translate_returns_input_order(toy_tokenizer):
     out = translate(model, toy_tokenizer, sources, DecodeConfig(beam=2, max_tokens=50))
     one_by_one = [translate(model, toy_tokenizer, [s], DecodeConfig(beam=2))[0] for s in sources]
     assert [text for text, _ in out] == [text for text, _ in one_by_one]
+
+
+@torch.no_grad()
+def beam_by_recomputation(model, src_row: torch.Tensor, beam: int, limit: int, lp: float):
+    """One sentence's beam search, spelled out: every beam rescored by a full forward pass over
+    the whole vocabulary each step (no cache, no batching, no candidate shortcuts)."""
+    beams, finished = [(0.0, [BOS])], []
+    for step in range(limit):
+        candidates = []
+        for score, tokens in beams:
+            logits = model(src_row.unsqueeze(0), torch.tensor([tokens]))[0, -1]
+            logits[[0, BOS]] = float("-inf")
+            logp = logits.log_softmax(-1)
+            if step + 1 >= limit:  # at the limit only EOS may follow
+                logp[torch.arange(len(logp)) != EOS] = float("-inf")
+            candidates += [(score + float(logp[t]), tokens, t) for t in range(len(logp))]
+        candidates.sort(key=lambda c: -c[0])
+        beams = []
+        for rank, (score, tokens, t) in enumerate(candidates[: 2 * beam]):
+            if t == EOS:
+                if rank < beam and len(finished) < beam and score > float("-inf"):
+                    length = len(tokens)  # the hypothesis (without BOS) plus EOS
+                    finished.append((score / length**lp, tokens[1:], score))
+            elif len(beams) < beam:
+                beams.append((score, tokens + [t]))
+        if len(finished) >= beam or step + 1 >= limit:
+            break
+    return max(finished, key=lambda f: f[0])
+
+
+def test_beam_search_equals_beam_search_spelled_out():
+    """The batched, cached search with its shortcuts finds exactly what the plain one finds."""
+    for seed, beam in [(0, 1), (1, 2), (2, 4), (3, 4)]:
+        model = make_model(seed)
+        rows = [torch.randint(4, 30, (n,)).tolist() + [EOS] for n in (2, 8, 4, 6, 3)]
+        cfg = DecodeConfig(beam=beam, max_len_a=1.0, max_len_b=4, length_penalty=1.0)
+        hyps = beam_search(model, pad(rows, 0), cfg, BOS, EOS)
+        for row, hyp in zip(rows, hyps, strict=True):
+            limit = len(row) + 4
+            _, tokens, logprob = beam_by_recomputation(model, torch.tensor(row), beam, limit, 1.0)
+            assert hyp.tokens == tokens
+            assert abs(hyp.logprob - logprob) < 1e-4

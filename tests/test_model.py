@@ -75,3 +75,10 @@ def test_save_and_load_roundtrip(tmp_path):
     assert payload["summary"] == {"steps": 3}
     src, tgt = torch.randint(4, 50, (1, 4)), torch.randint(4, 50, (1, 3))
     torch.testing.assert_close(model(src, tgt), loaded(src, tgt))
+
+
+def test_forward_keeps_only_the_asked_positions():
+    model = make_model()
+    src, tgt = torch.randint(4, 50, (2, 6)), torch.randint(4, 50, (2, 5))
+    keep = torch.rand(2, 5) > 0.4
+    torch.testing.assert_close(model(src, tgt, keep=keep), model(src, tgt)[keep])

@@ -227,22 +227,16 @@ def _pair_digest(de: str, en: str) -> bytes:
     return hashlib.blake2b(f"{de}\t{en}".encode(), digest_size=16).digest()
 
 
-def clean(
+def _cleaned(
     pairs: Iterable[tuple[int, str, str]],
     cfg: CleaningConfig,
-    exclude_sources: set[str] | frozenset[str] = frozenset(),
-) -> tuple[list[tuple[str, str]], dict]:
-    """Normalise pairs and drop the unusable ones; return kept pairs (input order) and counts.
-
-    `exclude_sources` are normalised sources (e.g. of a separate test set) that must not occur
-    in the kept pairs.
-    """
-    kept: list[tuple[str, str]] = []
-    dropped = dict.fromkeys(DROP_REASONS, 0)
+    exclude_sources: set[str] | frozenset[str],
+    report: dict,
+) -> Iterator[tuple[str, str]]:
+    """Yield the kept normalised pairs in input order, counting reads and drops in `report`."""
     seen: set[bytes] = set()
-    n_read = 0
     for _line_no, raw_de, raw_en in pairs:
-        n_read += 1
+        report["read"] += 1
         de, en = normalise(raw_de), normalise(raw_en)
         reason = _drop_reason(de, en, cfg)
         if reason is None and de in exclude_sources:
@@ -254,10 +248,46 @@ def clean(
             else:
                 seen.add(digest)
         if reason is None:
-            kept.append((de, en))
+            report["kept"] += 1
+            yield de, en
         else:
-            dropped[reason] += 1
-    return kept, {"read": n_read, "kept": len(kept), "dropped": dropped}
+            report["dropped"][reason] += 1
+
+
+def _new_report() -> dict:
+    return {"read": 0, "kept": 0, "dropped": dict.fromkeys(DROP_REASONS, 0)}
+
+
+def clean(
+    pairs: Iterable[tuple[int, str, str]],
+    cfg: CleaningConfig,
+    exclude_sources: set[str] | frozenset[str] = frozenset(),
+) -> tuple[list[tuple[str, str]], dict]:
+    """Normalise pairs and drop the unusable ones; return kept pairs (input order) and counts.
+
+    `exclude_sources` are normalised sources (e.g. of a separate test set) that must not occur
+    in the kept pairs.
+    """
+    report = _new_report()
+    kept = list(_cleaned(pairs, cfg, exclude_sources, report))
+    return kept, report
+
+
+def _clean_packed(
+    pairs: Iterable[tuple[int, str, str]],
+    cfg: CleaningConfig,
+    exclude_sources: frozenset[str],
+) -> tuple[list[bytes], dict]:
+    """`clean`, keeping each pair as one UTF-8 `de<TAB>en` bytes object: a third to a half of
+    the memory of two str objects in a tuple, which is what lets Europarl's 1.9 million pairs
+    stay well under 2 GB."""
+    report = _new_report()
+    kept = [f"{de}\t{en}".encode() for de, en in _cleaned(pairs, cfg, exclude_sources, report)]
+    return kept, report
+
+
+def _unpack(packed: list[bytes]) -> list[tuple[str, str]]:
+    return [tuple(item.decode().split("\t")) for item in packed]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,9 +318,7 @@ def _describe_sizes(sizes: dict[str, int | None]) -> str:
     )
 
 
-def split_pools(
-    pairs: list[tuple[str, str]], sizes: dict[str, int | None], seed: int
-) -> dict[str, list[tuple[str, str]]]:
+def split_pools(pairs: list, sizes: dict[str, int | None], seed: int) -> dict[str, list]:
     """Shuffle `pairs` with `seed` and carve disjoint pools of the requested sizes.
 
     Only the pools named in `sizes` are returned. A size of None takes whatever the fixed-size
@@ -401,12 +429,13 @@ def prepare(
             raise CorpusError(f"{test_tsv}: no test pairs left after cleaning")
 
     exclude = frozenset(de for de, _ in test_pairs) if test_pairs else frozenset()
-    pairs, corpus_report = clean(_read_corpus(corpus, archive), cleaning, exclude)
+    packed, corpus_report = _clean_packed(_read_corpus(corpus, archive), cleaning, exclude)
     _log_report("corpus", corpus_report)
 
     # A separate test file replaces the test pool carved from the corpus.
     carve_sizes = {pool: size for pool, size in sizes.items() if not (test_tsv and pool == "test")}
-    pools = split_pools(pairs, carve_sizes, seed)
+    pools = {pool: _unpack(items) for pool, items in split_pools(packed, carve_sizes, seed).items()}
+    del packed
     if test_pairs is not None:
         pools["test"] = test_pairs
     for pool in POOLS:

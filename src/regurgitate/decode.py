@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from regurgitate.data import budget_batches, pad
@@ -57,39 +56,49 @@ def beam_search(
     limits = length_limits(src, model.cfg.pad_id, cfg, model.positions.shape[0]).tolist()
     memory, mask = model.encode(src)
     memory, mask = memory.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
-    memory_kv = model.memory_kv(memory)
+    # Contiguous once here, instead of a copy inside every step's attention.
+    memory_kv = [(mk.contiguous(), mv.contiguous()) for mk, mv in model.memory_kv(memory)]
 
     alive = list(range(n_sent))  # the sentence each group of k rows belongs to
     tokens = torch.full((n_sent * k, 1), bos_id, dtype=torch.long, device=src.device)
     scores = torch.zeros(n_sent, k, device=src.device)
     scores[:, 1:] = float("-inf")  # all beams start identical: keep one
     finished: list[list[tuple[float, Hypothesis]]] = [[] for _ in range(n_sent)]
+    closed = [False] * n_sent  # a closed sentence takes no more hypotheses
     cache: dict = {}
     offsets = torch.arange(k, device=src.device)
 
+    banned = torch.tensor([model.cfg.pad_id, bos_id], device=src.device)
     for step in range(max(limits)):
-        logits = model.decode(tokens[:, -1:], memory_kv, mask, cache, offset=step)[:, -1]
-        logits[:, [model.cfg.pad_id, bos_id]] = float("-inf")  # never part of a translation
+        logits = model.decode(tokens[:, -1:], memory_kv, mask, cache, offset=step)[:, -1].float()
+        logits.index_fill_(1, banned, float("-inf"))  # never part of a translation
         n = len(alive)
-        logp = F.log_softmax(logits.float(), dim=-1).view(n, k, -1)
-        vocab = logp.shape[-1]
-        at_limit = torch.tensor([step + 1 >= limits[s] for s in alive], device=src.device)
-        if at_limit.any():
-            eos_logp = logp[at_limit, :, eos_id]
-            logp[at_limit] = float("-inf")
-            logp[at_limit, :, eos_id] = eos_logp
+        at_limit_list = [step + 1 >= limits[s] for s in alive]
+        at_limit = torch.tensor(at_limit_list, device=src.device)
+        # The 2k best continuations of each beam hold the 2k best of its sentence: ranking
+        # those alone spares a log-softmax and a sum over the whole vocabulary per row.
+        cand_logits, cand_tok = logits.topk(2 * k, dim=1)
+        cand_logp = cand_logits - logits.logsumexp(dim=1, keepdim=True)
+        if any(at_limit_list):
+            ended = at_limit.repeat_interleave(k)
+            eos_logp = logits[ended, eos_id] - logits[ended].logsumexp(dim=1)
+            cand_logp[ended] = float("-inf")
+            cand_logp[ended, 0] = eos_logp
+            cand_tok[ended, 0] = eos_id
 
-        top_scores, top_idx = (scores.unsqueeze(-1) + logp).view(n, -1).topk(2 * k, dim=1)
-        top_beam, top_tok = top_idx // vocab, top_idx % vocab
+        total = scores.unsqueeze(-1) + cand_logp.view(n, k, 2 * k)
+        top_scores, top_idx = total.view(n, -1).topk(2 * k, dim=1)
+        top_beam = top_idx // (2 * k)
+        top_tok = cand_tok.view(n, -1).gather(1, top_idx)
         is_eos = (top_tok == eos_id) & torch.isfinite(top_scores)
 
         # Hypotheses ending among the k best candidates are complete.
         for r, c in is_eos[:, :k].nonzero().tolist():
             sent = alive[r]
-            if len(finished[sent]) < k:
+            if not closed[sent] and len(finished[sent]) < k:
                 row = r * k + int(top_beam[r, c])
                 raw = float(top_scores[r, c])
-                hyp = Hypothesis(tokens[row, 1:].tolist(), raw, finished=not bool(at_limit[r]))
+                hyp = Hypothesis(tokens[row, 1:].tolist(), raw, finished=not at_limit_list[r])
                 finished[sent].append((raw / (len(hyp.tokens) + 1) ** cfg.length_penalty, hyp))
 
         # The k best candidates that do not end go on.
@@ -99,13 +108,19 @@ def beam_search(
         rows = torch.arange(n, device=src.device).unsqueeze(1) * k + top_beam.gather(1, keep)
         rows = rows.view(-1)
         tokens = torch.cat([tokens[rows], top_tok.gather(1, keep).view(-1, 1)], dim=1)
-        for key, (ck, cv) in cache.items():
-            cache[key] = (ck[rows], cv[rows])
+        if k > 1:  # with one beam each row continues itself: nothing to reorder
+            for key, (ck, cv) in cache.items():
+                cache[key] = (ck[rows], cv[rows])
 
-        done = [len(finished[s]) >= k or bool(at_limit[r]) for r, s in enumerate(alive)]
+        for r, s in enumerate(alive):
+            closed[s] = closed[s] or len(finished[s]) >= k or at_limit_list[r]
+        done = [closed[s] for s in alive]
         if all(done):
             break
-        if any(done):
+        # Finished sentences leave the batch once they are a quarter of it: removing them costs
+        # a copy of every cache, so it waits until that is cheaper than decoding them on. A
+        # finished sentence that stays is closed: it adds no hypotheses and is not read.
+        if sum(done) * 4 >= len(done):
             groups = torch.tensor([r for r, d in enumerate(done) if not d], device=src.device)
             rows = (groups.unsqueeze(1) * k + offsets).view(-1)
             alive = [alive[r] for r in groups.tolist()]

@@ -74,6 +74,16 @@ class Attention(nn.Module):
         q, k, v = (self.split_heads(t) for t in self.qkv(x).chunk(3, dim=-1))
         return self.attend(q, k, v, mask, causal)
 
+    def attend_one(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        """Attention of a single query position per row. The fused kernel is built for long
+        queries: for one query, two batched products are about twice as fast on CPU."""
+        scores = torch.einsum("bhqd,bhkd->bhqk", q, k) * q.shape[-1] ** -0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        y = torch.einsum("bhqk,bhkd->bhqd", scores.softmax(dim=-1), v)
+        b, h, t, dh = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, t, h * dh))
+
     def forward_self_cached(self, x: Tensor, cache: dict, key: int) -> Tensor:
         """One new position per row; keys and values of earlier positions come from `cache`."""
         q, k, v = (self.split_heads(t) for t in self.qkv(x).chunk(3, dim=-1))
@@ -81,10 +91,15 @@ class Attention(nn.Module):
             k = torch.cat([cache[key][0], k], dim=2)
             v = torch.cat([cache[key][1], v], dim=2)
         cache[key] = (k, v)
+        if q.shape[2] == 1:
+            return self.attend_one(q, k, v, None)
         return self.attend(q, k, v, None, causal=False)
 
     def forward_cross(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        return self.attend(self.split_heads(self.q(x)), k, v, mask, causal=False)
+        q = self.split_heads(self.q(x))
+        if q.shape[2] == 1 and not self.training:
+            return self.attend_one(q, k, v, mask)
+        return self.attend(q, k, v, mask, causal=False)
 
 
 class FeedForward(nn.Sequential):
@@ -182,6 +197,20 @@ class Transformer(nn.Module):
         """Cross-attention keys and values of every decoder layer, computed once per source."""
         return [layer.cross_attn.project_kv(memory) for layer in self.decoder]
 
+    def decode_states(
+        self,
+        tgt_in: Tensor,
+        memory_kv: list[tuple[Tensor, Tensor]],
+        memory_mask: Tensor,
+        cache: dict | None = None,
+        offset: int = 0,
+    ) -> Tensor:
+        """The decoder's output before the vocabulary projection."""
+        x = self.embed_tokens(tgt_in, offset)
+        for i, (layer, kv) in enumerate(zip(self.decoder, memory_kv, strict=True)):
+            x = layer(x, kv, memory_mask, cache, i)
+        return self.decoder_norm(x)
+
     def decode(
         self,
         tgt_in: Tensor,
@@ -190,15 +219,19 @@ class Transformer(nn.Module):
         cache: dict | None = None,
         offset: int = 0,
     ) -> Tensor:
-        x = self.embed_tokens(tgt_in, offset)
-        for i, (layer, kv) in enumerate(zip(self.decoder, memory_kv, strict=True)):
-            x = layer(x, kv, memory_mask, cache, i)
-        return F.linear(self.decoder_norm(x), self.embed.weight)
+        states = self.decode_states(tgt_in, memory_kv, memory_mask, cache, offset)
+        return F.linear(states, self.embed.weight)
 
-    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
-        """Teacher-forced logits (batch, tgt_len, vocab)."""
+    def forward(self, src: Tensor, tgt_in: Tensor, keep: Tensor | None = None) -> Tensor:
+        """Teacher-forced logits (batch, tgt_len, vocab); with a boolean `keep` of tgt_in's
+        shape, only the logits of the kept positions (kept, vocab). Training keeps the real
+        target positions: the vocabulary projection is its largest product, and padding
+        would only be projected to be ignored."""
         memory, mask = self.encode(src)
-        return self.decode(tgt_in, self.memory_kv(memory), mask)
+        states = self.decode_states(tgt_in, self.memory_kv(memory), mask)
+        if keep is not None:
+            states = states[keep]
+        return F.linear(states, self.embed.weight)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

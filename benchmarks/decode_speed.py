@@ -1,0 +1,245 @@
+"""Decoding throughput: the project's beam search against Hugging Face's `generate`.
+
+    python benchmarks/decode_speed.py [--sentences 500] [--beams 1 4] [--rounds 3] [--threads 1]
+
+Both sides translate the same German sentences (the last --sentences of the Multi30k file),
+tokenized by one SentencePiece model, at the same beam size and the same maximum length
+(--max-new-tokens generated tokens, EOS included; project: max_len_a=0, max_len_b=that).
+
+--reference pegasus (the default) decodes with the same trained weights on both sides: a project
+model trained by the project's trainer for --train-steps (cached under benchmarks/results, or
+--model PATH with --tokenizer PATH), and the same weights carried into Hugging Face's
+PegasusForConditionalGeneration, the pre-norm member of the Marian/BART family whose layers
+compute exactly the project's function (MarianMTModel is post-norm, so it cannot hold them). Both
+sides then produce the same translations (their agreement is reported), so the work is equal.
+--reference marian instead decodes with untrained models of equal dimensions (the project's and
+a MarianMTModel); untrained models seldom end a hypothesis, so both decode to the full length.
+
+The project side is `regurgitate.decode.translate` (length-sorted batches of
+DecodeConfig.max_tokens, finished sentences leave the batch); the reference is `generate` on
+batches in input order, as Hugging Face's translation examples predict, with as many sentences
+per batch as the project's batches hold on average. Both include tokenization and
+detokenization. Measurements alternate (project, reference, reference, project, ...) in one
+process; the medians of the per-round ratios are printed and written to
+benchmarks/results/decode_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import common
+
+
+def arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_common_arguments(parser)
+    parser.add_argument("--sentences", type=int, default=500)
+    parser.add_argument("--beams", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=6000, help="project batch budget")
+    parser.add_argument(
+        "--precision", default="auto", help="project: auto (as the workflow), fp32 or bf16"
+    )
+    parser.add_argument("--reference", choices=("pegasus", "marian"), default="pegasus")
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--model", type=Path, help="a trained project model (model.pt)")
+    parser.add_argument("--tokenizer", type=Path, help="the SentencePiece model of --model")
+    return parser.parse_args(argv)
+
+
+def trained_model(args, tokenizer, sources, targets):
+    """A project model trained by the project's trainer, cached by its settings."""
+    import torch
+
+    from regurgitate.data import encode_pairs
+    from regurgitate.model import load_model, save_model
+    from regurgitate.train import DevSet, TrainConfig, train
+
+    settings = [str(args.pairs), args.max_pairs, args.vocab_size, args.d_model, args.heads]
+    settings += [args.layers, args.ffn_dim, args.max_positions, args.train_steps, args.seed]
+    key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+    path = common.RESULTS / "decode_models" / f"{key}.pt"
+    if not path.exists():
+        print(f"training the project model for {args.train_steps} steps (cached in {path})")
+        data = encode_pairs(tokenizer, sources, targets, args.max_positions)
+        cfg = TrainConfig(
+            max_tokens=2048,
+            lr=1e-3,
+            warmup_steps=min(200, args.train_steps // 2),
+            max_steps=args.train_steps,
+            eval_every=args.train_steps,
+            eval_sentences=4,
+            seed=args.seed,
+        )
+        config = common.project_model_config(args, tokenizer.vocab_size)
+        dev = DevSet(sources[:4], targets[:4])
+        with tempfile.TemporaryDirectory() as tmp:
+            model, _ = train(config, cfg, data, dev, tokenizer, Path(tmp) / "checkpoint.pt")
+        save_model(model, path)
+    model, _ = load_model(path, args.device)
+    torch.manual_seed(args.seed)
+    return model
+
+
+def models(args):
+    """(tokenizer, sentences, project model, reference model)."""
+    import torch
+
+    from regurgitate.model import Transformer, load_model
+    from regurgitate.tokenizer import Tokenizer
+
+    tokenizer, sources, targets = common.tokenizer_for(args)
+    if args.tokenizer:
+        tokenizer = Tokenizer(args.tokenizer)
+    sentences = sources[-args.sentences :]
+    if args.reference == "marian":
+        torch.manual_seed(args.seed)
+        config = common.project_model_config(args, tokenizer.vocab_size, dropout=0.0)
+        project = Transformer(config).to(args.device).eval()
+        reference = common.reference_model(args, tokenizer, dropout=0.0)
+        return tokenizer, sentences, project, reference.to(args.device).eval()
+    if args.model:
+        project = load_model(args.model, args.device)[0]
+    else:
+        # The benchmark's sentences are the last ones: train on the others.
+        held_out = len(sources) - args.sentences
+        project = trained_model(args, tokenizer, sources[:held_out], targets[:held_out])
+    reference = common.pegasus_twin(project.cpu(), tokenizer).to(args.device).eval()
+    return tokenizer, sentences, project.to(args.device).eval(), reference
+
+
+def project_decoder(args, model, tokenizer, sentences: list[str], beam: int):
+    import torch
+
+    from regurgitate.decode import DecodeConfig, translate
+    from regurgitate.train import use_bf16
+
+    bf16 = use_bf16(args.precision, torch.device(args.device))
+    cfg = DecodeConfig(
+        beam=beam, max_len_a=0.0, max_len_b=args.max_new_tokens, max_tokens=args.max_tokens
+    )
+
+    def run() -> list[list[int]]:
+        return [h.tokens for _, h in translate(model, tokenizer, sentences, cfg, bf16=bf16)]
+
+    return run
+
+
+def reference_decoder(args, model, tokenizer, sentences: list[str], beam: int, batch_size: int):
+    from regurgitate.data import pad
+
+    def run() -> list[list[int]]:
+        outputs = []
+        for start in range(0, len(sentences), batch_size):
+            ids = tokenizer.encode(sentences[start : start + batch_size])
+            input_ids = pad([i + [tokenizer.eos_id] for i in ids], tokenizer.pad_id)
+            input_ids = input_ids.to(args.device)
+            generated = model.generate(
+                input_ids=input_ids,
+                attention_mask=input_ids != tokenizer.pad_id,
+                num_beams=beam,
+                do_sample=False,
+                max_new_tokens=args.max_new_tokens,
+                length_penalty=1.0,
+            )
+            for row in generated[:, 1:].tolist():  # after the decoder start token
+                # Rows end at their first EOS; what follows is filler (EOS or padding).
+                ends = [i for i, t in enumerate(row) if t in (tokenizer.eos_id, tokenizer.pad_id)]
+                outputs.append(row[: ends[0]] if ends else row)
+        tokenizer.decode(outputs)
+        return outputs
+
+    return run
+
+
+def project_batch_size(args, tokenizer, sentences: list[str], beam: int) -> float:
+    from regurgitate.decode import decode_batches
+
+    lengths = [len(ids) + 1 for ids in tokenizer.encode(sentences)]
+    return statistics.mean(len(b) for b in decode_batches(lengths, args.max_tokens, beam))
+
+
+def timed(run, device: str) -> tuple[float, list[list[int]]]:
+    common.synchronize(device)
+    start = time.perf_counter()
+    outputs = run()
+    common.synchronize(device)
+    return time.perf_counter() - start, outputs
+
+
+def measure_beam(args, tokenizer, sentences, project, reference, beam: int) -> dict:
+    batch = project_batch_size(args, tokenizer, sentences, beam)
+    runs = {
+        "project": project_decoder(args, project, tokenizer, sentences, beam),
+        "reference": reference_decoder(args, reference, tokenizer, sentences, beam, round(batch)),
+    }
+    outputs = {side: run() for side, run in runs.items()}  # warm-up, and what each side says
+    rounds = []
+    for r in range(args.rounds):
+        order = ("project", "reference") if r % 2 == 0 else ("reference", "project")
+        measured = {}
+        for side in order:
+            seconds, _ = timed(runs[side], args.device)
+            measured[side] = {"sentences_per_second": len(sentences) / seconds, "seconds": seconds}
+        rounds.append(measured)
+        print(
+            f"beam {beam} round {r + 1}: project "
+            f"{measured['project']['sentences_per_second']:.1f} reference "
+            f"{measured['reference']['sentences_per_second']:.1f} sentences/s",
+            flush=True,
+        )
+    same = sum(a == b for a, b in zip(outputs["project"], outputs["reference"], strict=True))
+    return {
+        "ratio_sentences_per_second": common.median_ratio(rounds, "sentences_per_second"),
+        "identical_outputs": same / len(sentences),
+        "mean_tokens_with_eos": {
+            side: statistics.mean(len(o) + 1 for o in out) for side, out in outputs.items()
+        },
+        "project_sentences_per_batch": batch,
+        "reference_batch_size": round(batch),
+        "rounds": rounds,
+    }
+
+
+def main() -> None:
+    args = arguments()
+    common.set_threads(args.threads)
+    tokenizer, sentences, project, reference = models(args)
+    import torch
+
+    from regurgitate.train import use_bf16
+
+    bf16 = use_bf16(args.precision, torch.device(args.device))
+    result = {
+        "benchmark": "decode_speed",
+        "machine": common.machine(),
+        "settings": vars(args),
+        "project_precision": "bf16" if bf16 else "fp32",
+        "parameters": {
+            "project": sum(p.numel() for p in project.parameters()),
+            "reference": sum(p.numel() for p in reference.parameters()),
+        },
+        "beams": {},
+    }
+    for beam in args.beams:
+        result["beams"][str(beam)] = measure_beam(
+            args, tokenizer, sentences, project, reference, beam
+        )
+    path = common.write_result(f"decode_speed_{args.reference}.json", result)
+    summary = {
+        beam: {k: v[k] for k in ("ratio_sentences_per_second", "identical_outputs")}
+        for beam, v in result["beams"].items()
+    }
+    print(json.dumps({"project_over_reference_by_beam": summary}, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
