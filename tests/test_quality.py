@@ -206,8 +206,8 @@ def test_nll_job_scores_both_directions(tmp_path, random_model, toy_tokenizer, t
     write_parquet(pairs, tmp_path / "pairs.parquet")
     save_model(random_model, tmp_path / "model.pt")
     args = (tmp_path / "model.pt", toy_tokenizer.path, tmp_path / "pairs.parquet")
-    forward = nll_job(*args, tmp_path / "f.parquet", device="cpu")
-    reverse = nll_job(*args, tmp_path / "r.parquet", reverse=True, device="cpu")
+    forward = nll_job(*args, tmp_path / "f.parquet", device="cpu", precision="fp32")
+    reverse = nll_job(*args, tmp_path / "r.parquet", reverse=True, device="cpu", precision="fp32")
     assert pl.read_parquet(tmp_path / "f.parquet").equals(forward)
     assert forward["id"].to_list() == ["p1", "p2"]
     expected = [nll_one_pair(random_model, toy_tokenizer, t, s) for s, t in toy_pairs[:2]]
