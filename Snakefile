@@ -34,4 +34,7 @@ rule all:
             "results/tables/{name}.csv",
             name=["mitigations", "quality", "detector"] if MITIGATIONS else [],
         ),
-        expand("results/figures/gap_closed.{ext}", ext=["png", "pdf"] if MITIGATIONS else []),
+        expand(
+            "results/figures/gap_closed.{ext}",
+            ext=["png", "pdf"] if MITIGATIONS else [],
+        ),

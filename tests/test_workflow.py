@@ -30,7 +30,12 @@ def finished_run(tmp_path_factory):
 def test_table_has_a_row_per_condition_and_size(finished_run):
     table = pl.read_csv(finished_run / "results" / "tables" / "scratch.csv")
     rows = set(zip(table["condition"], table["size"], strict=True))
-    assert rows == {(c, s) for c in ("real", "self", "gen-weak") for s in (100, 300)}
+    metrics = ["confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle"]
+    mitigated = [*[f"ordered-weak-{m}" for m in metrics], "mixed-weak+strong", "detector-weak"]
+    assert rows == {(c, s) for c in ("real", "self", "gen-weak") for s in (100, 300)} | {
+        (c, 100)
+        for c in mitigated  # mitigations.sizes
+    }
     assert (table["n_seeds"] == 2).all()
     assert table["bleu_mean"].is_not_null().all()
     assert (table["bleu_ci_low"] <= table["bleu_mean"]).all()

@@ -174,12 +174,15 @@ QUALITY_METRICS = MITIGATIONS.get("metrics", []) if MITIGATIONS else []
 
 def quality_inputs(wildcards):
     """What the quality metrics of a generator's data need: other generators' translations
-    (consensus), back-translations (round trip) and both directions' NLL (dual cross-entropy)."""
+    (consensus), back-translations (round trip) and both directions' NLL (dual cross-entropy).
+    """
     g = wildcards.generator
     inputs = {}
     if "consensus" in QUALITY_METRICS:
         inputs["others"] = [
-            f"results/synthetic/{other}.parquet" for other in config["generators"] if other != g
+            f"results/synthetic/{other}.parquet"
+            for other in config["generators"]
+            if other != g
         ]
     if "round_trip" in QUALITY_METRICS:
         inputs["back_translations"] = f"results/quality/backtranslation/{g}.parquet"

@@ -37,8 +37,12 @@ rule train_reverse:
         gpu=GPUS,
     params:
         rows=None,
-        architecture=lambda wc: config["architectures"][MITIGATIONS["reverse_architecture"]],
-        training=lambda wc: training_settings(config, MITIGATIONS.get("reverse_training")),
+        architecture=lambda wc: config["architectures"][
+            MITIGATIONS["reverse_architecture"]
+        ],
+        training=lambda wc: training_settings(
+            config, MITIGATIONS.get("reverse_training")
+        ),
         checkpoint="results/checkpoints/reverse/last.pt",
         device=config.get("device", "auto"),
     script:
@@ -256,7 +260,9 @@ rule curriculum_detector:
 
 rule table_quality:
     input:
-        expand("results/quality/{generator}.correlation.csv", generator=QUALITY_GENERATORS),
+        expand(
+            "results/quality/{generator}.correlation.csv", generator=QUALITY_GENERATORS
+        ),
     output:
         report(
             "results/tables/quality.csv",
@@ -273,7 +279,9 @@ rule table_quality:
 
 rule table_detector:
     input:
-        expand("results/detector/{generator}/metrics.json", generator=QUALITY_GENERATORS),
+        expand(
+            "results/detector/{generator}/metrics.json", generator=QUALITY_GENERATORS
+        ),
     output:
         report(
             "results/tables/detector.csv",
@@ -290,7 +298,9 @@ rule table_detector:
 
 rule table_mitigations:
     input:
-        runs=lambda wc: [path for e in mitigated_experiments() for path in run_metrics(e)],
+        runs=lambda wc: [
+            path for e in mitigated_experiments() for path in run_metrics(e)
+        ],
         mixes=expand(
             "results/mechanisms/mixed-{mix}.json",
             mix=["+".join(mix) for mix in MITIGATIONS.get("mixes", [])],
@@ -306,7 +316,9 @@ rule table_mitigations:
     conda:
         ENV
     params:
-        unmitigated=lambda wc: {e: full_set_conditions(config, e) for e in mitigated_experiments()},
+        unmitigated=lambda wc: {
+            e: full_set_conditions(config, e) for e in mitigated_experiments()
+        },
         min_gap=MITIGATIONS.get("min_gap"),
     script:
         "../../scripts/table_mitigations.py"
@@ -314,7 +326,9 @@ rule table_mitigations:
 
 rule figure_mitigations:
     input:
-        runs=lambda wc: [path for e in mitigated_experiments() for path in run_metrics(e)],
+        runs=lambda wc: [
+            path for e in mitigated_experiments() for path in run_metrics(e)
+        ],
         table="results/tables/mitigations.csv",
     output:
         curves=[
@@ -334,10 +348,15 @@ rule figure_mitigations:
     conda:
         ENV
     params:
-        unmitigated=lambda wc: {e: full_set_conditions(config, e) for e in mitigated_experiments()},
+        unmitigated=lambda wc: {
+            e: full_set_conditions(config, e) for e in mitigated_experiments()
+        },
         curves={
             e: {
-                s: {ext: f"results/figures/mitigations/{e}-{s}.{ext}" for ext in ("png", "pdf")}
+                s: {
+                    ext: f"results/figures/mitigations/{e}-{s}.{ext}"
+                    for ext in ("png", "pdf")
+                }
                 for s in MITIGATION_STRATEGIES
             }
             for e in mitigated_experiments()
