@@ -11,6 +11,7 @@ import polars as pl
 
 from regurgitate import partial
 from regurgitate.aggregate import bleu_losses, load_runs, write_table
+from regurgitate.conditions import parse_condition
 from regurgitate.figures import learning_curves, plot_real_pairs, save_figure
 from regurgitate.io import write_json
 from regurgitate.mechanism_figures import loss_figure, mechanisms_figure
@@ -134,8 +135,11 @@ def partial_figure_job(
 def learning_curves_job(
     summary_path: Path, png: Path, pdf: Path, title: str, reference_metrics: dict[str, str]
 ) -> None:
-    """The learning curves of one experiment, without the partial mixes (they have their own
-    figure); `reference_metrics` maps a line's label to a metrics JSON whose BLEU it draws."""
-    summary = pl.read_csv(summary_path).filter(~pl.col("condition").str.starts_with("partial-"))
+    """The learning curves of one experiment's real, self and gen- conditions (the partial mixes
+    and the mitigations have figures of their own); `reference_metrics` maps a line's label to
+    a metrics JSON whose BLEU it draws."""
+    summary = pl.read_csv(summary_path)
+    kinds = [parse_condition(c)["kind"] for c in summary["condition"]]
+    summary = summary.filter(pl.Series(kinds).is_in(["real", "self", "gen"]))
     lines = {label: read_json(path)["bleu"] for label, path in reference_metrics.items()}
     learning_curves(summary, png, pdf, title=title, reference_lines=lines)
