@@ -27,7 +27,7 @@ rule train_reverse:
     log:
         "logs/train_reverse.log",
     benchmark:
-        "benchmarks/results/train_reverse.tsv"
+        "benchmarks/results/train_reverse/reverse.tsv"
     conda:
         ENV
     threads: TRAIN_THREADS
