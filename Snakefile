@@ -30,10 +30,7 @@ rule all:
         "results/tables/generators.csv",
         "results/tables/mechanisms.csv",
         "results/tables/partial.csv",
-        expand(
-            "results/tables/{name}.csv",
-            name=["mitigations", "quality", "detector"] if MITIGATIONS else [],
-        ),
+        expand("results/tables/{name}.csv", name=MITIGATION_TABLES),
         expand(
             "results/figures/gap_closed.{ext}",
             ext=["png", "pdf"] if MITIGATIONS else [],

@@ -214,3 +214,9 @@ def mitigation_strategies():
 
 
 MITIGATION_STRATEGIES = mitigation_strategies()
+# The mitigations' tables that this configuration makes: quality needs S1, detector S3.
+MITIGATION_TABLES = [
+    name
+    for name, strategy in (("mitigations", None), ("quality", "S1"), ("detector", "S3"))
+    if MITIGATION_STRATEGIES and (strategy is None or strategy in MITIGATION_STRATEGIES)
+]
