@@ -1,13 +1,13 @@
 import polars as pl
 import pytest
 
-from regurgitate.conditions import human_rows
-from regurgitate.partial import real_pair_points, real_pairs, real_pairs_needed
+from regurgitate.conditions import human_pairs, human_rows
+from regurgitate.partial import real_pair_points, real_pairs_needed
 
 
 @pytest.mark.parametrize(("size", "percent"), [(8000, 10), (300, 25), (7, 50), (1000, 33)])
 def test_real_pairs_counts_the_human_rows_of_a_prefix(size, percent):
-    assert real_pairs(size, percent) == int(human_rows(size + 5, percent)[:size].sum())
+    assert human_pairs(size, percent) == int(human_rows(size + 5, percent)[:size].sum())
 
 
 def row(condition, size, mean, half=1.0):

@@ -89,13 +89,17 @@ def generated_curriculum(
     return targets[order].with_columns(origin=pl.lit(generator))
 
 
+def human_pairs(size: int | np.ndarray, percent: int) -> int | np.ndarray:
+    """Human pairs among the first `size` rows of a curriculum with `percent` % human targets."""
+    return size * percent // 100
+
+
 def human_rows(n: int, percent: int) -> np.ndarray:
     """Which of `n` rows keep their human target so that every prefix of k rows holds
     floor(k * percent / 100) of them: any size trained on sees the same share of real data."""
     if not 0 < percent < 100:
         raise ValueError(f"a partial condition's percentage must lie in 1..99, got {percent}")
-    k = np.arange(n + 1) * percent // 100
-    return np.diff(k) > 0
+    return np.diff(human_pairs(np.arange(n + 1), percent)) > 0
 
 
 def partial_curriculum(

@@ -20,29 +20,23 @@ from regurgitate.errors import FLAGS
 from regurgitate.figures import (
     LABEL_SIZE,
     LEGEND_SIZE,
-    MARKERS,
-    PALETTE,
-    REAL_COLOUR,
-    REAL_MARKER,
+    REAL_CONDITION,
     TICK_SIZE,
     TITLE_SIZE,
+    condition_styles,
     save_figure,
 )
 
-# The human references look like `real` in the learning curves: they are the same targets.
-HUMAN_STYLE = (REAL_COLOUR, REAL_MARKER)
 EXPERIMENT_MARKERS = {"scratch": "o", "finetune": "s"}
 EXPERIMENT_LABELS = {"scratch": "E2 scratch", "finetune": "E1 fine-tune"}
 
 
 def source_styles(sources: list[str]) -> dict[str, tuple[str, str]]:
-    """(colour, marker) per source: human fixed, generators in sorted order."""
-    generators = sorted(set(sources) - {HUMAN})
-    styles = {
-        g: (PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]) for i, g in enumerate(generators)
-    }
-    styles[HUMAN] = HUMAN_STYLE
-    return styles
+    """(colour, marker) per source: the human references styled as `real` (they are its
+    targets), generators as `figures.condition_styles` styles conditions."""
+    as_conditions = {REAL_CONDITION if s == HUMAN else s: s for s in sources}
+    styles = condition_styles(list(as_conditions))
+    return {as_conditions[condition]: style for condition, style in styles.items()}
 
 
 def _new_figure(rows: int, columns: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:

@@ -10,14 +10,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from regurgitate.conditions import parse_condition
+from regurgitate.conditions import human_pairs, parse_condition
 
 BLEU = ["bleu_mean", "bleu_ci_low", "bleu_ci_high"]
-
-
-def real_pairs(size: int, percent: int) -> int:
-    """Human pairs in the first `size` rows of a curriculum with `percent` % human targets."""
-    return size * percent // 100  # as conditions.human_rows places them
 
 
 def real_pair_points(summary: pl.DataFrame) -> pl.DataFrame:
@@ -38,7 +33,7 @@ def real_pair_points(summary: pl.DataFrame) -> pl.DataFrame:
                 "generator": generator,
                 "percent": percent,
                 "size": row["size"],
-                "real_pairs": real_pairs(row["size"], percent),
+                "real_pairs": human_pairs(row["size"], percent),
                 **{column: row[column] for column in BLEU},
             }
         )

@@ -1,5 +1,6 @@
 from snakemake.utils import min_version, validate
 
+from regurgitate.mitigations import mitigation_of
 from regurgitate.config import (
     HUMAN,
     check_config,
@@ -8,6 +9,7 @@ from regurgitate.config import (
     experiments,
     finetune_through_api,
     full_set_conditions,
+    mitigation_conditions,
     self_generator,
     student_architecture,
     training_settings,
@@ -168,8 +170,8 @@ EXPERIMENT_TITLES = {
 MECHANISM_SOURCES = [HUMAN, *config["generators"]]
 
 MITIGATIONS = config.get("mitigations", {})
-QUALITY_GENERATORS = MITIGATIONS.get("generators", []) if MITIGATIONS else []
-QUALITY_METRICS = MITIGATIONS.get("metrics", []) if MITIGATIONS else []
+QUALITY_GENERATORS = MITIGATIONS.get("generators", [])
+QUALITY_METRICS = MITIGATIONS.get("metrics", [])
 
 
 def quality_inputs(wildcards):
@@ -197,23 +199,17 @@ def mix_synthetics(wildcards):
 
 
 def mitigated_experiments():
-    return MITIGATIONS.get("experiments", []) if MITIGATIONS else []
+    return MITIGATIONS.get("experiments", [])
 
 
-def mitigation_strategies():
-    """The strategies (S1, S2, S3) that the configuration's mitigated conditions use."""
-    settings = MITIGATIONS
-    strategies = []
-    if settings and settings["generators"] and settings.get("metrics"):
-        strategies.append("S1")
-    if settings and settings.get("mixes"):
-        strategies.append("S2")
-    if settings and settings["generators"] and settings.get("detector", True):
-        strategies.append("S3")
-    return strategies
-
-
-MITIGATION_STRATEGIES = mitigation_strategies()
+# The strategies (S1, S2, S3) of the configured mitigated conditions.
+MITIGATION_STRATEGIES = sorted(
+    {
+        mitigation_of(condition).strategy
+        for experiment in EXPERIMENTS
+        for condition in mitigation_conditions(config, experiment)
+    }
+)
 # The mitigations' tables that this configuration makes: quality needs S1, detector S3.
 MITIGATION_TABLES = [
     name
