@@ -33,5 +33,5 @@ rule all:
         expand("results/tables/{name}.csv", name=MITIGATION_TABLES),
         expand(
             "results/figures/gap_closed.{ext}",
-            ext=["png", "pdf"] if MITIGATIONS else [],
+            ext=["png", "pdf"] if MITIGATION_STRATEGIES else [],
         ),

@@ -60,7 +60,7 @@ def read_pairs(path: Path, limit: int) -> tuple[list[str], list[str]]:
 
 def tokenizer_for(args):
     """A SentencePiece model trained on the benchmark's pairs, cached by corpus and size."""
-    from regurgitate.tokenizer import Tokenizer, train_tokenizer
+    from regurgitate.engine.tokenizer import Tokenizer, train_tokenizer
 
     sources, targets = read_pairs(args.pairs, args.max_pairs)
     key = hashlib.sha256(f"{args.pairs}:{args.max_pairs}:{args.vocab_size}".encode()).hexdigest()
@@ -71,7 +71,7 @@ def tokenizer_for(args):
 
 
 def project_model_config(args, vocab_size: int, dropout: float = 0.1):
-    from regurgitate.model import ModelConfig
+    from regurgitate.engine.model import ModelConfig
 
     return ModelConfig(
         vocab_size=vocab_size,

@@ -33,7 +33,7 @@ CORPUS_FILES = {"tsv": "corpus.tsv", "europarl": "training-parallel-europarl-v7.
 CHILD = """
 import json, sys
 from pathlib import Path
-from regurgitate.corpus import CleaningConfig, prepare
+from regurgitate.study.corpus import CleaningConfig, prepare
 spec = json.loads(sys.argv[1])
 report = prepare(
     spec["corpus"],

@@ -58,9 +58,9 @@ def trained_model(args, tokenizer, sources, targets):
     """A project model trained by the project's trainer, cached by its settings."""
     import torch
 
-    from regurgitate.data import encode_pairs
-    from regurgitate.model import load_model, save_model
-    from regurgitate.train import DevSet, TrainConfig, train
+    from regurgitate.engine.batching import encode_pairs
+    from regurgitate.engine.model import load_model, save_model
+    from regurgitate.engine.train import DevSet, TrainConfig, train
 
     settings = [str(args.pairs), args.max_pairs, args.vocab_size, args.d_model, args.heads]
     settings += [args.layers, args.ffn_dim, args.max_positions, args.train_steps, args.seed]
@@ -92,8 +92,8 @@ def models(args):
     """(tokenizer, sentences, project model, reference model)."""
     import torch
 
-    from regurgitate.model import Transformer, load_model
-    from regurgitate.tokenizer import Tokenizer
+    from regurgitate.engine.model import Transformer, load_model
+    from regurgitate.engine.tokenizer import Tokenizer
 
     tokenizer, sources, targets = common.tokenizer_for(args)
     if args.tokenizer:
@@ -118,8 +118,8 @@ def models(args):
 def project_decoder(args, model, tokenizer, sentences: list[str], beam: int):
     import torch
 
-    from regurgitate.decode import DecodeConfig, translate
-    from regurgitate.train import use_bf16
+    from regurgitate.engine.decode import DecodeConfig, translate
+    from regurgitate.engine.device import use_bf16
 
     bf16 = use_bf16(args.precision, torch.device(args.device))
     cfg = DecodeConfig(
@@ -133,7 +133,7 @@ def project_decoder(args, model, tokenizer, sentences: list[str], beam: int):
 
 
 def reference_decoder(args, model, tokenizer, sentences: list[str], beam: int, batch_size: int):
-    from regurgitate.data import pad
+    from regurgitate.engine.batching import pad
 
     def run() -> list[list[int]]:
         outputs = []
@@ -160,7 +160,7 @@ def reference_decoder(args, model, tokenizer, sentences: list[str], beam: int, b
 
 
 def project_batch_size(args, tokenizer, sentences: list[str], beam: int) -> float:
-    from regurgitate.decode import decode_batches
+    from regurgitate.engine.decode import decode_batches
 
     lengths = [len(ids) + 1 for ids in tokenizer.encode(sentences)]
     return statistics.mean(len(b) for b in decode_batches(lengths, args.max_tokens, beam))
@@ -214,7 +214,7 @@ def main() -> None:
     tokenizer, sentences, project, reference = models(args)
     import torch
 
-    from regurgitate.train import use_bf16
+    from regurgitate.engine.device import use_bf16
 
     bf16 = use_bf16(args.precision, torch.device(args.device))
     result = {

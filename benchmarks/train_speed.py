@@ -43,7 +43,7 @@ def arguments(argv=None):
 
 
 def encoded(args):
-    from regurgitate.data import encode_pairs
+    from regurgitate.engine.batching import encode_pairs
 
     tokenizer, sources, targets = common.tokenizer_for(args)
     return tokenizer, sources, encode_pairs(tokenizer, sources, targets, args.max_positions)
@@ -58,8 +58,8 @@ def training_flops(args, vocab: int, src_tokens: int, tgt_tokens: int) -> float:
 
 
 def project_side(args) -> dict:
-    from regurgitate.data import epoch_batches
-    from regurgitate.train import DevSet, TrainConfig, train
+    from regurgitate.engine.batching import epoch_batches
+    from regurgitate.engine.train import DevSet, TrainConfig, train
 
     tokenizer, sources, data = encoded(args)
     batches = epoch_batches(data, args.max_tokens, args.seed, 0)[: args.steps]
@@ -108,7 +108,7 @@ def reference_side(args) -> dict:
     from transformers import get_linear_schedule_with_warmup
     from transformers.models.marian.modeling_marian import shift_tokens_right
 
-    from regurgitate.data import pad
+    from regurgitate.engine.batching import pad
 
     tokenizer, _, data = encoded(args)
     common.set_threads(args.threads)
@@ -166,7 +166,7 @@ def batching(args) -> dict:
     tokens per batch as the project's batches hold on average."""
     import torch
 
-    from regurgitate.data import collate, epoch_batches, pad, padding_fraction
+    from regurgitate.engine.batching import collate, epoch_batches, pad, padding_fraction
 
     tokenizer, _, data = encoded(args)
     ids = (tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)

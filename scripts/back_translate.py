@@ -1,11 +1,11 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.pipeline import generate_job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import back_translate
 
 with job(snakemake.log[0], threads=snakemake.threads):
-    generate_job(
-        name=f"reverse model on {snakemake.wildcards.generator}",
+    back_translate(
+        generator=snakemake.wildcards.generator,
         model_path=Path(snakemake.input.model),
         tokenizer_path=Path(snakemake.input.tokenizer),
         pool_path=Path(snakemake.input.pool),

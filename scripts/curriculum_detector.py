@@ -1,16 +1,14 @@
-import polars as pl
+from pathlib import Path
 
-from regurgitate.conditions import detector_curriculum
-from regurgitate.io import write_parquet
-from regurgitate.logs import job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import curriculum_detector
 
-with job(snakemake.log[0]) as log:
-    curriculum = detector_curriculum(
-        pl.read_parquet(snakemake.input.student),
-        pl.read_parquet(snakemake.input.synthetic),
+with job(snakemake.log[0]):
+    curriculum_detector(
+        Path(snakemake.input.student),
+        Path(snakemake.input.synthetic),
         snakemake.wildcards.generator,
-        pl.read_parquet(snakemake.input.p_human),
+        Path(snakemake.input.p_human),
         snakemake.params.seed,
+        Path(snakemake.output[0]),
     )
-    log.info("%d pairs, most human-looking first", curriculum.height)
-    write_parquet(curriculum, snakemake.output[0])

@@ -1,16 +1,13 @@
-import polars as pl
+from pathlib import Path
 
-from regurgitate.conditions import generated_curriculum
-from regurgitate.io import write_parquet
-from regurgitate.logs import job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.train import curriculum_generated
 
-with job(snakemake.log[0]) as log:
-    generator = snakemake.params.generator
-    curriculum = generated_curriculum(
-        pl.read_parquet(snakemake.input.student),
-        pl.read_parquet(snakemake.input.synthetic),
-        generator,
+with job(snakemake.log[0]):
+    curriculum_generated(
+        Path(snakemake.input.student),
+        Path(snakemake.input.synthetic),
+        snakemake.params.generator,
         snakemake.params.seed,
+        Path(snakemake.output[0]),
     )
-    log.info("%d pairs with targets by generator %s", curriculum.height, generator)
-    write_parquet(curriculum, snakemake.output[0])

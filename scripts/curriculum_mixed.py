@@ -1,13 +1,12 @@
-import polars as pl
+from pathlib import Path
 
-from regurgitate.conditions import mixed_curriculum
-from regurgitate.io import write_parquet
-from regurgitate.logs import job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import curriculum_mixed
 
-with job(snakemake.log[0]) as log:
-    synthetics = {g: pl.read_parquet(snakemake.input[g]) for g in snakemake.params.generators}
-    curriculum = mixed_curriculum(
-        pl.read_parquet(snakemake.input.student), synthetics, snakemake.params.seed
+with job(snakemake.log[0]):
+    curriculum_mixed(
+        Path(snakemake.input.student),
+        {g: Path(snakemake.input[g]) for g in snakemake.params.generators},
+        snakemake.params.seed,
+        Path(snakemake.output[0]),
     )
-    log.info("shares: %s", dict(curriculum["origin"].value_counts().iter_rows()))
-    write_parquet(curriculum, snakemake.output[0])

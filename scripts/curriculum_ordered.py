@@ -1,20 +1,15 @@
-import polars as pl
+from pathlib import Path
 
-from regurgitate.conditions import ordered_curriculum
-from regurgitate.io import write_parquet
-from regurgitate.logs import job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import curriculum_ordered
 
-with job(snakemake.log[0]) as log:
-    metric = snakemake.wildcards.metric
-    scores = pl.read_parquet(snakemake.input.scores)
-    if metric not in scores.columns:
-        raise ValueError(f"{snakemake.input.scores} has no {metric!r} scores (mitigations.metrics)")
-    curriculum = ordered_curriculum(
-        pl.read_parquet(snakemake.input.student),
-        pl.read_parquet(snakemake.input.synthetic),
+with job(snakemake.log[0]):
+    curriculum_ordered(
+        Path(snakemake.input.student),
+        Path(snakemake.input.synthetic),
         snakemake.wildcards.generator,
-        scores.select("id", pl.col(metric).alias("score")),
+        Path(snakemake.input.scores),
+        snakemake.wildcards.metric,
         snakemake.params.seed,
+        Path(snakemake.output[0]),
     )
-    log.info("%d pairs ordered by %s, best first", curriculum.height, metric)
-    write_parquet(curriculum, snakemake.output[0])

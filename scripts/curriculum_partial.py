@@ -1,17 +1,14 @@
-import polars as pl
+from pathlib import Path
 
-from regurgitate.conditions import partial_curriculum
-from regurgitate.io import write_parquet
-from regurgitate.logs import job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.train import curriculum_partial
 
-with job(snakemake.log[0]) as log:
-    curriculum = partial_curriculum(
-        pl.read_parquet(snakemake.input.student),
-        pl.read_parquet(snakemake.input.synthetic),
-        snakemake.params.generator,
-        snakemake.params.percent,
+with job(snakemake.log[0]):
+    curriculum_partial(
+        Path(snakemake.input.student),
+        Path(snakemake.input.synthetic),
+        snakemake.wildcards.generator,
+        int(snakemake.wildcards.percent),
         snakemake.params.seed,
+        Path(snakemake.output[0]),
     )
-    human = curriculum.filter(pl.col("origin") == "human").height
-    log.info("%d pairs, %d with human targets", curriculum.height, human)
-    write_parquet(curriculum, snakemake.output[0])

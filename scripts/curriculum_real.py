@@ -1,10 +1,7 @@
-import polars as pl
+from pathlib import Path
 
-from regurgitate.conditions import real_curriculum
-from regurgitate.io import write_parquet
-from regurgitate.logs import job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.train import curriculum_real
 
-with job(snakemake.log[0]) as log:
-    curriculum = real_curriculum(pl.read_parquet(snakemake.input[0]), snakemake.params.seed)
-    log.info("real: %d pairs with human targets", curriculum.height)
-    write_parquet(curriculum, snakemake.output[0])
+with job(snakemake.log[0]):
+    curriculum_real(Path(snakemake.input[0]), snakemake.params.seed, Path(snakemake.output[0]))

@@ -1,9 +1,9 @@
 from pathlib import Path
 
-from regurgitate.detector import p_human_job
-from regurgitate.logs import job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import detector_scores
 
 with job(snakemake.log[0]):
-    p_human_job(
+    detector_scores(
         Path(snakemake.input.detector), Path(snakemake.input.synthetic), Path(snakemake.output[0])
     )

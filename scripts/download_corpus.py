@@ -1,5 +1,5 @@
-from regurgitate.download import download
-from regurgitate.logs import job
+from regurgitate.jobs.data import download_corpus
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
-    download(snakemake.params.url, snakemake.output[0], snakemake.params.sha256)
+    download_corpus(snakemake.params.url, snakemake.output[0], snakemake.params.sha256)

@@ -1,12 +1,11 @@
-import json
 from pathlib import Path
 
-from regurgitate.generators.openai_finetune import evaluate_finetuned
-from regurgitate.logs import job
+from regurgitate.jobs.evaluate import evaluate_finetuned_api
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
-    evaluate_finetuned(
-        record=json.loads(Path(snakemake.input.model).read_text(encoding="utf-8")),
+    evaluate_finetuned_api(
+        record_path=Path(snakemake.input.model),
         name=snakemake.params.base,
         generator=dict(snakemake.params.generator),
         prompts=snakemake.params.prompts,

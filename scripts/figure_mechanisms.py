@@ -1,11 +1,11 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.reports import mechanisms_figures_job
+from regurgitate.jobs.analyze import figure_mechanisms
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     out = snakemake.output
-    mechanisms_figures_job(
+    figure_mechanisms(
         Path(snakemake.input.table),
         list(snakemake.input.records),
         list(snakemake.params.experiments),

@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.mitigation_jobs import mitigation_figures_job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import figure_mitigations
 
 with job(snakemake.log[0]):
-    mitigation_figures_job(
+    figure_mitigations(
         list(snakemake.input.runs),
         Path(snakemake.input.table),
         dict(snakemake.params.unmitigated),

@@ -1,11 +1,11 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.reports import partial_figure_job
+from regurgitate.jobs.analyze import figure_partial
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     titles = dict(snakemake.params.titles)
-    partial_figure_job(
+    figure_partial(
         {experiment: snakemake.input[experiment] for experiment in titles},
         Path(snakemake.input.table),
         titles,

@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from regurgitate.generators.openai_finetune import finetune_job
-from regurgitate.logs import job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.train import finetune_api
 
 with job(snakemake.log[0]):
-    finetune_job(
+    finetune_api(
         curriculum_path=Path(snakemake.input.pairs),
         rows=snakemake.params.rows,
         name=snakemake.params.base,

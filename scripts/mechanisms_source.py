@@ -1,11 +1,11 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.reports import source_mechanisms_job
+from regurgitate.jobs.analyze import mechanisms_source
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     synthetic = snakemake.input.get("synthetic")
-    source_mechanisms_job(
+    mechanisms_source(
         Path(snakemake.input.student),
         Path(synthetic) if synthetic else None,
         snakemake.params.name,

@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.scoring import nll_job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import pair_nll
 
 with job(snakemake.log[0], threads=snakemake.threads):
-    nll_job(
+    pair_nll(
         Path(snakemake.input.model),
         Path(snakemake.input.tokenizer),
         Path(snakemake.input.pairs),

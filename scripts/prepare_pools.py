@@ -1,12 +1,12 @@
 from pathlib import Path
 
-from regurgitate.corpus import CleaningConfig, prepare
-from regurgitate.logs import job
+from regurgitate.jobs.data import prepare_pools
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
-    prepare(
+    prepare_pools(
         corpus=dict(snakemake.params.corpus),
-        cleaning=CleaningConfig(**snakemake.params.cleaning),
+        cleaning=dict(snakemake.params.cleaning),
         sizes=dict(snakemake.params.sizes),
         seed=snakemake.params.seed,
         out_dir=Path(snakemake.output.pools[0]).parent,

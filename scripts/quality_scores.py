@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.mitigation_jobs import quality_job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import quality_scores
 
 with job(snakemake.log[0]):
     inputs = {
@@ -9,7 +9,7 @@ with job(snakemake.log[0]):
         for name in ("others", "back_translations", "forward_nll", "reverse_nll")
         if snakemake.input.get(name)
     }
-    quality_job(
+    quality_scores(
         Path(snakemake.input.student),
         Path(snakemake.input.synthetic),
         snakemake.wildcards.generator,

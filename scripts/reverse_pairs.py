@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.mitigation_jobs import reverse_pairs_job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import reverse_pairs
 
 with job(snakemake.log[0]):
-    reverse_pairs_job(Path(snakemake.input[0]), Path(snakemake.output[0]))
+    reverse_pairs(Path(snakemake.input[0]), Path(snakemake.output[0]))

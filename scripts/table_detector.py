@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.mitigation_jobs import detector_table_job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import table_detector
 
 with job(snakemake.log[0]):
-    detector_table_job(list(snakemake.input), Path(snakemake.output[0]))
+    table_detector(list(snakemake.input), Path(snakemake.output[0]))

@@ -1,5 +1,7 @@
-from regurgitate.aggregate import generator_table
-from regurgitate.logs import job
+from pathlib import Path
+
+from regurgitate.jobs.log import job
+from regurgitate.jobs.report import table_generators
 
 with job(snakemake.log[0]):
-    generator_table(list(snakemake.input), snakemake.output[0])
+    table_generators(list(snakemake.input), Path(snakemake.output[0]))

@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.reports import mechanisms_table_job
+from regurgitate.jobs.analyze import table_mechanisms
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
-    mechanisms_table_job(
+    table_mechanisms(
         list(snakemake.input.records),
         list(snakemake.input.runs),
         list(snakemake.input.generators),

@@ -1,14 +1,13 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.mitigation_jobs import mitigations_table_job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import table_mitigations
 
 with job(snakemake.log[0]):
-    mixes = {Path(path).stem: path for path in snakemake.input.mixes}
-    mitigations_table_job(
+    table_mitigations(
         list(snakemake.input.runs),
         dict(snakemake.params.unmitigated),
-        mixes,
+        {Path(path).stem: path for path in snakemake.input.mixes},
         snakemake.params.min_gap,
         Path(snakemake.output[0]),
     )

@@ -1,11 +1,11 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.reports import partial_table_job
+from regurgitate.jobs.analyze import table_partial
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     specs = dict(snakemake.params.specs)
-    partial_table_job(
+    table_partial(
         {experiment: snakemake.input[experiment] for experiment in specs},
         specs,
         Path(snakemake.output[0]),

@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from regurgitate.detector import detector_job
-from regurgitate.logs import job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import train_detector
 
 with job(snakemake.log[0]):
-    detector_job(
+    train_detector(
         Path(snakemake.input.pool),
         Path(snakemake.input.synthetic),
         snakemake.wildcards.generator,

@@ -1,11 +1,11 @@
 from pathlib import Path
 
-from regurgitate.logs import job
-from regurgitate.pipeline import train_job
+from regurgitate.jobs.log import job
+from regurgitate.jobs.train import train_model
 
 with job(snakemake.log[0], threads=snakemake.threads):
     init = snakemake.input.get("init")  # E1 students start from the base model
-    train_job(
+    train_model(
         pairs_path=Path(snakemake.input.pairs),
         rows=snakemake.params.rows,
         dev_path=Path(snakemake.input.dev),

@@ -1,8 +1,8 @@
-from regurgitate.logs import job
-from regurgitate.pipeline import tokenizer_job
+from regurgitate.jobs.data import train_tokenizer
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
-    tokenizer_job(
+    train_tokenizer(
         snakemake.input[0],
         snakemake.output.model,
         dict(snakemake.params.settings),

@@ -26,7 +26,7 @@ def toy_pairs() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="session")
 def toy_tokenizer(tmp_path_factory, toy_pairs):
-    from regurgitate.tokenizer import Tokenizer, train_tokenizer
+    from regurgitate.engine.tokenizer import Tokenizer, train_tokenizer
 
     path = tmp_path_factory.mktemp("tok") / "spm.model"
     sentences = [s for pair in toy_pairs for s in pair]

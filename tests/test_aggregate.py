@@ -4,7 +4,8 @@ import math
 import polars as pl
 import pytest
 
-from regurgitate.aggregate import load_runs, summarise, write_table
+from regurgitate.analysis.aggregate import load_runs, summarise
+from regurgitate.io import write_table
 
 BLEU_SIG = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
 CHRF_SIG = "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0"
@@ -189,7 +190,7 @@ def runs_frame(rows):
 
 
 def test_paired_difference_pairs_seeds_and_gives_a_t_interval():
-    from regurgitate.aggregate import paired_difference
+    from regurgitate.analysis.aggregate import paired_difference
 
     runs = runs_frame(
         [
@@ -210,7 +211,7 @@ def test_paired_difference_pairs_seeds_and_gives_a_t_interval():
 
 
 def test_paired_difference_names_what_is_missing():
-    from regurgitate.aggregate import paired_difference
+    from regurgitate.analysis.aggregate import paired_difference
 
     runs = runs_frame([{"condition": "real", "seed": 1}, {"condition": "gen-weak", "seed": 2}])
     with pytest.raises(ValueError, match="no e2 runs of self at size 1000"):
@@ -220,7 +221,7 @@ def test_paired_difference_names_what_is_missing():
 
 
 def test_bleu_losses_one_row_per_generator():
-    from regurgitate.aggregate import bleu_losses
+    from regurgitate.analysis.aggregate import bleu_losses
 
     runs = runs_frame(
         [

@@ -6,14 +6,13 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake
 
-from regurgitate.config import (
+from regurgitate.study.config import (
     ConfigError,
     check_config,
     experiment_conditions,
     experiment_runs,
     experiments,
     full_set_conditions,
-    scratch_conditions,
 )
 
 CONFIGS = [
@@ -44,7 +43,7 @@ def test_conditions_of_the_default_study():
     config = load(CONFIGS[0])
     metrics = ["confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle"]
     mitigated = [*[f"ordered-weak-{m}" for m in metrics], "mixed-weak+strong", "detector-weak"]
-    assert scratch_conditions(config) == ["real", "self", "gen-weak", *mitigated]
+    assert experiment_conditions(config, "scratch") == ["real", "self", "gen-weak", *mitigated]
     partial = [f"partial-{g}-{p}" for g in ("weak", "strong") for p in (10, 25, 50)]
     assert experiment_conditions(config, "finetune") == [
         "real",

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from regurgitate.corpus import (
+from regurgitate.study.corpus import (
     DROP_REASONS,
     POOLS,
     CleaningConfig,
@@ -519,7 +519,7 @@ def test_prepare_removes_pools_when_writing_fails(tmp_path, monkeypatch):
     def failing_write_json(data, path):
         raise OSError("disk full")
 
-    monkeypatch.setattr("regurgitate.corpus.write_json", failing_write_json)
+    monkeypatch.setattr("regurgitate.study.corpus.write_json", failing_write_json)
     with pytest.raises(OSError, match="disk full"):
         prepare(corpus, CFG, {"test": 5, "teacher": None}, 0, out_dir, report_path)
     assert list(out_dir.iterdir()) == []

@@ -1,8 +1,8 @@
 import torch
 
-from regurgitate.data import pad
-from regurgitate.decode import DecodeConfig, beam_search, decode_batches, translate
-from regurgitate.model import ModelConfig, Transformer
+from regurgitate.engine.batching import pad
+from regurgitate.engine.decode import DecodeConfig, beam_search, decode_batches, translate
+from regurgitate.engine.model import ModelConfig, Transformer
 
 BOS, EOS = 2, 3
 

@@ -4,15 +4,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from regurgitate.detector import (
+from regurgitate.analysis.detector import (
     detector_data,
-    detector_job,
     evaluate_detector,
     load_detector,
-    p_human_job,
     train_detector,
 )
 from regurgitate.io import write_parquet
+from regurgitate.jobs.mitigate import detector_scores
+from regurgitate.jobs.mitigate import train_detector as train_detector_job
 
 
 def degrade(source: str, target: str, rng: random.Random) -> str:
@@ -98,7 +98,7 @@ def test_detector_job_writes_a_detector_that_ranks_the_student_pool(tmp_path, po
     pool, synthetic = pools
     write_parquet(pool, tmp_path / "pool.parquet")
     write_parquet(synthetic, tmp_path / "synthetic.parquet")
-    record = detector_job(
+    record = train_detector_job(
         tmp_path / "pool.parquet",
         tmp_path / "synthetic.parquet",
         "poor",
@@ -118,7 +118,7 @@ def test_detector_job_writes_a_detector_that_ranks_the_student_pool(tmp_path, po
         ]
     )
     write_parquet(student, tmp_path / "student.parquet")
-    ranked = p_human_job(
+    ranked = detector_scores(
         tmp_path / "detector.joblib", tmp_path / "student.parquet", tmp_path / "p.parquet"
     )
     assert ranked["id"].to_list() == student["id"].to_list()

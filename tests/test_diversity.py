@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import hypergeom
 
-from regurgitate.diversity import (
+from regurgitate.analysis.diversity import (
     MEASURES,
     compression_ratio,
     distinct_n,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import serve_directory
 
-from regurgitate.corpus import read_europarl_archive
-from regurgitate.download import DownloadError, download
+from regurgitate.study.corpus import read_europarl_archive
+from regurgitate.study.download import DownloadError, download
 
 DE_MEMBER = "training/europarl-v7.de-en.de"
 EN_MEMBER = "training/europarl-v7.de-en.en"

@@ -18,11 +18,11 @@ from conftest import REPO
 from fake_api import REFUSAL, fake_api, toy_translation
 from toy import toy_pair
 
-from regurgitate.generators.jobs import api_generate_job
 from regurgitate.generators.llm import ApiGenerator, BudgetExceeded
 from regurgitate.generators.retry import ApiError
 from regurgitate.generators.settings import ApiSettings, MissingKeyError
-from regurgitate.logs import job
+from regurgitate.jobs.generate import translate_pool_by_api
+from regurgitate.jobs.log import job
 
 KEY = "sk-test-0123456789abcdefSECRET"
 FAULTS = {
@@ -128,11 +128,11 @@ def test_key_never_reaches_an_output_file(api, tmp_path):
     api.faults = {texts[0]: ["429"], texts[1]: ["500"]}
     config = generator(api, "openai", tmp_path)
     with job(tmp_path / "logs" / "ok.log"):
-        api_generate_job("g", config, None, pool, tmp_path / "g.parquet", tmp_path / "g.json")
+        translate_pool_by_api("g", config, None, pool, tmp_path / "g.parquet", tmp_path / "g.json")
     api.faults = {texts[0]: ["echo"]}
     with pytest.raises(ApiError) as failed, job(tmp_path / "logs" / "echo.log"):
         config = generator(api, "anthropic", tmp_path, max_retries=1)
-        api_generate_job("h", config, None, pool, tmp_path / "h.parquet", tmp_path / "h.json")
+        translate_pool_by_api("h", config, None, pool, tmp_path / "h.parquet", tmp_path / "h.json")
     assert KEY not in str(failed.value) and "[redacted]" in str(failed.value)
     assert KEY in api.keys_seen
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p != pool]

@@ -12,9 +12,11 @@ from conftest import REPO, run_snakemake, write_toy_corpus
 from fake_api import fake_api, toy_translation
 from toy import toy_pair
 
-from regurgitate.config import ConfigError, check_config
 from regurgitate.generators import estimate
-from regurgitate.generators.openai_finetune import FineTuneError, evaluate_finetuned, finetune
+from regurgitate.generators.openai_finetune import FineTuneError, finetune
+from regurgitate.io import write_json
+from regurgitate.jobs.evaluate import evaluate_finetuned_api
+from regurgitate.study.config import ConfigError, check_config
 
 KEY = "sk-test-jobs-SECRET-42"
 TINY = REPO / "tests" / "config" / "tiny.yaml"
@@ -81,8 +83,10 @@ def test_finetune_uploads_trains_and_resumes_without_paying_again(api, tmp_path)
     pairs(30, seed=1).with_columns(
         target=pl.col("source").map_elements(toy_translation, return_dtype=pl.String)
     ).write_parquet(test)
-    metrics = evaluate_finetuned(
-        record, "gpt", config, None, test, {"condition": "real", "size": 20, "seed": 3},
+    write_json(record, tmp_path / "model.json")
+    metrics = evaluate_finetuned_api(
+        tmp_path / "model.json", "gpt", config, None, test,
+        {"condition": "real", "size": 20, "seed": 3},
         tmp_path / "metrics.json", tmp_path / "test.hyp.txt",
     )  # fmt: skip
     assert metrics["bleu"] == pytest.approx(100.0) and metrics["size"] == 20
@@ -182,7 +186,7 @@ def test_workflow_writes_synthetic_data_of_an_api_generator(tmp_path, api):
     write_toy_corpus(workdir / "data" / "corpus.tsv", 1500)
     targets = [
         "results/synthetic/api.parquet",
-        "results/curricula/scratch/gen-api.parquet",
+        "results/curricula/gen-api.parquet",
         "results/generators/api/metrics.json",
     ]
     run_snakemake(workdir, configfile, "--cores", "2", *targets)
@@ -238,5 +242,5 @@ def test_workflow_runs_e1_through_the_finetuning_api(tmp_path, api):
     forced = ("--forcerun", "finetune_api")
     run_snakemake(workdir, configfile, "--cores", "2", *forced, "--", "results/tables/finetune.csv")
     assert len(api.jobs) == jobs  # every rerun found its job's state and created none
-    log = (workdir / "logs/finetune_api/real/100/1.log").read_text()
+    log = (workdir / "logs/finetune_api/finetune/real/100/1.log").read_text()
     assert "created fine-tuning job" not in log

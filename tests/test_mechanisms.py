@@ -1,10 +1,10 @@
 import polars as pl
 import pytest
 
-from regurgitate.diversity import MEASURES
-from regurgitate.errors import FLAGS
-from regurgitate.mechanism_figures import plot_loss_vs_mechanisms, plot_mechanisms
-from regurgitate.mechanisms import mechanisms_table, source_mechanisms
+from regurgitate.analysis.diversity import MEASURES
+from regurgitate.analysis.mechanisms import mechanisms_table, source_mechanisms
+from regurgitate.analysis.translation_errors import FLAGS
+from regurgitate.plots.mechanisms import plot_loss_vs_mechanisms, plot_mechanisms
 
 SETTINGS = {"chrf_threshold": 50.0, "sample_tokens": 300, "bootstrap": 10, "seed": 3}
 

@@ -1,6 +1,6 @@
 import torch
 
-from regurgitate.model import ModelConfig, Transformer, load_model, save_model
+from regurgitate.engine.model import ModelConfig, Transformer, load_model, save_model
 
 
 def make_model(**overrides) -> Transformer:

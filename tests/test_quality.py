@@ -7,9 +7,7 @@ import torch
 import torch.nn.functional as F
 from sacrebleu.metrics import CHRF
 
-from regurgitate.io import write_parquet
-from regurgitate.model import ModelConfig, Transformer, save_model
-from regurgitate.quality import (
+from regurgitate.analysis.quality import (
     aligned_targets,
     confidence,
     consensus,
@@ -18,9 +16,13 @@ from regurgitate.quality import (
     oracle,
     quality_table,
     rank_correlation,
+    reverse_direction,
     round_trip,
 )
-from regurgitate.scoring import nll_job, pair_nll, reverse_direction
+from regurgitate.engine.model import ModelConfig, Transformer, save_model
+from regurgitate.engine.scoring import pair_nll
+from regurgitate.io import write_parquet
+from regurgitate.jobs.mitigate import pair_nll as pair_nll_job
 
 
 def chrf(hyp: str, ref: str) -> float:
@@ -195,7 +197,7 @@ def test_pair_nll_agrees_with_cached_decoding(random_model, toy_tokenizer, toy_p
     np.testing.assert_allclose(nll, expected, rtol=1e-4)
 
 
-def test_nll_job_scores_both_directions(tmp_path, random_model, toy_tokenizer, toy_pairs):
+def test_pair_nll_job_scores_both_directions(tmp_path, random_model, toy_tokenizer, toy_pairs):
     pairs = pl.DataFrame(
         {
             "id": ["p1", "p2"],
@@ -206,8 +208,9 @@ def test_nll_job_scores_both_directions(tmp_path, random_model, toy_tokenizer, t
     write_parquet(pairs, tmp_path / "pairs.parquet")
     save_model(random_model, tmp_path / "model.pt")
     args = (tmp_path / "model.pt", toy_tokenizer.path, tmp_path / "pairs.parquet")
-    forward = nll_job(*args, tmp_path / "f.parquet", device="cpu", precision="fp32")
-    reverse = nll_job(*args, tmp_path / "r.parquet", reverse=True, device="cpu", precision="fp32")
+    fp32 = {"device": "cpu", "precision": "fp32"}
+    forward = pair_nll_job(*args, tmp_path / "f.parquet", **fp32)
+    reverse = pair_nll_job(*args, tmp_path / "r.parquet", reverse=True, **fp32)
     assert pl.read_parquet(tmp_path / "f.parquet").equals(forward)
     assert forward["id"].to_list() == ["p1", "p2"]
     expected = [nll_one_pair(random_model, toy_tokenizer, t, s) for s, t in toy_pairs[:2]]

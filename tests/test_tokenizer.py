@@ -1,6 +1,6 @@
 import pytest
 
-from regurgitate.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_tokenizer
+from regurgitate.engine.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_tokenizer
 
 
 def test_roundtrip_and_special_ids(toy_tokenizer):

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from regurgitate.data import encode_pairs
-from regurgitate.model import ModelConfig
-from regurgitate.train import DevSet, TrainConfig, learning_rate, train
+from regurgitate.engine.batching import encode_pairs
+from regurgitate.engine.model import ModelConfig
+from regurgitate.engine.train import DevSet, TrainConfig, learning_rate, train
 
 
 class Killed(Exception):
@@ -100,7 +100,7 @@ def test_loss_based_stopping_is_refused():
 
 
 def test_epoch_cap_ends_with_one_evaluation(tmp_path, toy_tokenizer, toy_pairs):
-    from regurgitate.data import epoch_batches
+    from regurgitate.engine.batching import epoch_batches
 
     data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
     cfg = TrainConfig(

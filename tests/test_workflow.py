@@ -62,9 +62,7 @@ def test_finetune_starts_from_the_base_model(finished_run):
     train = json.loads((run / "train.json").read_text())
     assert train["init_model"] == "results/generators/strong/model.pt"
     assert train["training"]["lr"] == 0.001 and train["training"]["seed"] == 1
-    curriculum = pl.read_parquet(
-        finished_run / "results/curricula/finetune/partial-weak-25.parquet"
-    )
+    curriculum = pl.read_parquet(finished_run / "results/curricula/partial-weak-25.parquet")
     assert (curriculum.head(300)["origin"] == "human").sum() == 75
     self_targets = pl.read_parquet(finished_run / "results/curricula/finetune/self.parquet")
     strong = pl.read_parquet(finished_run / "results/synthetic/strong.parquet")
@@ -211,9 +209,7 @@ def test_mitigations_are_trained_and_reported(finished_run):
     detector = pl.read_csv(finished_run / "results" / "tables" / "detector.csv")
     assert detector["generator"].to_list() == ["weak"] and 0 <= detector["roc_auc"][0] <= 1
     scores = pl.read_parquet(finished_run / "results/quality/weak.parquet")
-    ordered = pl.read_parquet(
-        finished_run / "results/curricula/scratch/ordered-weak-oracle.parquet"
-    )
+    ordered = pl.read_parquet(finished_run / "results/curricula/ordered-weak-oracle.parquet")
     oracle = dict(zip(scores["id"], scores["oracle"], strict=True))
     ranked = [oracle[i] for i in ordered["id"]]
     assert ranked == sorted(ranked, reverse=True)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
+import polars.selectors as cs
 
 
 @contextlib.contextmanager
@@ -32,6 +33,10 @@ def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
         frame.write_parquet(tmp)
 
 
+def read_json(path: str | os.PathLike) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def write_json(data: object, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -40,3 +45,14 @@ def write_json(data: object, path: str | os.PathLike) -> None:
 def write_lines(lines: list[str], path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def write_table(summary: pl.DataFrame, path: str | os.PathLike, decimals: int = 2) -> None:
+    """Write `summary` as CSV, floats rounded to `decimals`; the file appears whole or not at all.
+
+    Nulls (e.g. the interval of a single seed) are written as empty fields.
+    """
+    rounded = summary.with_columns(cs.float().round(decimals))
+    with atomic_path(path) as tmp:
+        # float_precision keeps 12.0 as "12.00", so the columns line up as a reader expects.
+        rounded.write_csv(tmp, float_precision=decimals)

@@ -1,3 +1,7 @@
+# M: the mechanisms (each source's errors and lexical diversity, and how they relate to the
+# students' loss), and what real data is worth (partial real data).
+
+
 rule mechanisms_source:
     input:
         unpack(source_synthetic),
@@ -23,8 +27,7 @@ rule table_mechanisms:
         records=expand("results/mechanisms/{source}.json", source=MECHANISM_SOURCES),
         runs=all_run_metrics,
         generators=expand(
-            "results/generators/{generator}/metrics.json",
-            generator=config["generators"],
+            "results/generators/{generator}/metrics.json", generator=GENERATORS
         ),
     output:
         report(
@@ -71,7 +74,7 @@ rule figure_mechanisms:
 
 rule table_partial:
     input:
-        **{e: f"results/tables/{e}.csv" for e in EXPERIMENTS},
+        unpack(experiment_tables),
     output:
         report(
             "results/tables/partial.csv",
@@ -90,7 +93,7 @@ rule table_partial:
 
 rule figure_partial:
     input:
-        **{e: f"results/tables/{e}.csv" for e in EXPERIMENTS},
+        unpack(experiment_tables),
         table="results/tables/partial.csv",
     output:
         png=report(
@@ -104,12 +107,6 @@ rule figure_partial:
     conda:
         ENV
     params:
-        titles={
-            e: {
-                "scratch": "E2: students from scratch",
-                "finetune": "E1: fine-tuned base",
-            }[e]
-            for e in EXPERIMENTS
-        },
+        titles=EXPERIMENT_PANEL_TITLES,
     script:
         "../../scripts/figure_partial.py"

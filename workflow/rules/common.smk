@@ -1,8 +1,9 @@
+# The configuration, checked before any job; the names and paths every rule file shares; and the
+# input and param functions of the rules.
 from snakemake.utils import min_version, validate
 
-from regurgitate.mitigations import mitigation_of
-from regurgitate.config import (
-    HUMAN,
+from regurgitate.analysis.mitigations import mitigation_of
+from regurgitate.study.config import (
     check_config,
     decoding_settings,
     experiment_runs,
@@ -14,6 +15,15 @@ from regurgitate.config import (
     student_architecture,
     training_settings,
 )
+from regurgitate.study.vocabulary import (
+    EXPERIMENTS as EXPERIMENT_NAMES,
+    FINETUNE,
+    HUMAN,
+    POOLS,
+    SELF,
+    STRATEGIES,
+    WILDCARD_CONSTRAINTS,
+)
 
 min_version("8.20")
 
@@ -23,24 +33,20 @@ check_config(config)
 
 
 wildcard_constraints:
-    experiment="scratch|finetune",
-    generator="[A-Za-z0-9_]+",
-    condition="real|self|(gen|detector)-[A-Za-z0-9_]+|(partial|ordered)-[A-Za-z0-9_]+-[A-Za-z0-9_]+|mixed-[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)+",
-    mix="[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)+",
-    metric="[A-Za-z0-9_]+",
-    percent="[0-9]+",
-    source="[A-Za-z0-9_]+",
-    size="[0-9]+",
-    seed="[0-9]+",
+    **WILDCARD_CONSTRAINTS,
 
 
 ENV = "../../envs/regurgitate.yaml"
-POOLS = ["teacher", "student", "detector", "dev", "test"]
 EXPERIMENTS = experiments(config)
 # E1 runs through the OpenAI fine-tuning API when its base is an openai generator; otherwise
 # every experiment trains and decodes local models.
 FINETUNE_API = finetune_through_api(config)
-LOCAL_EXPERIMENTS = "scratch" if FINETUNE_API else "scratch|finetune"
+LOCAL_EXPERIMENTS = "|".join(
+    e for e in EXPERIMENTS if not (FINETUNE_API and e == FINETUNE)
+)
+GENERATORS = config["generators"]
+DEVICE = config.get("device", "auto")
+PRECISION = config["training"].get("precision", "auto")
 MECHANISMS = config["mechanisms"]  # the schema fills in the defaults
 RESOURCES = config.get("resources", {})
 TRAIN_THREADS = RESOURCES.get("train_threads", 1)
@@ -48,26 +54,56 @@ DECODE_THREADS = RESOURCES.get("decode_threads", 1)
 GPUS = RESOURCES.get("gpu", 0)
 # A regex of the openai and anthropic generators' names (one that matches none if there are none).
 API_GENERATORS = (
-    "|".join(
-        name for name, g in config["generators"].items() if g["backend"] != "local"
-    )
+    "|".join(name for name, g in GENERATORS.items() if g["backend"] != "local")
     or "(?!)"
 )
+MECHANISM_SOURCES = [HUMAN, *GENERATORS]
 
 
-def generator_training(wildcards):
-    generator = config["generators"][wildcards.generator]
-    return training_settings(config, generator.get("training"))
-
-
-def generator_decoding(wildcards):
-    return decoding_settings(
-        config, config["generators"][wildcards.generator].get("decoding")
-    )
+# --- generators -------------------------------------------------------------------------------
 
 
 def is_local(generator):
-    return config["generators"][generator]["backend"] == "local"
+    return GENERATORS[generator]["backend"] == "local"
+
+
+def generator_settings(wildcards):
+    return GENERATORS[wildcards.generator]
+
+
+def generator_teacher_pairs(wildcards):
+    return GENERATORS[wildcards.generator].get("teacher_pairs")
+
+
+def generator_architecture(wildcards):
+    return config["architectures"][GENERATORS[wildcards.generator]["architecture"]]
+
+
+def generator_training(wildcards):
+    return training_settings(config, GENERATORS[wildcards.generator].get("training"))
+
+
+def generator_decoding(wildcards):
+    return decoding_settings(config, GENERATORS[wildcards.generator].get("decoding"))
+
+
+def generator_gpus(wildcards):
+    return GPUS if is_local(wildcards.generator) else 0
+
+
+def generator_labels(wildcards):
+    """What a generator's metrics JSON says about it, beside its scores."""
+    generator = GENERATORS[wildcards.generator]
+    if not is_local(wildcards.generator):
+        return {
+            "generator": wildcards.generator,
+            "architecture": f"{generator['backend']}:{generator['model']}",
+        }
+    return {
+        "generator": wildcards.generator,
+        "architecture": generator["architecture"],
+        "teacher_pairs": generator.get("teacher_pairs"),
+    }
 
 
 def synthetic_inputs(wildcards):
@@ -84,10 +120,63 @@ def synthetic_decoding(wildcards):
     return generator_decoding(wildcards) if is_local(wildcards.generator) else {}
 
 
-def generator_architecture(wildcards):
-    return config["architectures"][
-        config["generators"][wildcards.generator]["architecture"]
-    ]
+# --- curricula and students -------------------------------------------------------------------
+
+
+def curriculum(wildcards):
+    """Where a condition's curriculum lives: `self` is the experiment's own model's output, so
+    it depends on the experiment; every other curriculum is the same in every experiment.
+    """
+    if wildcards.condition == SELF:
+        return f"results/curricula/{wildcards.experiment}/self.parquet"
+    return f"results/curricula/{wildcards.condition}.parquet"
+
+
+def self_synthetic(wildcards):
+    return f"results/synthetic/{self_generator(config, wildcards.experiment)}.parquet"
+
+
+def self_generator_name(wildcards):
+    return self_generator(config, wildcards.experiment)
+
+
+def student_init(wildcards):
+    """E1 students start from the base model; E2 students from scratch."""
+    if wildcards.experiment == FINETUNE:
+        return {"init": f"results/generators/{config[FINETUNE]['base']}/model.pt"}
+    return {}
+
+
+def student_rows(wildcards):
+    return int(wildcards.size)
+
+
+def student_architecture_of(wildcards):
+    return student_architecture(config, wildcards.experiment)
+
+
+def student_training(wildcards):
+    experiment = config[wildcards.experiment]
+    return training_settings(
+        config, experiment.get("training"), {"seed": int(wildcards.seed)}
+    )
+
+
+def run_labels(wildcards):
+    """What a student's metrics JSON says about its run, beside its scores."""
+    return {
+        "experiment": wildcards.experiment,
+        "condition": wildcards.condition,
+        "size": int(wildcards.size),
+        "seed": int(wildcards.seed),
+    }
+
+
+def run_seed(wildcards):
+    return int(wildcards.seed)
+
+
+# --- runs and tables --------------------------------------------------------------------------
 
 
 def run_metrics(experiment):
@@ -101,8 +190,19 @@ def experiment_run_metrics(wildcards):
     return run_metrics(wildcards.experiment)
 
 
-def all_run_metrics(wildcards=None):
+def all_run_metrics(wildcards):
     return [path for experiment in EXPERIMENTS for path in run_metrics(experiment)]
+
+
+def experiment_tables(wildcards):
+    return {e: f"results/tables/{e}.csv" for e in EXPERIMENTS}
+
+
+def experiment_title(wildcards):
+    return EXPERIMENT_NAMES[wildcards.experiment].title
+
+
+EXPERIMENT_PANEL_TITLES = {e: EXPERIMENT_NAMES[e].short_title for e in EXPERIMENTS}
 
 
 def full_sets():
@@ -117,38 +217,17 @@ def full_sets():
     }
 
 
-def self_synthetic(wildcards):
-    return f"results/synthetic/{self_generator(config, wildcards.experiment)}.parquet"
-
-
-def student_init(wildcards):
-    """E1 students start from the base model; E2 students from scratch."""
-    if wildcards.experiment == "finetune":
-        return {"init": f"results/generators/{config['finetune']['base']}/model.pt"}
-    return {}
-
-
-def student_training(wildcards):
-    experiment = config[wildcards.experiment]
-    return training_settings(
-        config, experiment.get("training"), {"seed": int(wildcards.seed)}
-    )
-
-
 def reference_metrics(wildcards):
     """Reference lines of an experiment's figure: E1 draws the base model's own BLEU."""
-    if wildcards.experiment == "finetune":
-        base = config["finetune"]["base"]
+    if wildcards.experiment == FINETUNE:
+        base = config[FINETUNE]["base"]
         return {
             f"base model ({base}) before fine-tuning": f"results/generators/{base}/metrics.json"
         }
     return {}
 
 
-def source_synthetic(wildcards):
-    if wildcards.source == HUMAN:
-        return {}
-    return {"synthetic": f"results/synthetic/{wildcards.source}.parquet"}
+# --- data and mechanisms ----------------------------------------------------------------------
 
 
 def corpus_archive(wildcards):
@@ -163,45 +242,20 @@ def corpus_files(wildcards):
     return [path for path in (corpus.get("tsv"), corpus.get("test_tsv")) if path]
 
 
-EXPERIMENT_TITLES = {
-    "scratch": "Students trained from scratch (E2): human vs generated targets",
-    "finetune": "Base model fine-tuned (E1): human vs generated targets",
-}
-MECHANISM_SOURCES = [HUMAN, *config["generators"]]
+def source_synthetic(wildcards):
+    if wildcards.source == HUMAN:
+        return {}
+    return {"synthetic": f"results/synthetic/{wildcards.source}.parquet"}
+
+
+# --- mitigations ------------------------------------------------------------------------------
 
 MITIGATIONS = config.get("mitigations", {})
-QUALITY_GENERATORS = MITIGATIONS.get("generators", [])
-QUALITY_METRICS = MITIGATIONS.get("metrics", [])
-
-
-def quality_inputs(wildcards):
-    """What the quality metrics of a generator's data need: other generators' translations
-    (consensus), back-translations (round trip) and both directions' NLL (dual cross-entropy).
-    """
-    g = wildcards.generator
-    inputs = {}
-    if "consensus" in QUALITY_METRICS:
-        inputs["others"] = [
-            f"results/synthetic/{other}.parquet"
-            for other in config["generators"]
-            if other != g
-        ]
-    if "round_trip" in QUALITY_METRICS:
-        inputs["back_translations"] = f"results/quality/backtranslation/{g}.parquet"
-    if "dual_cross_entropy" in QUALITY_METRICS:
-        inputs["forward_nll"] = f"results/quality/nll/forward/{g}.parquet"
-        inputs["reverse_nll"] = f"results/quality/nll/reverse/{g}.parquet"
-    return inputs
-
-
-def mix_synthetics(wildcards):
-    return {g: f"results/synthetic/{g}.parquet" for g in wildcards.mix.split("+")}
-
-
-def mitigated_experiments():
-    return MITIGATIONS.get("experiments", [])
-
-
+MITIGATED_EXPERIMENTS = MITIGATIONS.get("experiments", [])
+# The generators S1 orders and S3 ranks, and the quality metrics S1 orders them by.
+MITIGATED_GENERATORS = MITIGATIONS.get("generators", [])
+CONFIGURED_QUALITY_METRICS = MITIGATIONS.get("metrics", [])
+MIXES = ["+".join(mix) for mix in MITIGATIONS.get("mixes", [])]
 # The strategies (S1, S2, S3) of the configured mitigated conditions.
 MITIGATION_STRATEGIES = sorted(
     {
@@ -210,9 +264,71 @@ MITIGATION_STRATEGIES = sorted(
         for condition in mitigation_conditions(config, experiment)
     }
 )
-# The mitigations' tables that this configuration makes: quality needs S1, detector S3.
-MITIGATION_TABLES = [
-    name
-    for name, strategy in (("mitigations", None), ("quality", "S1"), ("detector", "S3"))
-    if MITIGATION_STRATEGIES and (strategy is None or strategy in MITIGATION_STRATEGIES)
-]
+# The mitigations' tables that this configuration makes: every strategy adds to mitigations.csv;
+# S1 also makes quality.csv and S3 detector.csv.
+MITIGATION_TABLES = (
+    [
+        "mitigations",
+        *[STRATEGIES[s].table for s in MITIGATION_STRATEGIES if STRATEGIES[s].table],
+    ]
+    if MITIGATION_STRATEGIES
+    else []
+)
+MITIGATION_CURVES = {
+    e: {
+        s: {ext: f"results/figures/mitigations/{e}-{s}.{ext}" for ext in ("png", "pdf")}
+        for s in MITIGATION_STRATEGIES
+    }
+    for e in MITIGATED_EXPERIMENTS
+}
+
+
+def reverse_architecture(wildcards):
+    return config["architectures"][MITIGATIONS["reverse_architecture"]]
+
+
+def reverse_training(wildcards):
+    return training_settings(config, MITIGATIONS.get("reverse_training"))
+
+
+def nll_model(wildcards):
+    """Dual cross-entropy scores a pair forward with `mitigations.forward_scorer`'s model and
+    backward with the reverse model."""
+    if wildcards.direction == "reverse":
+        return "results/reverse/model.pt"
+    return f"results/generators/{MITIGATIONS['forward_scorer']}/model.pt"
+
+
+def quality_inputs(wildcards):
+    """What the quality metrics of a generator's data need: other generators' translations
+    (consensus), back-translations (round trip) and both directions' NLL (dual cross-entropy).
+    """
+    g = wildcards.generator
+    inputs = {}
+    if "consensus" in CONFIGURED_QUALITY_METRICS:
+        inputs["others"] = [
+            f"results/synthetic/{other}.parquet" for other in GENERATORS if other != g
+        ]
+    if "round_trip" in CONFIGURED_QUALITY_METRICS:
+        inputs["back_translations"] = f"results/quality/backtranslation/{g}.parquet"
+    if "dual_cross_entropy" in CONFIGURED_QUALITY_METRICS:
+        inputs["forward_nll"] = f"results/quality/nll/forward/{g}.parquet"
+        inputs["reverse_nll"] = f"results/quality/nll/reverse/{g}.parquet"
+    return inputs
+
+
+def mix_generators(wildcards):
+    return wildcards.mix.split("+")
+
+
+def mix_synthetics(wildcards):
+    return {g: f"results/synthetic/{g}.parquet" for g in mix_generators(wildcards)}
+
+
+def mitigated_run_metrics(wildcards):
+    return [path for e in MITIGATED_EXPERIMENTS for path in run_metrics(e)]
+
+
+def unmitigated_conditions(wildcards):
+    """Per mitigated experiment, each generator's unmitigated condition (`self` or gen-<g>)."""
+    return {e: full_set_conditions(config, e) for e in MITIGATED_EXPERIMENTS}

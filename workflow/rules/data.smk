@@ -1,3 +1,6 @@
+# The corpus, its pools and the shared tokenizer.
+
+
 rule download_corpus:
     output:
         "resources/corpus/europarl-v7.tgz",

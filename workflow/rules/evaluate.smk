@@ -1,3 +1,7 @@
+# Every model's test translations and their sacreBLEU scores: students, local and API
+# generators, and models fine-tuned through the OpenAI API.
+
+
 rule evaluate_run:
     input:
         model="results/runs/{experiment}/{condition}/{size}/{seed}/model.pt",
@@ -19,16 +23,11 @@ rule evaluate_run:
         gpu=GPUS,
     params:
         decoding=decoding_settings(config),
-        labels=lambda wc: {
-            "experiment": wc.experiment,
-            "condition": wc.condition,
-            "size": int(wc.size),
-            "seed": int(wc.seed),
-        },
-        device=config.get("device", "auto"),
-        precision=config["training"].get("precision", "auto"),
+        labels=run_labels,
+        device=DEVICE,
+        precision=PRECISION,
     script:
-        "../../scripts/evaluate.py"
+        "../../scripts/evaluate_model.py"
 
 
 rule evaluate_generator:
@@ -50,39 +49,57 @@ rule evaluate_generator:
         gpu=GPUS,
     params:
         decoding=generator_decoding,
-        labels=lambda wc: {
-            "generator": wc.generator,
-            "architecture": config["generators"][wc.generator]["architecture"],
-            "teacher_pairs": config["generators"][wc.generator].get("teacher_pairs"),
-        },
-        device=config.get("device", "auto"),
-        precision=config["training"].get("precision", "auto"),
+        labels=generator_labels,
+        device=DEVICE,
+        precision=PRECISION,
     script:
-        "../../scripts/evaluate.py"
+        "../../scripts/evaluate_model.py"
+
+
+# API generators are scored on the test set through the same cached path that writes their
+# synthetic data.
+ruleorder: evaluate_api_generator > evaluate_generator
+
+
+rule evaluate_api_generator:
+    input:
+        test="results/pools/test.parquet",
+    output:
+        metrics="results/generators/{generator}/metrics.json",
+        hypotheses="results/generators/{generator}/test.hyp.txt",
+    log:
+        "logs/evaluate_generator/{generator}.log",
+    wildcard_constraints:
+        generator=API_GENERATORS,
+    conda:
+        ENV
+    params:
+        generator=generator_settings,
+        prompts=config.get("prompts"),
+        labels=generator_labels,
+    script:
+        "../../scripts/evaluate_api_model.py"
 
 
 if FINETUNE_API:
 
     rule evaluate_finetuned_api:
         input:
-            model="results/runs/finetune/{condition}/{size}/{seed}/model.json",
+            model="results/runs/{experiment}/{condition}/{size}/{seed}/model.json",
             test="results/pools/test.parquet",
         output:
-            metrics="results/runs/finetune/{condition}/{size}/{seed}/metrics.json",
-            hypotheses="results/runs/finetune/{condition}/{size}/{seed}/test.hyp.txt",
+            metrics="results/runs/{experiment}/{condition}/{size}/{seed}/metrics.json",
+            hypotheses="results/runs/{experiment}/{condition}/{size}/{seed}/test.hyp.txt",
         log:
-            "logs/evaluate_run/finetune/{condition}/{size}/{seed}.log",
+            "logs/evaluate_run/{experiment}/{condition}/{size}/{seed}.log",
+        wildcard_constraints:
+            experiment=FINETUNE,
         conda:
             ENV
         params:
-            base=config["finetune"]["base"],
-            generator=config["generators"][config["finetune"]["base"]],
+            base=config[FINETUNE]["base"],
+            generator=GENERATORS[config[FINETUNE]["base"]],
             prompts=config.get("prompts"),
-            labels=lambda wc: {
-                "experiment": "finetune",
-                "condition": wc.condition,
-                "size": int(wc.size),
-                "seed": int(wc.seed),
-            },
+            labels=run_labels,
         script:
             "../../scripts/evaluate_finetuned_api.py"

@@ -1,3 +1,7 @@
+# Generators: local teachers trained on the teacher pool, and every generator's translations of
+# the student pool (API generators answer through their cache).
+
+
 rule train_generator:
     input:
         pairs="results/pools/teacher.parquet",
@@ -18,11 +22,11 @@ rule train_generator:
         runtime=24 * 60,
         gpu=GPUS,
     params:
-        rows=lambda wc: config["generators"][wc.generator].get("teacher_pairs"),
+        rows=generator_teacher_pairs,
         architecture=generator_architecture,
         training=generator_training,
         checkpoint="results/checkpoints/generators/{generator}/last.pt",
-        device=config.get("device", "auto"),
+        device=DEVICE,
     script:
         "../../scripts/train_model.py"
 
@@ -44,42 +48,12 @@ rule generate_synthetic:
     resources:
         mem_mb=4000,
         runtime=6 * 60,
-        gpu=lambda wc: GPUS if is_local(wc.generator) else 0,
+        gpu=generator_gpus,
     params:
-        generator=lambda wc: config["generators"][wc.generator],
+        generator=generator_settings,
         prompts=config.get("prompts"),
         decoding=synthetic_decoding,
-        device=config.get("device", "auto"),
-        precision=config["training"].get("precision", "auto"),
+        device=DEVICE,
+        precision=PRECISION,
     script:
         "../../scripts/generate_synthetic.py"
-
-
-# API generators are scored on the test set through the same cached path that writes their
-# synthetic data; local ones by evaluate_generator (evaluate.smk).
-ruleorder: evaluate_api_generator > evaluate_generator
-
-
-rule evaluate_api_generator:
-    input:
-        test="results/pools/test.parquet",
-    output:
-        metrics="results/generators/{generator}/metrics.json",
-        hypotheses="results/generators/{generator}/test.hyp.txt",
-    log:
-        "logs/evaluate_generator/{generator}.log",
-    wildcard_constraints:
-        generator=API_GENERATORS,
-    conda:
-        ENV
-    params:
-        generator=lambda wc: config["generators"][wc.generator],
-        prompts=config.get("prompts"),
-        labels=lambda wc: {
-            "generator": wc.generator,
-            "architecture": "{backend}:{model}".format(
-                **config["generators"][wc.generator]
-            ),
-        },
-    script:
-        "../../scripts/evaluate_api.py"

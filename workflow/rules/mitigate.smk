@@ -1,4 +1,11 @@
-# S1 quality-ordered, S2 mixed and S3 detector-ranked curricula, and their tables and figures.
+# The mitigations: S1 quality-ordered, S2 mixed and S3 detector-ranked curricula, what each
+# needs, and their tables and figures. Mitigated conditions train and evaluate through the shared
+# rules of train.smk and evaluate.smk.
+
+# --- S1: quality-ordered ----------------------------------------------------------------------
+# A reverse (English to German) model trained on the teacher pool back-translates each pair
+# (round trip) and scores it backwards (dual cross-entropy); quality_scores puts every metric of
+# a generator's pairs into one table, and curriculum_ordered sorts the pairs by one metric.
 
 
 rule reverse_pairs:
@@ -16,7 +23,16 @@ rule reverse_pairs:
         "../../scripts/reverse_pairs.py"
 
 
-rule train_reverse:
+use rule reverse_pairs as reverse_synthetic with:
+    input:
+        "results/synthetic/{generator}.parquet",
+    output:
+        "results/quality/reversed/{generator}.parquet",
+    log:
+        "logs/reverse_synthetic/{generator}.log",
+
+
+use rule train_generator as train_reverse with:
     input:
         pairs="results/reverse/teacher.parquet",
         dev="results/reverse/dev.parquet",
@@ -28,38 +44,12 @@ rule train_reverse:
         "logs/train_reverse.log",
     benchmark:
         "benchmarks/results/train_reverse/reverse.tsv"
-    conda:
-        ENV
-    threads: TRAIN_THREADS
-    resources:
-        mem_mb=8000,
-        runtime=24 * 60,
-        gpu=GPUS,
     params:
         rows=None,
-        architecture=lambda wc: config["architectures"][
-            MITIGATIONS["reverse_architecture"]
-        ],
-        training=lambda wc: training_settings(
-            config, MITIGATIONS.get("reverse_training")
-        ),
+        architecture=reverse_architecture,
+        training=reverse_training,
         checkpoint="results/checkpoints/reverse/last.pt",
-        device=config.get("device", "auto"),
-    script:
-        "../../scripts/train_model.py"
-
-
-rule reverse_synthetic:
-    input:
-        "results/synthetic/{generator}.parquet",
-    output:
-        "results/quality/reversed/{generator}.parquet",
-    log:
-        "logs/reverse_synthetic/{generator}.log",
-    conda:
-        ENV
-    script:
-        "../../scripts/reverse_pairs.py"
+        device=DEVICE,
 
 
 rule back_translate:
@@ -79,19 +69,15 @@ rule back_translate:
         gpu=GPUS,
     params:
         decoding=decoding_settings(config),
-        device=config.get("device", "auto"),
-        precision=config["training"].get("precision", "auto"),
+        device=DEVICE,
+        precision=PRECISION,
     script:
         "../../scripts/back_translate.py"
 
 
 rule pair_nll:
     input:
-        model=lambda wc: (
-            "results/reverse/model.pt"
-            if wc.direction == "reverse"
-            else f"results/generators/{MITIGATIONS['forward_scorer']}/model.pt"
-        ),
+        model=nll_model,
         tokenizer="results/tokenizer/spm.model",
         pairs="results/synthetic/{generator}.parquet",
     output:
@@ -107,8 +93,8 @@ rule pair_nll:
         mem_mb=4000,
         gpu=GPUS,
     params:
-        device=config.get("device", "auto"),
-        precision=config["training"].get("precision", "auto"),
+        device=DEVICE,
+        precision=PRECISION,
     script:
         "../../scripts/pair_nll.py"
 
@@ -126,7 +112,7 @@ rule quality_scores:
     conda:
         ENV
     params:
-        metrics=QUALITY_METRICS,
+        metrics=CONFIGURED_QUALITY_METRICS,
     script:
         "../../scripts/quality_scores.py"
 
@@ -137,9 +123,9 @@ rule curriculum_ordered:
         synthetic="results/synthetic/{generator}.parquet",
         scores="results/quality/{generator}.parquet",
     output:
-        "results/curricula/{experiment}/ordered-{generator}-{metric}.parquet",
+        "results/curricula/ordered-{generator}-{metric}.parquet",
     log:
-        "logs/curricula/{experiment}/ordered-{generator}-{metric}.log",
+        "logs/curricula/ordered-{generator}-{metric}.log",
     conda:
         ENV
     params:
@@ -148,42 +134,68 @@ rule curriculum_ordered:
         "../../scripts/curriculum_ordered.py"
 
 
+rule table_quality:
+    input:
+        expand(
+            "results/quality/{generator}.correlation.csv",
+            generator=MITIGATED_GENERATORS,
+        ),
+    output:
+        report(
+            "results/tables/quality.csv",
+            caption="../report/quality_table.rst",
+            category="Mitigations",
+        ),
+    log:
+        "logs/report/table_quality.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/table_quality.py"
+
+
+# --- S2: mixed generators ---------------------------------------------------------------------
+
+
 rule curriculum_mixed:
     input:
         unpack(mix_synthetics),
         student="results/pools/student.parquet",
     output:
-        "results/curricula/{experiment}/mixed-{mix}.parquet",
+        "results/curricula/mixed-{mix}.parquet",
     log:
-        "logs/curricula/{experiment}/mixed-{mix}.log",
+        "logs/curricula/mixed-{mix}.log",
     conda:
         ENV
     params:
-        generators=lambda wc: wc.mix.split("+"),
+        generators=mix_generators,
         seed=config["seed"],
     script:
         "../../scripts/curriculum_mixed.py"
 
 
-rule mixed_mechanisms:
+# A mix's lexical diversity, measured like every source's: its curriculum stands in for a
+# generator's synthetic data.
+use rule mechanisms_source as mixed_mechanisms with:
     input:
         student="results/pools/student.parquet",
-        synthetic=lambda wc: f"results/curricula/{mitigated_experiments()[0]}/mixed-{wc.mix}.parquet",
+        synthetic="results/curricula/mixed-{mix}.parquet",
     output:
         "results/mechanisms/mixed-{mix}.json",
     log:
         "logs/mechanisms/mixed-{mix}.log",
-    conda:
-        ENV
     params:
         name="mixed-{mix}",
         settings=MECHANISMS,
         seed=config["seed"],
-    script:
-        "../../scripts/mechanisms_source.py"
 
 
-rule generate_detector_pool:
+# --- S3: detector-ranked ----------------------------------------------------------------------
+# Each generator translates the detector pool; a classifier learns human from generated targets
+# there and ranks the generator's student-pool pairs by P(human).
+
+
+use rule generate_synthetic as generate_detector_pool with:
     input:
         unpack(synthetic_inputs),
         pool="results/pools/detector.parquet",
@@ -192,20 +204,8 @@ rule generate_detector_pool:
         cost="results/synthetic/detector/{generator}.cost.json",
     log:
         "logs/generate_synthetic/detector/{generator}.log",
-    conda:
-        ENV
-    threads: DECODE_THREADS
-    resources:
-        mem_mb=4000,
-        gpu=lambda wc: GPUS if is_local(wc.generator) else 0,
-    params:
-        generator=lambda wc: config["generators"][wc.generator],
-        prompts=config.get("prompts"),
-        decoding=synthetic_decoding,
-        device=config.get("device", "auto"),
-        precision=config["training"].get("precision", "auto"),
-    script:
-        "../../scripts/generate_synthetic.py"
+    benchmark:
+        "benchmarks/results/generate_detector_pool/{generator}.tsv"
 
 
 rule train_detector:
@@ -247,9 +247,9 @@ rule curriculum_detector:
         synthetic="results/synthetic/{generator}.parquet",
         p_human="results/detector/{generator}/p_human.parquet",
     output:
-        "results/curricula/{experiment}/detector-{generator}.parquet",
+        "results/curricula/detector-{generator}.parquet",
     log:
-        "logs/curricula/{experiment}/detector-{generator}.log",
+        "logs/curricula/detector-{generator}.log",
     conda:
         ENV
     params:
@@ -258,29 +258,10 @@ rule curriculum_detector:
         "../../scripts/curriculum_detector.py"
 
 
-rule table_quality:
-    input:
-        expand(
-            "results/quality/{generator}.correlation.csv", generator=QUALITY_GENERATORS
-        ),
-    output:
-        report(
-            "results/tables/quality.csv",
-            caption="../report/quality_table.rst",
-            category="Mitigations",
-        ),
-    log:
-        "logs/report/table_quality.log",
-    conda:
-        ENV
-    script:
-        "../../scripts/table_concat.py"
-
-
 rule table_detector:
     input:
         expand(
-            "results/detector/{generator}/metrics.json", generator=QUALITY_GENERATORS
+            "results/detector/{generator}/metrics.json", generator=MITIGATED_GENERATORS
         ),
     output:
         report(
@@ -296,15 +277,13 @@ rule table_detector:
         "../../scripts/table_detector.py"
 
 
+# --- every strategy: the share of the gap closed ----------------------------------------------
+
+
 rule table_mitigations:
     input:
-        runs=lambda wc: [
-            path for e in mitigated_experiments() for path in run_metrics(e)
-        ],
-        mixes=expand(
-            "results/mechanisms/mixed-{mix}.json",
-            mix=["+".join(mix) for mix in MITIGATIONS.get("mixes", [])],
-        ),
+        runs=mitigated_run_metrics,
+        mixes=expand("results/mechanisms/mixed-{mix}.json", mix=MIXES),
     output:
         report(
             "results/tables/mitigations.csv",
@@ -316,9 +295,7 @@ rule table_mitigations:
     conda:
         ENV
     params:
-        unmitigated=lambda wc: {
-            e: full_set_conditions(config, e) for e in mitigated_experiments()
-        },
+        unmitigated=unmitigated_conditions,
         min_gap=MITIGATIONS.get("min_gap"),
     script:
         "../../scripts/table_mitigations.py"
@@ -326,16 +303,14 @@ rule table_mitigations:
 
 rule figure_mitigations:
     input:
-        runs=lambda wc: [
-            path for e in mitigated_experiments() for path in run_metrics(e)
-        ],
+        runs=mitigated_run_metrics,
         table="results/tables/mitigations.csv",
     output:
         curves=[
-            f"results/figures/mitigations/{e}-{s}.{ext}"
-            for e in mitigated_experiments()
-            for s in MITIGATION_STRATEGIES
-            for ext in ("png", "pdf")
+            path
+            for strategies in MITIGATION_CURVES.values()
+            for formats in strategies.values()
+            for path in formats.values()
         ],
         gap_png=report(
             "results/figures/gap_closed.png",
@@ -348,18 +323,7 @@ rule figure_mitigations:
     conda:
         ENV
     params:
-        unmitigated=lambda wc: {
-            e: full_set_conditions(config, e) for e in mitigated_experiments()
-        },
-        curves={
-            e: {
-                s: {
-                    ext: f"results/figures/mitigations/{e}-{s}.{ext}"
-                    for ext in ("png", "pdf")
-                }
-                for s in MITIGATION_STRATEGIES
-            }
-            for e in mitigated_experiments()
-        },
+        unmitigated=unmitigated_conditions,
+        curves=MITIGATION_CURVES,
     script:
         "../../scripts/figure_mitigations.py"

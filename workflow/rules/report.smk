@@ -1,3 +1,6 @@
+# Each experiment's table and learning curves, and the generators' own scores.
+
+
 rule table_experiment:
     input:
         experiment_run_metrics,
@@ -13,7 +16,7 @@ rule table_experiment:
     conda:
         ENV
     script:
-        "../../scripts/table_runs.py"
+        "../../scripts/table_experiment.py"
 
 
 rule figure_experiment:
@@ -33,18 +36,15 @@ rule figure_experiment:
     conda:
         ENV
     params:
-        title=lambda wc: EXPERIMENT_TITLES[wc.experiment],
+        title=experiment_title,
         references=reference_metrics,
     script:
-        "../../scripts/figure_learning_curves.py"
+        "../../scripts/figure_experiment.py"
 
 
 rule table_generators:
     input:
-        expand(
-            "results/generators/{generator}/metrics.json",
-            generator=config["generators"],
-        ),
+        expand("results/generators/{generator}/metrics.json", generator=GENERATORS),
     output:
         report(
             "results/tables/generators.csv",

@@ -1,10 +1,15 @@
+# Curricula of the real, self, gen and partial conditions (one rule per kind), and the students
+# trained on them: every condition of every experiment trains through train_student (or, for
+# E1 with an OpenAI base, finetune_api).
+
+
 rule curriculum_real:
     input:
         "results/pools/student.parquet",
     output:
-        "results/curricula/{experiment}/real.parquet",
+        "results/curricula/real.parquet",
     log:
-        "logs/curricula/{experiment}/real.log",
+        "logs/curricula/real.log",
     conda:
         ENV
     params:
@@ -24,7 +29,7 @@ rule curriculum_self:
     conda:
         ENV
     params:
-        generator=lambda wc: self_generator(config, wc.experiment),
+        generator=self_generator_name,
         seed=config["seed"],
     script:
         "../../scripts/curriculum_generated.py"
@@ -35,9 +40,9 @@ rule curriculum_gen:
         student="results/pools/student.parquet",
         synthetic="results/synthetic/{generator}.parquet",
     output:
-        "results/curricula/{experiment}/gen-{generator}.parquet",
+        "results/curricula/gen-{generator}.parquet",
     log:
-        "logs/curricula/{experiment}/gen-{generator}.log",
+        "logs/curricula/gen-{generator}.log",
     conda:
         ENV
     params:
@@ -52,14 +57,12 @@ rule curriculum_partial:
         student="results/pools/student.parquet",
         synthetic="results/synthetic/{generator}.parquet",
     output:
-        "results/curricula/{experiment}/partial-{generator}-{percent}.parquet",
+        "results/curricula/partial-{generator}-{percent}.parquet",
     log:
-        "logs/curricula/{experiment}/partial-{generator}-{percent}.log",
+        "logs/curricula/partial-{generator}-{percent}.log",
     conda:
         ENV
     params:
-        generator="{generator}",
-        percent=lambda wc: int(wc.percent),
         seed=config["seed"],
     script:
         "../../scripts/curriculum_partial.py"
@@ -68,7 +71,7 @@ rule curriculum_partial:
 rule train_student:
     input:
         unpack(student_init),
-        pairs="results/curricula/{experiment}/{condition}.parquet",
+        pairs=curriculum,
         dev="results/pools/dev.parquet",
         tokenizer="results/tokenizer/spm.model",
     output:
@@ -88,11 +91,11 @@ rule train_student:
         runtime=12 * 60,
         gpu=GPUS,
     params:
-        rows=lambda wc: int(wc.size),
-        architecture=lambda wc: student_architecture(config, wc.experiment),
+        rows=student_rows,
+        architecture=student_architecture_of,
         training=student_training,
         checkpoint="results/checkpoints/{experiment}/{condition}/{size}/{seed}/last.pt",
-        device=config.get("device", "auto"),
+        device=DEVICE,
     script:
         "../../scripts/train_model.py"
 
@@ -101,25 +104,27 @@ if FINETUNE_API:
 
     rule finetune_api:
         input:
-            pairs="results/curricula/finetune/{condition}.parquet",
+            pairs=curriculum,
         output:
-            "results/runs/finetune/{condition}/{size}/{seed}/model.json",
+            "results/runs/{experiment}/{condition}/{size}/{seed}/model.json",
         log:
-            "logs/finetune_api/{condition}/{size}/{seed}.log",
+            "logs/finetune_api/{experiment}/{condition}/{size}/{seed}.log",
+        wildcard_constraints:
+            experiment=FINETUNE,
         conda:
             ENV
         resources:
             runtime=24 * 60,
         params:
-            base=config["finetune"]["base"],
-            generator=config["generators"][config["finetune"]["base"]],
+            base=config[FINETUNE]["base"],
+            generator=GENERATORS[config[FINETUNE]["base"]],
             prompts=config.get("prompts"),
-            rows=lambda wc: int(wc.size),
-            seed=lambda wc: int(wc.seed),
+            rows=student_rows,
+            seed=run_seed,
             # Not an output: Snakemake deletes a failed job's outputs, and these ids are what
             # lets a restart poll the job it paid for instead of paying again.
             state="resources/finetune/{condition}/{size}/{seed}/job.json",
-            hyperparameters=config["finetune"]["hyperparameters"],
-            poll_seconds=config["finetune"]["poll_seconds"],
+            hyperparameters=config[FINETUNE]["hyperparameters"],
+            poll_seconds=config[FINETUNE]["poll_seconds"],
         script:
             "../../scripts/finetune_api.py"

@@ -1,5 +1,5 @@
 """Generators translate a batch of sources and return targets with metadata (DESIGN.md §3)."""
 
-from regurgitate.generators.base import Generation, Generator, generations_frame
+from regurgitate.generators.base import Generation, Generator, cost_record, generations_frame
 
-__all__ = ["Generation", "Generator", "generations_frame"]
+__all__ = ["Generation", "Generator", "cost_record", "generations_frame"]

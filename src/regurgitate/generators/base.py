@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,3 +49,18 @@ def generations_frame(ids: list[str], sources: list[str], rows: list[Generation]
             "flags": pl.List(pl.String),
         },
     )
+
+
+def cost_record(name: str, backend: str, model: str | None, rows: list[Generation]) -> dict:
+    """Tokens, money and flags of one synthetic-data table (`<generator>.cost.json`)."""
+    flags = Counter(flag for row in rows for flag in row.flags)
+    return {
+        "generator": name,
+        "backend": backend,
+        "model": model,
+        "rows": len(rows),
+        "input_tokens": sum(r.input_tokens for r in rows),
+        "output_tokens": sum(r.tokens for r in rows),
+        "cost": sum(r.cost for r in rows),
+        "flags": dict(sorted(flags.items())),
+    }

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from regurgitate.decode import DecodeConfig, translate
+from regurgitate.engine.decode import DecodeConfig, translate
+from regurgitate.engine.model import load_model
+from regurgitate.engine.tokenizer import Tokenizer
 from regurgitate.generators.base import Generation
-from regurgitate.model import load_model
-from regurgitate.tokenizer import Tokenizer
 
 
 class LocalGenerator:

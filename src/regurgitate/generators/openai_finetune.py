@@ -15,7 +15,6 @@ from pathlib import Path
 
 import polars as pl
 
-from regurgitate.generators.jobs import api_evaluate_job
 from regurgitate.generators.llm import make_backend
 from regurgitate.generators.retry import Redactor, Retrier
 from regurgitate.generators.settings import ApiSettings
@@ -132,62 +131,3 @@ async def _run(settings, key, redact, data, state, state_path, options, poll):
     state.update(fine_tuned_model=job.fine_tuned_model, trained_tokens=job.trained_tokens)
     save()
     return state
-
-
-def evaluate_finetuned(
-    record: dict,
-    name: str,
-    generator: dict,
-    prompts: dict | None,
-    test_path: Path,
-    labels: dict,
-    metrics_out: Path,
-    hypotheses_out: Path,
-) -> dict:
-    """Score the fine-tuned model of `record` (what `finetune` returned) on the test set through
-    the openai generator path: cached, retried, accounted, scored like the local models."""
-    return api_evaluate_job(
-        name,
-        generator,
-        prompts,
-        test_path,
-        {**labels, "fine_tuned_model": record["fine_tuned_model"], "job_id": record["job_id"]},
-        metrics_out,
-        hypotheses_out,
-        model=record["fine_tuned_model"],
-    )
-
-
-def finetune_job(
-    curriculum_path: Path,
-    rows: int,
-    name: str,
-    generator: dict,
-    prompts: dict | None,
-    seed: int,
-    state_path: Path,
-    record_out: Path,
-    hyperparameters: dict | None = None,
-    poll_seconds: float = 60.0,
-) -> dict:
-    """One E1 run through the API: fine-tune on the first `rows` pairs of a curriculum.
-
-    `state_path` lies outside the workflow's outputs, so a failed or killed run keeps the ids of
-    what was paid for and a restart polls the same job."""
-    curriculum = pl.read_parquet(curriculum_path)
-    if rows > curriculum.height:
-        raise ValueError(
-            f"{curriculum_path} holds {curriculum.height} pairs, {rows} were asked for"
-        )
-    record = finetune(
-        curriculum.head(rows),
-        name,
-        generator,
-        prompts,
-        seed,
-        state_path,
-        hyperparameters=hyperparameters,
-        poll_seconds=poll_seconds,
-    )
-    write_json(record, record_out)
-    return record

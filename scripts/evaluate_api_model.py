@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from regurgitate.jobs.evaluate import evaluate_api_model
+from regurgitate.jobs.log import job
+
+with job(snakemake.log[0]):
+    evaluate_api_model(
+        name=snakemake.wildcards.generator,
+        generator=dict(snakemake.params.generator),
+        prompts=snakemake.params.prompts,
+        test_path=Path(snakemake.input.test),
+        labels=dict(snakemake.params.labels),
+        metrics_out=Path(snakemake.output.metrics),
+        hypotheses_out=Path(snakemake.output.hypotheses),
+    )

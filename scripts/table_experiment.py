@@ -1,0 +1,7 @@
+from pathlib import Path
+
+from regurgitate.jobs.log import job
+from regurgitate.jobs.report import table_experiment
+
+with job(snakemake.log[0]):
+    table_experiment(list(snakemake.input), Path(snakemake.output[0]))

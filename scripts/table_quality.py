@@ -1,0 +1,7 @@
+from pathlib import Path
+
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import table_quality
+
+with job(snakemake.log[0]):
+    table_quality(list(snakemake.input), Path(snakemake.output[0]))

@@ -1,0 +1,217 @@
+"""How much of the gap to real data each mitigation closes (S1, S2, S3 of the study).
+
+share of the gap closed = (BLEU_mitigated - BLEU_unmitigated) / (BLEU_real - BLEU_unmitigated):
+0 is no better than the unmitigated synthetic data, 1 is as good as the human translations.
+
+It is estimated per (experiment, size) from runs paired by seed: only seeds that all the
+conditions involved have are used (the others are left out, with a warning), so seed-level
+effects shared by the conditions (curriculum order, initialisation) cancel. The estimate is the
+ratio of the mean paired differences, mean(m - u) / mean(r - u), which is the formula above on
+the means of the common seeds; it stays finite where one seed's own gap is near zero, where a
+mean of per-seed ratios would blow up. Its 95% interval is the delta-method (linearised ratio)
+interval: mean +/- t(0.975, n-1) * sd(d_m - R d_r) / (sqrt(n) |mean(d_r)|), with d_m = m - u,
+d_r = r - u. One common seed gives the estimate without an interval.
+
+Where real data does not beat the unmitigated data by at least `min_gap` BLEU, there is no gap
+to close (or only seed noise): the share is left empty (null) rather than reported as a
+large or negative number; the table keeps the gap itself, so a reader sees why.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from regurgitate.analysis.aggregate import CONFIDENCE, summarise
+from regurgitate.study.vocabulary import REAL, STRATEGY_OF_KIND, gen_condition, parse_condition
+
+# BLEU below which a gap between real and unmitigated data is treated as none.
+MIN_GAP = 0.5
+
+GAP_COLUMNS = {
+    "experiment": pl.String,
+    "size": pl.Int64,
+    "gap_seeds": pl.Int64,
+    "real_bleu": pl.Float64,
+    "unmitigated_bleu": pl.Float64,
+    "gap": pl.Float64,
+    "gap_closed_mean": pl.Float64,
+    "gap_closed_ci_low": pl.Float64,
+    "gap_closed_ci_high": pl.Float64,
+}
+
+
+@dataclass(frozen=True)
+class Mitigation:
+    strategy: str  # S1, S2 or S3
+    generator: str  # the generator, or the generators of a mix joined by "+"
+    condition: str
+    unmitigated: tuple[str, ...]  # conditions whose per-seed mean BLEU is the baseline
+
+
+def mitigation_of(condition: str, conditions: dict[str, str] | None = None) -> Mitigation | None:
+    """The mitigation a condition id stands for, or None for other conditions.
+
+    `conditions` maps a generator to the condition id of its unmitigated data where that is not
+    gen-<g>: the experiment's `self` generator (see config.full_set_conditions).
+
+    ordered-<g>-<m> and detector-<g> are measured against gen-<g>, the same targets in random
+    order. A mix is measured against the mean of its generators' gen-<g> conditions: what equal
+    shares would give if mixing did nothing beyond averaging.
+    """
+    parts = parse_condition(condition)
+    if parts["kind"] not in STRATEGY_OF_KIND:
+        return None
+    return Mitigation(
+        strategy=STRATEGY_OF_KIND[parts["kind"]],
+        generator="+".join(parts["generators"]),
+        condition=condition,
+        unmitigated=tuple((conditions or {}).get(g, gen_condition(g)) for g in parts["generators"]),
+    )
+
+
+def _per_seed(runs: pl.DataFrame, conditions: Sequence[str], name: str) -> pl.DataFrame:
+    """(experiment, size, seed, <name>): mean BLEU of `conditions` at each seed all of them ran."""
+    key = ["experiment", "size", "seed"]
+    return (
+        runs.filter(pl.col("condition").is_in(list(conditions)))
+        .group_by(key)
+        .agg(pl.col("bleu").mean().alias(name), pl.col("condition").n_unique().alias("n"))
+        .filter(pl.col("n") == len(set(conditions)))
+        .drop("n")
+    )
+
+
+def _require_conditions(runs: pl.DataFrame, conditions: Sequence[str]) -> None:
+    present = set(runs["condition"])
+    missing = [c for c in conditions if c not in present]
+    if missing:
+        raise ValueError(f"no runs of the conditions {missing}")
+
+
+def _ratio_interval(d_m: np.ndarray, d_r: np.ndarray, min_gap: float) -> tuple:
+    """(estimate, low, high) of mean(d_m) / mean(d_r); None where undefined (see module doc)."""
+    n, gap = d_r.size, float(d_r.mean())
+    if gap < min_gap:
+        return None, None, None
+    ratio = float(d_m.mean()) / gap
+    if n < 2:
+        return ratio, None, None
+    residual = d_m - ratio * d_r
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * residual.std(ddof=1) / math.sqrt(n) / gap
+    return ratio, ratio - half, ratio + half
+
+
+def gap_closed(
+    runs: pl.DataFrame,
+    real: str,
+    unmitigated: str | Sequence[str],
+    mitigated: str,
+    *,
+    min_gap: float = MIN_GAP,
+) -> pl.DataFrame:
+    """Share of the gap closed by `mitigated` per (experiment, size), from per-run rows
+    (experiment, condition, size, seed, bleu; see aggregate.load_runs).
+
+    `unmitigated` is a condition, or several whose per-seed mean is the baseline (mixes).
+    Columns: experiment, size, gap_seeds (seeds common to all conditions), real_bleu and
+    unmitigated_bleu (means over those seeds), gap (their difference), gap_closed_mean,
+    gap_closed_ci_low, gap_closed_ci_high. Pairing, the interval and the empty share below
+    `min_gap` are described in the module docstring. Sizes where the mitigated condition ran
+    but no seed is common to all conditions get a row with gap_seeds 0 and nulls.
+    """
+    baseline = [unmitigated] if isinstance(unmitigated, str) else list(unmitigated)
+    _require_conditions(runs, [real, *baseline, mitigated])
+    key = ["experiment", "size", "seed"]
+    paired = (
+        _per_seed(runs, [real], "r")
+        .join(_per_seed(runs, baseline, "u"), on=key)
+        .join(_per_seed(runs, [mitigated], "m"), on=key)
+    )
+    involved = runs.filter(pl.col("condition").is_in([real, *baseline, mitigated]))
+    unpaired = involved.join(paired, on=key, how="anti")
+    if unpaired.height:
+        first = unpaired.row(0, named=True)
+        warnings.warn(
+            f"{unpaired.height} runs of {[real, *baseline, mitigated]} have no partner at the "
+            f"same seed and are left out of the gap closed (first: {first['condition']}, "
+            f"size {first['size']}, seed {first['seed']})",
+            stacklevel=2,
+        )
+    rows = []
+    sizes = runs.filter(pl.col("condition") == mitigated).select("experiment", "size").unique()
+    for experiment, size in sizes.sort(["experiment", "size"]).iter_rows():
+        group = paired.filter((pl.col("experiment") == experiment) & (pl.col("size") == size))
+        r, u, m = (group[c].to_numpy() for c in ("r", "u", "m"))
+        row = {"experiment": experiment, "size": size, "gap_seeds": group.height}
+        if group.height:
+            estimate = _ratio_interval(m - u, r - u, min_gap)
+            row.update(real_bleu=float(r.mean()), unmitigated_bleu=float(u.mean()))
+            row.update(gap=float((r - u).mean()))
+            row.update(
+                zip(
+                    ["gap_closed_mean", "gap_closed_ci_low", "gap_closed_ci_high"],
+                    estimate,
+                    strict=True,
+                )
+            )
+        rows.append(row)
+    return pl.DataFrame(rows, schema=GAP_COLUMNS)
+
+
+TABLE_COLUMNS = [
+    "strategy",
+    "generator",
+    "condition",
+    "experiment",
+    "size",
+    "n_seeds",
+    "bleu_mean",
+    "bleu_ci_low",
+    "bleu_ci_high",
+    *list(GAP_COLUMNS)[2:],
+]
+
+
+def mitigations_table(
+    runs: pl.DataFrame,
+    mitigations: Sequence[Mitigation] | None = None,
+    *,
+    real: str = REAL,
+    min_gap: float = MIN_GAP,
+    conditions: dict[str, str] | None = None,
+) -> pl.DataFrame:
+    """The rows of results/tables/mitigations.csv: per mitigation (by default every mitigated
+    condition among the runs), experiment and size, the mitigated condition's BLEU (mean and 95%
+    interval over all its seeds, as in the other tables) and the share of the gap closed.
+
+    Columns: strategy, generator, condition, experiment, size, n_seeds, bleu_mean, bleu_ci_low,
+    bleu_ci_high, gap_seeds, real_bleu, unmitigated_bleu, gap, gap_closed_mean,
+    gap_closed_ci_low, gap_closed_ci_high. Sorted by strategy, generator, condition,
+    experiment, size.
+    """
+    if mitigations is None:
+        found = (mitigation_of(c, conditions) for c in sorted(set(runs["condition"])))
+        mitigations = [m for m in found if m is not None]
+    frames = []
+    for mitigation in mitigations:
+        gaps = gap_closed(runs, real, mitigation.unmitigated, mitigation.condition, min_gap=min_gap)
+        bleu = summarise(runs.filter(pl.col("condition") == mitigation.condition), ("bleu",))
+        frames.append(
+            bleu.join(gaps, on=["experiment", "size"], how="left").with_columns(
+                strategy=pl.lit(mitigation.strategy),
+                generator=pl.lit(mitigation.generator),
+            )
+        )
+    if not frames:
+        schema = {c: GAP_COLUMNS.get(c, pl.Float64) for c in TABLE_COLUMNS}
+        schema.update(strategy=pl.String, generator=pl.String, condition=pl.String)
+        return pl.DataFrame(schema={**schema, "n_seeds": pl.UInt32})
+    table = pl.concat(frames, how="vertical_relaxed").select(TABLE_COLUMNS)
+    return table.sort(["strategy", "generator", "condition", "experiment", "size"])

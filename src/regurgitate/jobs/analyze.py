@@ -1,0 +1,131 @@
+"""Jobs of workflow/rules/analyze.smk: the mechanisms (errors and lexical diversity per source
+of targets) and what real data is worth (the fewest human pairs matching a synthetic set)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import polars as pl
+
+from regurgitate.analysis.aggregate import bleu_losses, load_runs
+from regurgitate.analysis.mechanisms import mechanisms_table, source_mechanisms
+from regurgitate.analysis.real_data_worth import real_pair_points, real_pairs_needed
+from regurgitate.io import read_json, write_json, write_table
+from regurgitate.plots.mechanisms import loss_figure, mechanisms_figure
+from regurgitate.plots.real_data_worth import plot_real_pairs
+from regurgitate.plots.style import save_figure
+
+log = logging.getLogger(__name__)
+
+
+def mechanisms_source(
+    student_path: Path, synthetic_path: Path | None, name: str, settings: dict, seed: int, out: Path
+) -> dict:
+    """Error and diversity measures of the human targets (no synthetic file) or a generator's
+    (or a mix's curriculum)."""
+    synthetic = pl.read_parquet(synthetic_path) if synthetic_path else None
+    record = source_mechanisms(
+        pl.read_parquet(student_path),
+        synthetic,
+        name,
+        chrf_threshold=settings["chrf_threshold"],
+        sample_tokens=settings["sample_tokens"],
+        bootstrap=settings["bootstrap"],
+        seed=seed,
+    )
+    log.info(
+        "%s: error rate %s, MTLD %.1f, TTR %.4f over %d tokens",
+        name,
+        "n/a" if record["error_rate"] is None else f"{record['error_rate']:.3f}",
+        record["diversity"]["mtld"]["value"],
+        record["diversity"]["ttr"]["value"],
+        settings["sample_tokens"],
+    )
+    write_json(record, out)
+    return record
+
+
+def table_mechanisms(
+    record_paths: list[str],
+    run_paths: list[str],
+    generator_metric_paths: list[str],
+    losses: dict[str, dict],
+    out: Path,
+) -> pl.DataFrame:
+    """`losses` maps each experiment to {"size": largest size, "conditions": {generator:
+    condition id}}: where the students' BLEU loss per generator is read."""
+    runs = load_runs(run_paths)
+    loss = pl.concat(
+        [
+            bleu_losses(runs, experiment, spec["size"], spec["conditions"])
+            for experiment, spec in losses.items()
+        ]
+    )
+    generator_bleu = {
+        record["generator"]: record["bleu"] for record in map(read_json, generator_metric_paths)
+    }
+    table = mechanisms_table([read_json(p) for p in record_paths], loss, generator_bleu)
+    write_table(table, out, decimals=4)
+    return table
+
+
+def figure_mechanisms(
+    table_path: Path,
+    record_paths: list[str],
+    experiments: list[str],
+    mechanisms_out: dict,
+    loss_out: dict,
+) -> None:
+    """The mechanisms figure and the loss-against-mechanisms figure (`*_out`: {"png", "pdf"})."""
+    table = pl.read_csv(table_path)
+    records = [read_json(path) for path in record_paths]
+    sentence_chrf = {r["source"]: r["sentence_chrf"] for r in records if r["sentence_chrf"]}
+    threshold = records[0]["chrf_threshold"]
+    mechanisms_figure(table, sentence_chrf, threshold, mechanisms_out["png"], mechanisms_out["pdf"])
+    loss_figure(table, experiments, loss_out["png"], loss_out["pdf"])
+
+
+def table_partial(summaries: dict[str, str], specs: dict[str, dict], out: Path) -> pl.DataFrame:
+    """The fewest human pairs matching each generator's full synthetic set, per experiment.
+
+    `specs` maps each experiment to {"size": largest size, "conditions": {generator: condition}}.
+    """
+    rows = [
+        real_pairs_needed(
+            pl.read_csv(summaries[experiment]), experiment, spec["conditions"], spec["size"]
+        )
+        for experiment, spec in specs.items()
+    ]
+    table = pl.concat(rows, how="diagonal_relaxed")
+    for row in table.iter_rows(named=True):
+        log.info(
+            "%s %s: %s pairs at BLEU %.2f matched by %s human pairs (%s)",
+            row["experiment"],
+            row["generator"],
+            f"{row['synthetic_pairs']:,}",
+            row["synthetic_bleu_mean"],
+            row["real_pairs_needed"],
+            row["matched_by"],
+        )
+    write_table(table, out)
+    return table
+
+
+def figure_partial(
+    summaries: dict[str, str], table_path: Path, titles: dict[str, str], png: Path, pdf: Path
+) -> None:
+    """One panel per experiment: BLEU against the human pairs trained on (see
+    plots.real_data_worth)."""
+    needed = pl.read_csv(table_path)
+    panels = []
+    for experiment, summary_path in summaries.items():
+        summary = pl.read_csv(summary_path).filter(pl.col("experiment") == experiment)
+        panels.append(
+            (
+                real_pair_points(summary),
+                needed.filter(pl.col("experiment") == experiment),
+                titles[experiment],
+            )
+        )
+    save_figure(plot_real_pairs(panels), png, pdf)

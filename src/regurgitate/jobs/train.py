@@ -1,0 +1,139 @@
+"""Jobs of workflow/rules/train.smk: the curricula of real, self, gen and partial conditions,
+training a model (generator or student), and E1 through the OpenAI fine-tuning API."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import polars as pl
+
+from regurgitate.engine.batching import encode_pairs
+from regurgitate.engine.device import pick_device
+from regurgitate.engine.model import ModelConfig, load_model, save_model
+from regurgitate.engine.tokenizer import Tokenizer
+from regurgitate.engine.train import DevSet, TrainConfig, train
+from regurgitate.generators.openai_finetune import finetune
+from regurgitate.io import write_json, write_parquet
+from regurgitate.study import curricula
+
+log = logging.getLogger(__name__)
+
+
+def write_curriculum(curriculum: pl.DataFrame, out: Path) -> None:
+    origins = dict(sorted(curriculum["origin"].value_counts().iter_rows()))
+    log.info("%d pairs, targets by origin: %s", curriculum.height, origins)
+    write_parquet(curriculum, out)
+
+
+def curriculum_real(student_path: Path, seed: int, out: Path) -> None:
+    """`real`: the student pool's human targets in seeded order."""
+    write_curriculum(curricula.real_curriculum(pl.read_parquet(student_path), seed), out)
+
+
+def curriculum_generated(
+    student_path: Path, synthetic_path: Path, generator: str, seed: int, out: Path
+) -> None:
+    """`self` and `gen-<g>`: the same sources in the same order, the generator's targets."""
+    curriculum = curricula.generated_curriculum(
+        pl.read_parquet(student_path), pl.read_parquet(synthetic_path), generator, seed
+    )
+    write_curriculum(curriculum, out)
+
+
+def curriculum_partial(
+    student_path: Path, synthetic_path: Path, generator: str, percent: int, seed: int, out: Path
+) -> None:
+    """`partial-<g>-<pct>`: pct % human targets in every prefix, the rest the generator's."""
+    curriculum = curricula.partial_curriculum(
+        pl.read_parquet(student_path), pl.read_parquet(synthetic_path), generator, percent, seed
+    )
+    write_curriculum(curriculum, out)
+
+
+def read_pairs(path: Path, rows: int | None) -> pl.DataFrame:
+    """The first `rows` pairs of a pool or curriculum (all when None)."""
+    pairs = pl.read_parquet(path)
+    if rows is not None:
+        if rows > pairs.height:
+            raise ValueError(f"{path} holds {pairs.height} pairs, {rows} were asked for")
+        pairs = pairs.head(rows)
+    return pairs
+
+
+def train_model(
+    pairs_path: Path,
+    rows: int | None,
+    dev_path: Path,
+    tokenizer_path: Path,
+    architecture: dict,
+    training: dict,
+    checkpoint: Path,
+    model_out: Path,
+    summary_out: Path,
+    device: str = "auto",
+    init_model: Path | None = None,
+) -> dict:
+    """Train one model on the first `rows` pairs (all when None) of a pool or curriculum;
+    `init_model` starts it from a trained model's weights (E1 fine-tuning)."""
+    tokenizer = Tokenizer(tokenizer_path)
+    pairs = read_pairs(pairs_path, rows)
+    max_positions = architecture.get("max_positions", ModelConfig.max_positions)
+    data = encode_pairs(
+        tokenizer, pairs["source"].to_list(), pairs["target"].to_list(), max_positions
+    )
+    dev = pl.read_parquet(dev_path)
+    model_cfg = ModelConfig(
+        vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, **architecture
+    )
+    init_state = load_model(init_model)[0].state_dict() if init_model else None
+    model, summary = train(
+        model_cfg,
+        TrainConfig(**training),
+        data,
+        DevSet(dev["source"].to_list(), dev["target"].to_list()),
+        tokenizer,
+        checkpoint,
+        device=pick_device(device),
+        init_state=init_state,
+    )
+    summary.update(
+        pairs=pairs.height,
+        training=training,
+        architecture=architecture,
+        init_model=str(init_model) if init_model else None,
+    )
+    save_model(model, model_out, extra={"summary": summary})
+    write_json(summary, summary_out)
+    checkpoint.unlink(missing_ok=True)  # the finished model supersedes it
+    return summary
+
+
+def finetune_api(
+    curriculum_path: Path,
+    rows: int,
+    name: str,
+    generator: dict,
+    prompts: dict | None,
+    seed: int,
+    state_path: Path,
+    record_out: Path,
+    hyperparameters: dict | None = None,
+    poll_seconds: float = 60.0,
+) -> dict:
+    """One E1 run through the API: fine-tune on the first `rows` pairs of a curriculum.
+
+    `state_path` lies outside the workflow's outputs, so a failed or killed run keeps the ids of
+    what was paid for and a restart polls the same job."""
+    record = finetune(
+        read_pairs(curriculum_path, rows),
+        name,
+        generator,
+        prompts,
+        seed,
+        state_path,
+        hyperparameters=hyperparameters,
+        poll_seconds=poll_seconds,
+    )
+    write_json(record, record_out)
+    return record

@@ -1,0 +1,225 @@
+"""Figures of the mechanisms: how the sources of targets differ, and how that relates to the loss.
+
+Both read the mechanisms table (`mechanisms.mechanisms_table`); the first also the per-sentence
+chrF of each generator. Sources keep one colour in every panel: human black, generators in the
+palette order of `figures.condition_styles`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+from regurgitate.analysis.diversity import MEASURES
+from regurgitate.analysis.translation_errors import FLAGS
+from regurgitate.plots.style import (
+    LABEL_SIZE,
+    LEGEND_SIZE,
+    TICK_SIZE,
+    TITLE_SIZE,
+    condition_styles,
+    new_figure,
+    save_figure,
+)
+from regurgitate.study.vocabulary import EXPERIMENTS, FINETUNE, HUMAN, REAL, SCRATCH
+
+EXPERIMENT_MARKERS = {SCRATCH: "o", FINETUNE: "s"}
+
+
+def source_styles(sources: list[str]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per source: the human references styled as `real` (they are its
+    targets), generators as `figures.condition_styles` styles conditions."""
+    as_conditions = {REAL if s == HUMAN else s: s for s in sources}
+    styles = condition_styles(list(as_conditions))
+    return {as_conditions[condition]: style for condition, style in styles.items()}
+
+
+def _new_figure(rows: int, columns: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    figure = new_figure(size)
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
+    for ax in axes:
+        ax.tick_params(labelsize=TICK_SIZE)
+        ax.grid(True, color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+    return figure, axes
+
+
+def _interval(table: pl.DataFrame, measure: str) -> np.ndarray:
+    """Error-bar lengths below and above each value (matplotlib's yerr/xerr shape)."""
+    value = table[measure].to_numpy()
+    low = table[f"{measure}_ci_low"].to_numpy()
+    high = table[f"{measure}_ci_high"].to_numpy()
+    return np.vstack([value - low, high - value])
+
+
+def plot_mechanisms(
+    table: pl.DataFrame, sentence_chrf: dict[str, list[float]], chrf_threshold: float
+) -> Figure:
+    """Four panels: (a) distribution of sentence chrF per generator, (b) error rate and
+    reference-free flags, (c) MTLD with its interval, (d) every diversity measure relative to
+    the human references."""
+    styles = source_styles(table["source"].to_list())
+    generators = [g for g in table["source"].to_list() if g != HUMAN]
+    figure, (chrf_ax, error_ax, mtld_ax, relative_ax) = _new_figure(2, 2, (11.0, 8.0))
+
+    for generator in generators:
+        scores = np.sort(np.asarray(sentence_chrf[generator]))
+        share = np.arange(1, len(scores) + 1) / len(scores)
+        colour = styles[generator][0]
+        chrf_ax.step(scores, share, where="post", color=colour, label=generator, linewidth=1.6)
+    chrf_ax.axvline(chrf_threshold, color="#555555", linestyle="--", linewidth=1.0)
+    chrf_ax.annotate(
+        f" error threshold {chrf_threshold:g}",
+        (chrf_threshold, 0.95),
+        fontsize=LEGEND_SIZE,
+        color="#555555",
+    )
+    chrf_ax.set_xlabel("Sentence chrF against the human reference", fontsize=LABEL_SIZE)
+    chrf_ax.set_ylabel("Share of sentences at or below", fontsize=LABEL_SIZE)
+    chrf_ax.set_title("(a) Sentence chrF of the generated targets", fontsize=TITLE_SIZE)
+    chrf_ax.legend(fontsize=LEGEND_SIZE, frameon=False, loc="lower right")
+
+    _error_bars(error_ax, table, styles)
+    _measure_points(mtld_ax, table, styles, "mtld")
+    mtld_ax.set_ylabel("MTLD (higher = more diverse)", fontsize=LABEL_SIZE)
+    mtld_ax.set_title("(c) Lexical diversity: MTLD, 95% bootstrap interval", fontsize=TITLE_SIZE)
+    _relative_to_human(relative_ax, table, styles)
+    return figure
+
+
+def _error_bars(ax, table: pl.DataFrame, styles: dict) -> None:
+    """Grouped bars: error rate and the share of each flag, per source."""
+    shares = ["error_rate", *[f"{flag}_share" for flag in FLAGS]]
+    labels = ["chrF below\nthreshold", *[flag.replace("_", "\n") for flag in FLAGS]]
+    sources = table["source"].to_list()
+    width = 0.8 / len(sources)
+    x = np.arange(len(shares))
+    for i, source in enumerate(sources):
+        row = table.row(i, named=True)
+        heights = [100 * (row[column] or 0.0) for column in shares]
+        ax.bar(x + i * width, heights, width, color=styles[source][0], label=source)
+    ax.set_xticks(x + width * (len(sources) - 1) / 2, labels, fontsize=TICK_SIZE)
+    ax.set_ylabel("Sentences (%)", fontsize=LABEL_SIZE)
+    ax.set_title("(b) Errors: below the chrF threshold, and flagged", fontsize=TITLE_SIZE)
+    ax.legend(fontsize=LEGEND_SIZE, frameon=False)
+
+
+def _measure_points(ax, table: pl.DataFrame, styles: dict, measure: str) -> None:
+    sources = table["source"].to_list()
+    errors = _interval(table, measure)
+    for i, source in enumerate(sources):
+        colour, marker = styles[source]
+        ax.errorbar(
+            i,
+            table[measure][i],
+            yerr=errors[:, i : i + 1],
+            color=colour,
+            marker=marker,
+            capsize=4,
+            markersize=7,
+        )
+    ax.set_xticks(range(len(sources)), sources, fontsize=TICK_SIZE)
+    ax.set_xlim(-0.5, len(sources) - 0.5)
+
+
+def _relative_to_human(ax, table: pl.DataFrame, styles: dict) -> None:
+    human = table.filter(pl.col("source") == HUMAN)
+    if human.height != 1:
+        raise ValueError("the mechanisms table needs exactly one row for the human references")
+    sources = [s for s in table["source"].to_list() if s != HUMAN]
+    offsets = np.linspace(-0.25, 0.25, max(len(sources), 1))
+    for offset, source in zip(offsets, sources, strict=False):
+        row = table.filter(pl.col("source") == source)
+        colour, marker = styles[source]
+        for j, measure in enumerate(MEASURES):
+            base = human[measure][0]
+            if not base:
+                continue  # no ratio to a measure the human references have none of
+            value = row[measure][0] / base
+            low, high = row[f"{measure}_ci_low"][0] / base, row[f"{measure}_ci_high"][0] / base
+            ax.errorbar(
+                j + offset,
+                value,
+                yerr=[[value - low], [high - value]],
+                color=colour,
+                marker=marker,
+                capsize=2,
+                markersize=5,
+                label=source if j == 0 else None,
+            )
+    ax.axhline(1.0, color="#000000", linewidth=1.0, label="human = 1")
+    ax.set_xticks(range(len(MEASURES)), [m.replace("_", "\n") for m in MEASURES], fontsize=8)
+    ax.set_ylabel("Relative to the human references", fontsize=LABEL_SIZE)
+    ax.set_title("(d) Every diversity measure, human = 1", fontsize=TITLE_SIZE)
+    ax.legend(fontsize=LEGEND_SIZE, frameon=False)
+
+
+def mechanisms_figure(
+    table: pl.DataFrame,
+    sentence_chrf: dict[str, list[float]],
+    chrf_threshold: float,
+    png: str | os.PathLike,
+    pdf: str | os.PathLike,
+) -> None:
+    save_figure(plot_mechanisms(table, sentence_chrf, chrf_threshold), png, pdf)
+
+
+# The loss against the mechanisms -------------------------------------------------------------
+
+LOSS_PANELS = [
+    ("error_rate", "Error rate (share below the chrF threshold)"),
+    ("mtld", "MTLD of the generator's targets"),
+    ("generator_bleu", "Generator's own test BLEU"),
+]
+
+
+def plot_loss_vs_mechanisms(table: pl.DataFrame, experiments: list[str]) -> Figure:
+    """BLEU lost by the students (real minus the generator's condition, at the largest size,
+    with its interval over seeds) against each generator's error rate, diversity and quality."""
+    styles = source_styles(table["source"].to_list())
+    generators = table.filter(pl.col("source") != HUMAN)
+    human = table.filter(pl.col("source") == HUMAN)
+    figure, axes = _new_figure(1, len(LOSS_PANELS), (13.0, 4.4))
+    for ax, (column, label) in zip(axes, LOSS_PANELS, strict=True):
+        for experiment in experiments:
+            mean = f"bleu_loss_{experiment}_mean"
+            for row in generators.iter_rows(named=True):
+                if row[mean] is None or row[column] is None:
+                    continue
+                low, high = (
+                    row[f"bleu_loss_{experiment}_ci_low"],
+                    row[f"bleu_loss_{experiment}_ci_high"],
+                )
+                yerr = None if low is None else [[row[mean] - low], [high - row[mean]]]
+                ax.errorbar(
+                    row[column],
+                    row[mean],
+                    yerr=yerr,
+                    color=styles[row["source"]][0],
+                    marker=EXPERIMENT_MARKERS[experiment],
+                    markersize=8,
+                    capsize=4,
+                    linestyle="none",
+                    label=f"{row['source']}, {EXPERIMENTS[experiment].legend}",
+                )
+        if column == "mtld" and human.height:
+            ax.axvline(human["mtld"][0], color="#000000", linestyle="--", linewidth=1.0)
+            ax.annotate(" human", (human["mtld"][0], 0), fontsize=LEGEND_SIZE)
+        ax.axhline(0.0, color="#888888", linewidth=0.8)
+        ax.set_xlabel(label, fontsize=LABEL_SIZE)
+    axes[0].set_ylabel("BLEU loss: real minus generated", fontsize=LABEL_SIZE)
+    axes[-1].legend(fontsize=LEGEND_SIZE, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    figure.suptitle(
+        "Students' BLEU loss at the largest size against the generators' errors and diversity",
+        fontsize=TITLE_SIZE,
+    )
+    return figure
+
+
+def loss_figure(
+    table: pl.DataFrame, experiments: list[str], png: str | os.PathLike, pdf: str | os.PathLike
+) -> None:
+    save_figure(plot_loss_vs_mechanisms(table, experiments), png, pdf)

@@ -1,0 +1,165 @@
+"""Figures of the mitigations: learning curves per strategy, and the share of the gap closed.
+
+Built on figures.py (its learning curves, colours and file output), so a condition looks the
+same here as in every other figure of the study.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+from regurgitate.analysis.mitigations import mitigation_of
+from regurgitate.plots.learning_curves import learning_curves
+from regurgitate.plots.style import (
+    FIGSIZE,
+    LABEL_SIZE,
+    TICK_SIZE,
+    TITLE_SIZE,
+    condition_styles,
+    new_figure,
+    save_figure,
+)
+from regurgitate.study.vocabulary import REAL, STRATEGIES
+
+
+def strategy_conditions(
+    conditions: list[str],
+    strategy: str,
+    real: str = REAL,
+    unmitigated: dict[str, str] | None = None,
+) -> list[str]:
+    """The conditions of one strategy's figure: real, every mitigated condition of the strategy
+    among `conditions`, and the unmitigated conditions they are measured against
+    (`unmitigated` as in mitigations.mitigation_of)."""
+    mitigations = [
+        m for c in conditions if (m := mitigation_of(c, unmitigated)) and m.strategy == strategy
+    ]
+    if not mitigations:
+        raise ValueError(f"no conditions of strategy {strategy} among {sorted(conditions)}")
+    baselines = {c for m in mitigations for c in m.unmitigated}
+    return sorted({real, *baselines, *(m.condition for m in mitigations)} & set(conditions))
+
+
+def strategy_curves(
+    summary: pl.DataFrame,
+    strategy: str,
+    png: str | os.PathLike,
+    pdf: str | os.PathLike,
+    *,
+    metric: str = "bleu",
+    real: str = REAL,
+    unmitigated: dict[str, str] | None = None,
+) -> None:
+    """Learning curves of real, unmitigated and mitigated conditions of one strategy (S1, S2,
+    S3) in one experiment's summary table (aggregate.summarise)."""
+    conditions = summary["condition"].unique().to_list()
+    shown = strategy_conditions(conditions, strategy, real, unmitigated)
+    experiment = summary["experiment"][0] if "experiment" in summary.columns else ""
+    title = f"{strategy}, {STRATEGIES[strategy].name}: {experiment}".rstrip(": ")
+    rows = summary.filter(pl.col("condition").is_in(shown))
+    learning_curves(rows, png, pdf, metric=metric, title=title)
+
+
+def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
+    """Dot plot of the share of the gap closed by every mitigated condition, with its 95%
+    interval, at `size` (by default each experiment's largest size); one panel per experiment.
+
+    0 marks the unmitigated data, 1 real data. A condition whose gap is too small to share out
+    (null estimate) is listed with "no gap" in place of a dot.
+    """
+    needed = ["strategy", "condition", "experiment", "size", "gap_closed_mean"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(f"the mitigations table lacks the columns {missing}")
+    if not table.height:
+        raise ValueError("the mitigations table is empty: nothing to plot")
+    experiments = sorted(table["experiment"].unique().to_list())
+    conditions = table.sort(["strategy", "condition"])["condition"].unique(maintain_order=True)
+    conditions = conditions.to_list()
+    styles = condition_styles(conditions)
+    height = max(FIGSIZE[1], 1.2 + 0.32 * len(conditions))
+    figure = new_figure((FIGSIZE[0] * max(1, 0.75 * len(experiments)), height))
+    axes = figure.subplots(1, len(experiments), sharey=True, squeeze=False)[0]
+    y = {c: len(conditions) - 1 - i for i, c in enumerate(conditions)}
+    for ax, experiment in zip(axes, experiments, strict=True):
+        rows = table.filter(pl.col("experiment") == experiment)
+        at = size if size is not None else rows["size"].max()
+        rows = rows.filter(pl.col("size") == at)
+        for row in rows.iter_rows(named=True):
+            _draw_share(ax, row, y[row["condition"]], styles[row["condition"]])
+        ax.axvline(0.0, color="#555555", linestyle="--", linewidth=1.0)
+        ax.axvline(1.0, color="#000000", linestyle="-", linewidth=1.0)
+        for x, label in ((0.0, "unmitigated"), (1.0, "real")):
+            ax.annotate(
+                label,
+                (x, 1.0),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="bottom",
+                fontsize=TICK_SIZE,
+                color="#555555",
+            )
+        ax.set_title(f"{experiment}, {at:,} pairs", fontsize=TITLE_SIZE, pad=16)
+        ax.set_xlabel("Share of the gap to real data closed", fontsize=LABEL_SIZE)
+        ax.grid(True, axis="x", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.tick_params(labelsize=TICK_SIZE)
+    axes[0].set_yticks(list(y.values()), [f"{_strategy(c)}  {c}" for c in y])
+    axes[0].set_ylim(-0.7, len(conditions) - 0.3)
+    return figure
+
+
+def _strategy(condition: str) -> str:
+    mitigation = mitigation_of(condition)
+    return mitigation.strategy if mitigation else ""
+
+
+def _draw_share(ax, row: dict, y: float, style: tuple[str, str]) -> None:
+    colour, marker = style
+    mean = row["gap_closed_mean"]
+    if mean is None or np.isnan(mean):
+        ax.annotate(
+            "no gap",
+            (0.5, y),
+            xycoords=("axes fraction", "data"),
+            ha="center",
+            va="center",
+            fontsize=TICK_SIZE,
+            color="#555555",
+        )
+        return
+    low, high = row.get("gap_closed_ci_low"), row.get("gap_closed_ci_high")
+    if low is not None and high is not None:
+        ax.errorbar(
+            [mean],
+            [y],
+            xerr=[[mean - low], [high - mean]],
+            color=colour,
+            capsize=3,
+            linewidth=1.4,
+            marker="none",
+        )
+    ax.plot(
+        [mean],
+        [y],
+        color=colour,
+        marker=marker,
+        markersize=7,
+        linestyle="none",
+        label=row["condition"],
+    )
+
+
+def gap_closed_figure(
+    table: pl.DataFrame,
+    png: str | os.PathLike,
+    pdf: str | os.PathLike,
+    *,
+    size: int | None = None,
+) -> None:
+    """The summary figure of the gap closed by every strategy (see plot_gap_closed)."""
+    save_figure(plot_gap_closed(table, size=size), png, pdf)

@@ -1,0 +1,65 @@
+"""The look every figure of the study shares: colours and markers per condition, sizes, output.
+
+Figures are built on a bare matplotlib Figure with the Agg canvas rather than through pyplot, so
+nothing depends on a display or on global pyplot state, and tests can inspect what is drawn.
+"""
+
+from __future__ import annotations
+
+import os
+from itertools import cycle
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from regurgitate.io import atomic_path
+from regurgitate.study.vocabulary import REAL
+
+# `real` is the yardstick of every experiment: it always gets the same colour and marker, so it is
+# recognisable across figures.
+REAL_COLOUR = "#000000"
+REAL_MARKER = "o"
+
+# Okabe-Ito, the colour-blind-safe palette, without its black (reserved for `real`).
+PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442"]
+# Distinct marker shapes tell conditions apart in greyscale print as well.
+MARKERS = ["s", "^", "D", "v", "P", "X", "<", ">", "p", "*"]
+# Reference lines (e.g. the base model) are grey and dashed, so they never read as a condition.
+REFERENCE_STYLES = [("#555555", "--"), ("#888888", ":"), ("#555555", "-."), ("#888888", "--")]
+
+
+FIGSIZE = (6.4, 4.2)  # inches: one column of a page, legible when printed
+PNG_DPI = 200
+TITLE_SIZE = 11
+LABEL_SIZE = 10
+TICK_SIZE = 9
+LEGEND_SIZE = 9
+
+
+def condition_styles(conditions: list[str]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per condition: `real` fixed, the others in sorted order of their ids.
+
+    Sorting makes the assignment depend only on which conditions are drawn, not on row order.
+    """
+    others = sorted(set(conditions) - {REAL})
+    styles = dict(zip(others, zip(cycle(PALETTE), cycle(MARKERS)), strict=False))
+    if REAL in conditions:
+        styles[REAL] = (REAL_COLOUR, REAL_MARKER)
+    return styles
+
+
+def new_figure(size: tuple[float, float] = FIGSIZE) -> Figure:
+    """An empty figure on the Agg canvas, laid out so that outside legends stay on the page."""
+    figure = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure: Figure, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
+    """Write `figure` as PNG and PDF, each whole or not at all."""
+    # The temporary names end in .tmp, so the format must be given, not inferred.
+    with atomic_path(png) as tmp:
+        figure.savefig(tmp, format="png", dpi=PNG_DPI, bbox_inches="tight")
+    with atomic_path(pdf) as tmp:
+        # No creation date: the same results give byte-identical PDFs.
+        figure.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None})

@@ -1,0 +1,276 @@
+"""What the JSON schema cannot say about a configuration, and the values derived from it."""
+
+from __future__ import annotations
+
+from regurgitate.study.vocabulary import (
+    EXPERIMENT_ORDER,
+    FINETUNE,
+    HUMAN,
+    REAL,
+    SCRATCH,
+    SELF,
+    detector_condition,
+    gen_condition,
+    mixed_condition,
+    ordered_condition,
+    partial_condition,
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value that is well-formed but does not fit the rest; names the key."""
+
+
+def check_config(config: dict) -> None:
+    """Cross-key checks, run before any job (the schema has checked each key on its own)."""
+    architectures = config["architectures"]
+    generators = config["generators"]
+    if HUMAN in generators:
+        raise ConfigError(f"generators.{HUMAN}: the name is reserved for the human references")
+    for name, generator in generators.items():
+        if generator["backend"] != "local":
+            check_api_generator(name, generator, config.get("prompts"))
+        elif generator["architecture"] not in architectures:
+            raise ConfigError(
+                f"generators.{name}.architecture: {generator['architecture']!r} is not one of "
+                f"the architectures {sorted(architectures)}"
+            )
+    _check_scratch(config)
+    if FINETUNE in config:
+        _check_finetune_base(config)
+    if "mitigations" in config:
+        _check_mitigations(config)
+    for experiment in experiments(config):
+        _check_sizes(config, experiment)
+        _check_partial(config, experiment)
+    corpus = config["corpus"]
+    if corpus.get("test_tsv") is None and not config["pools"]["test"]:
+        raise ConfigError("pools.test: must be positive unless corpus.test_tsv names a test file")
+
+
+def _check_generator_name(config: dict, key: str, name: str) -> None:
+    if name not in config["generators"]:
+        raise ConfigError(
+            f"{key}: {name!r} is not one of the generators {sorted(config['generators'])}"
+        )
+
+
+def _check_finetune_base(config: dict) -> None:
+    base = config[FINETUNE]["base"]
+    _check_generator_name(config, "finetune.base", base)
+    backend = config["generators"][base]["backend"]
+    if backend not in ("local", "openai"):
+        raise ConfigError(
+            f"finetune.base: {base!r} is an {backend} generator; E1 fine-tunes a local model or "
+            "an OpenAI model through its fine-tuning API"
+        )
+
+
+def finetune_through_api(config: dict) -> bool:
+    """E1 runs through the OpenAI fine-tuning API when its base model is an openai generator."""
+    finetune = config.get(FINETUNE)
+    return bool(finetune) and config["generators"][finetune["base"]]["backend"] == "openai"
+
+
+def _check_scratch(config: dict) -> None:
+    architectures = config["architectures"]
+    scratch = config[SCRATCH]
+    if scratch["architecture"] not in architectures:
+        raise ConfigError(
+            f"scratch.architecture: {scratch['architecture']!r} is not one of the "
+            f"architectures {sorted(architectures)}"
+        )
+    self_name = scratch["self_generator"]
+    _check_generator_name(config, "scratch.self_generator", self_name)
+    self_generator = config["generators"][self_name]
+    if self_generator["backend"] != "local":
+        raise ConfigError(
+            f"scratch.self_generator: {self_name!r} is an {self_generator['backend']} "
+            f"generator, but `self` (E2) is the student's own architecture translating its own "
+            f"data, so it must be a local generator (backend: local) with architecture "
+            f"{scratch['architecture']!r}; API generators give gen-<name> conditions"
+        )
+    if self_generator["architecture"] != scratch["architecture"]:
+        raise ConfigError(
+            f"scratch.self_generator: {self_name!r} has architecture "
+            f"{self_generator['architecture']!r}, but `self` must share the student's "
+            f"architecture {scratch['architecture']!r} (scratch.architecture)"
+        )
+
+
+def _check_sizes(config: dict, experiment: str) -> None:
+    student_pool = config["pools"]["student"]
+    sizes = config[experiment]["sizes"] + config[experiment].get("partial", {}).get("sizes", [])
+    if student_pool is not None and max(sizes) > student_pool:
+        raise ConfigError(
+            f"{experiment}.sizes: {max(sizes)} pairs exceed pools.student={student_pool}"
+        )
+
+
+def _check_partial(config: dict, experiment: str) -> None:
+    for name in config[experiment].get("partial", {}).get("generators", []):
+        _check_generator_name(config, f"{experiment}.partial.generators", name)
+
+
+def _check_mitigations(config: dict) -> None:
+    settings = config["mitigations"]
+    for experiment in settings["experiments"]:
+        if experiment not in config:
+            raise ConfigError(f"mitigations.experiments: {experiment!r} is not configured")
+        missing = set(settings.get("sizes", [])) - set(config[experiment]["sizes"])
+        if missing:
+            raise ConfigError(
+                f"mitigations.sizes: {sorted(missing)} are not among {experiment}.sizes, where "
+                "real and unmitigated data are trained to measure the gap"
+            )
+    for name in settings["generators"]:
+        _check_generator_name(config, "mitigations.generators", name)
+    for mix in settings.get("mixes", []):
+        for name in mix:
+            _check_generator_name(config, "mitigations.mixes", name)
+    metrics = set(settings.get("metrics", []))
+    if metrics & {"round_trip", "dual_cross_entropy"} and settings["generators"]:
+        architecture = settings.get("reverse_architecture")
+        if architecture not in config["architectures"]:
+            raise ConfigError(
+                f"mitigations.reverse_architecture: {architecture!r} is not one of the "
+                f"architectures {sorted(config['architectures'])} (round_trip and "
+                "dual_cross_entropy need a reverse model)"
+            )
+    if "dual_cross_entropy" in metrics and settings["generators"]:
+        scorer = settings.get("forward_scorer")
+        _check_generator_name(config, "mitigations.forward_scorer", scorer)
+        if config["generators"][scorer]["backend"] != "local":
+            raise ConfigError(f"mitigations.forward_scorer: {scorer!r} must be a local generator")
+
+
+def experiments(config: dict) -> list[str]:
+    """The experiments this configuration runs: E2 always, E1 where `finetune` is set."""
+    return [e for e in EXPERIMENT_ORDER if e in config]
+
+
+def self_generator(config: dict, experiment: str) -> str:
+    """The generator whose targets are `self`: in E1 the base model's own translations."""
+    if experiment == FINETUNE:
+        return config[FINETUNE]["base"]
+    return config[SCRATCH]["self_generator"]
+
+
+def check_api_generator(name: str, generator: dict, prompts: dict | None) -> None:
+    from regurgitate.generators.prompts import resolve_prompt
+
+    key = f"generators.{name}"
+    try:
+        resolve_prompt(prompts, generator.get("prompt", "default"), generator.get("prompt_version"))
+    except KeyError as err:
+        raise ConfigError(f"{key}.prompt: {err.args[0]}") from None
+    prices = generator.get("prices") or {}
+    if generator.get("budget") is not None and not (prices.get("input") or prices.get("output")):
+        raise ConfigError(
+            f"{key}.budget: a budget needs {key}.prices (input and output per million tokens) "
+            "to count what is spent"
+        )
+    sampling = generator.get("sampling") or {}
+    if generator["backend"] == "anthropic":
+        for option in ("seed", "logprobs"):
+            if sampling.get(option):
+                raise ConfigError(f"{key}.sampling.{option}: the anthropic backend has no {option}")
+    limit = generator.get("tokens_per_minute")
+    if limit is not None and limit < sampling.get("max_tokens", 256):
+        raise ConfigError(
+            f"{key}.tokens_per_minute: {limit} is less than one request's "
+            f"{key}.sampling.max_tokens ({sampling.get('max_tokens', 256)})"
+        )
+
+
+def training_settings(config: dict, *overrides: dict | None) -> dict:
+    """The top-level `training` block with later blocks' keys replacing earlier ones."""
+    settings = dict(config["training"])
+    for override in overrides:
+        settings.update(override or {})
+    return settings
+
+
+def decoding_settings(config: dict, override: dict | None = None) -> dict:
+    return {**config["decoding"], **(override or {})}
+
+
+def cross_generators(config: dict, experiment: str) -> list[str]:
+    """Generators that give a `gen-<g>` condition: all but the one that plays `self`."""
+    return [g for g in config["generators"] if g != self_generator(config, experiment)]
+
+
+def generator_condition(config: dict, experiment: str, generator: str) -> str:
+    """The condition id under which all of a generator's targets train the students."""
+    return SELF if generator == self_generator(config, experiment) else gen_condition(generator)
+
+
+def partial_conditions(config: dict, experiment: str) -> list[str]:
+    partial = config[experiment].get("partial")
+    if not partial:
+        return []
+    return [partial_condition(g, pct) for g in partial["generators"] for pct in partial["percents"]]
+
+
+def partial_sizes(config: dict, experiment: str) -> list[int]:
+    """Partial conditions train at the experiment's largest size unless `partial.sizes` says."""
+    settings = config[experiment]
+    return settings["partial"].get("sizes") or [max(settings["sizes"])]
+
+
+def mitigation_conditions(config: dict, experiment: str) -> list[str]:
+    """S1 ordered-<g>-<metric>, S2 mixed-<g1>+<g2>, S3 detector-<g>, where configured."""
+    settings = config.get("mitigations")
+    if not settings or experiment not in settings["experiments"]:
+        return []
+    generators = settings["generators"]
+    ordered = [ordered_condition(g, m) for g in generators for m in settings.get("metrics", [])]
+    mixed = [mixed_condition(mix) for mix in settings.get("mixes", [])]
+    detector = [detector_condition(g) for g in generators] if settings.get("detector", True) else []
+    return [*ordered, *mixed, *detector]
+
+
+def experiment_conditions(config: dict, experiment: str) -> list[str]:
+    gen = [gen_condition(g) for g in cross_generators(config, experiment)]
+    return [
+        REAL,
+        SELF,
+        *gen,
+        *partial_conditions(config, experiment),
+        *mitigation_conditions(config, experiment),
+    ]
+
+
+def experiment_runs(config: dict, experiment: str) -> list[tuple[str, int, int]]:
+    """Every (condition, size, seed) the experiment trains."""
+    settings = config[experiment]
+    partial = set(partial_conditions(config, experiment))
+    mitigated = set(mitigation_conditions(config, experiment))
+
+    def sizes(condition: str) -> list[int]:
+        if condition in partial:
+            return partial_sizes(config, experiment)
+        if condition in mitigated and config["mitigations"].get("sizes"):
+            return config["mitigations"]["sizes"]
+        return settings["sizes"]
+
+    return [
+        (condition, size, seed)
+        for condition in experiment_conditions(config, experiment)
+        for size in sizes(condition)
+        for seed in settings["seeds"]
+    ]
+
+
+def full_set_conditions(config: dict, experiment: str) -> dict[str, str]:
+    """Each generator's condition id in the experiment (`self` or `gen-<g>`)."""
+    return {g: generator_condition(config, experiment, g) for g in config["generators"]}
+
+
+def student_architecture(config: dict, experiment: str) -> dict:
+    """E2 students have `scratch.architecture`; E1 students are the base model's."""
+    if experiment == FINETUNE:
+        return config["architectures"][
+            config["generators"][config[FINETUNE]["base"]]["architecture"]
+        ]
+    return config["architectures"][config[SCRATCH]["architecture"]]

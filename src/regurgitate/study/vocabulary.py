@@ -1,0 +1,158 @@
+"""The study's names, written once: experiments, pools, condition ids, sources of targets,
+mitigation strategies and scores.
+
+A name here is the same string in the config, in result paths, in tables and in figure legends.
+The workflow's wildcard constraints are built from these patterns (`WILDCARD_CONSTRAINTS`), the
+config schema's enumerations are checked against them (tests/test_vocabulary.py), and tables and
+figures take their labels from here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# --- experiments ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str  # the config key, the path part, the `experiment` column
+    label: str  # the paper's name for it
+    title: str  # the title of its learning-curve figure
+    short_title: str  # a panel title in figures that show every experiment
+    legend: str  # its entry in legends that mark experiments
+
+
+SCRATCH, FINETUNE = "scratch", "finetune"
+EXPERIMENTS = {
+    FINETUNE: Experiment(
+        FINETUNE,
+        "E1",
+        "Base model fine-tuned (E1): human vs generated targets",
+        "E1: fine-tuned base",
+        "E1 fine-tune",
+    ),
+    SCRATCH: Experiment(
+        SCRATCH,
+        "E2",
+        "Students trained from scratch (E2): human vs generated targets",
+        "E2: students from scratch",
+        "E2 scratch",
+    ),
+}
+# The order experiments run and are reported in: E2 always, E1 where `finetune` is configured.
+EXPERIMENT_ORDER = (SCRATCH, FINETUNE)
+
+# --- pools ------------------------------------------------------------------------------------
+
+POOLS = ("teacher", "student", "detector", "dev", "test")
+
+# --- sources of targets and condition ids -----------------------------------------------------
+
+# The human references as a source of targets (mechanisms); no generator may take this name.
+HUMAN = "human"
+
+# A generator or metric name. It holds no "-" or "+", so every condition id parses one way only.
+NAME = r"[A-Za-z0-9_]+"
+MIX = rf"{NAME}(\+{NAME})+"
+PERCENT = r"[0-9]+"
+
+REAL, SELF = "real", "self"
+# Each kind of condition and the pattern of its ids (DESIGN: the table of conditions).
+CONDITION_KINDS = {
+    "real": REAL,
+    "self": SELF,
+    "gen": rf"gen-{NAME}",
+    "mixed": rf"mixed-{MIX}",
+    "ordered": rf"ordered-{NAME}-{NAME}",
+    "detector": rf"detector-{NAME}",
+    "partial": rf"partial-{NAME}-{PERCENT}",
+}
+CONDITION = "|".join(CONDITION_KINDS.values())
+_CONDITION = re.compile(rf"^({CONDITION})$")
+
+
+def gen_condition(generator: str) -> str:
+    return f"gen-{generator}"
+
+
+def mixed_condition(generators: list[str]) -> str:
+    return "mixed-" + "+".join(generators)
+
+
+def ordered_condition(generator: str, metric: str) -> str:
+    return f"ordered-{generator}-{metric}"
+
+
+def detector_condition(generator: str) -> str:
+    return f"detector-{generator}"
+
+
+def partial_condition(generator: str, percent: int) -> str:
+    return f"partial-{generator}-{percent}"
+
+
+def parse_condition(condition: str) -> dict:
+    """The parts of a condition id: {"kind", "generators", "metric", "pct"}.
+
+    kind is a key of CONDITION_KINDS; generators lists the generator names in the id (empty for
+    real and self); metric and pct are None unless the kind has one. Raises ValueError for an
+    id that matches no kind.
+    """
+    if not _CONDITION.match(condition):
+        raise ValueError(f"not a condition id: {condition!r}")
+    kind, _, rest = condition.partition("-")
+    parts = rest.split("-")
+    return {
+        "kind": kind,
+        "generators": rest.split("+") if kind == "mixed" else parts[:1] if rest else [],
+        "metric": parts[1] if kind == "ordered" else None,
+        "pct": int(parts[1]) if kind == "partial" else None,
+    }
+
+
+def condition_kind(condition: str) -> str:
+    return parse_condition(condition)["kind"]
+
+
+# --- mitigations ------------------------------------------------------------------------------
+
+# S1's per-pair quality metrics: the <metric> of ordered-<g>-<metric>.
+QUALITY_METRICS = ("confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    id: str  # S1, S2, S3
+    kind: str  # the kind of its conditions
+    name: str  # how figures call it
+    table: str | None  # the table of results/tables/ that only this strategy makes
+
+
+STRATEGIES = {
+    "S1": Strategy("S1", "ordered", "quality-ordered", "quality"),
+    "S2": Strategy("S2", "mixed", "mixed generators", None),
+    "S3": Strategy("S3", "detector", "detector-ranked", "detector"),
+}
+STRATEGY_OF_KIND = {strategy.kind: strategy.id for strategy in STRATEGIES.values()}
+
+# --- scores -----------------------------------------------------------------------------------
+
+# The corpus scores every run carries (sacreBLEU), as tables name them and figures label them.
+SCORES = {"bleu": "BLEU", "chrf": "chrF"}
+
+# --- the workflow's wildcards -----------------------------------------------------------------
+
+WILDCARD_CONSTRAINTS = {
+    "experiment": "|".join(EXPERIMENT_ORDER),
+    "condition": CONDITION,
+    "generator": NAME,
+    "mix": MIX,
+    "metric": NAME,
+    "percent": PERCENT,
+    "source": NAME,
+    "pool": "|".join(POOLS),
+    "size": "[0-9]+",
+    "seed": "[0-9]+",
+}

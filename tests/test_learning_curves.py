@@ -1,0 +1,122 @@
+import polars as pl
+import pytest
+from matplotlib.lines import Line2D
+
+from regurgitate.plots.learning_curves import learning_curves, plot_learning_curves
+from regurgitate.plots.style import REAL_COLOUR, condition_styles
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def summary_table(conditions=("real", "self", "gen-weak"), sizes=(1000, 2000, 4000)):
+    rows = []
+    for i, condition in enumerate(conditions):
+        for j, size in enumerate(sizes):
+            mean = 10.0 + 3 * j - 2 * i
+            rows.append(
+                {
+                    "experiment": "e2",
+                    "condition": condition,
+                    "size": size,
+                    "n_seeds": 3,
+                    "bleu_mean": mean,
+                    "bleu_sd": 1.0,
+                    "bleu_ci_low": mean - 2.5,
+                    "bleu_ci_high": mean + 2.5,
+                    "chrf_mean": 3 * mean,
+                    "chrf_sd": 1.0,
+                    "chrf_ci_low": 3 * mean - 2.5,
+                    "chrf_ci_high": 3 * mean + 2.5,
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+def condition_lines(figure, conditions):
+    (ax,) = figure.axes
+    return [line for line in ax.get_lines() if line.get_label() in conditions]
+
+
+def test_writes_png_and_pdf(tmp_path):
+    png, pdf = tmp_path / "fig" / "e2.png", tmp_path / "fig" / "e2.pdf"
+    learning_curves(summary_table(), png, pdf, title="E2: students from scratch")
+    assert png.read_bytes().startswith(PNG_MAGIC)
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert sorted(p.name for p in png.parent.iterdir()) == ["e2.pdf", "e2.png"]
+
+
+def test_one_labelled_line_per_condition():
+    conditions = ["real", "self", "gen-weak"]
+    figure = plot_learning_curves(summary_table(conditions), title="E2")
+    (ax,) = figure.axes
+    lines = [line for line in ax.get_lines() if isinstance(line, Line2D)]
+    assert sorted(line.get_label() for line in lines) == sorted(conditions)
+    # x are the training sizes in order, y the means
+    real = next(line for line in lines if line.get_label() == "real")
+    assert list(real.get_xdata()) == [1000, 2000, 4000]
+    assert list(real.get_ydata()) == [10.0, 13.0, 16.0]
+    assert ax.get_xlabel() == "Training pairs"
+    assert ax.get_ylabel() == "BLEU"
+    assert ax.get_title() == "E2"
+    legend_labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend_labels[0] == "real"
+    assert sorted(legend_labels) == sorted(conditions)
+    assert len(ax.collections) == 3  # one error band per condition
+
+
+def test_chrf_axis_label():
+    figure = plot_learning_curves(summary_table(), metric="chrf", title="E2")
+    assert figure.axes[0].get_ylabel() == "chrF"
+
+
+def test_real_colour_is_fixed_and_others_distinct():
+    styles = condition_styles(["self", "real", "gen-strong", "gen-weak"])
+    assert styles["real"][0] == REAL_COLOUR
+    assert styles == condition_styles(["gen-weak", "gen-strong", "real", "self"])
+    assert len({colour for colour, _ in styles.values()}) == 4
+    assert len({marker for _, marker in styles.values()}) == 4
+    figure = plot_learning_curves(summary_table(("self", "real")), title="t")
+    (real,) = condition_lines(figure, {"real"})
+    assert real.get_color() == REAL_COLOUR
+
+
+def test_reference_lines_drawn_and_labelled():
+    figure = plot_learning_curves(
+        summary_table(), title="E1", reference_lines={"base model": 21.3, "teacher": 35.0}
+    )
+    (ax,) = figure.axes
+    by_label = {line.get_label(): line for line in ax.get_lines()}
+    assert set(by_label["base model"].get_ydata()) == {21.3}
+    assert set(by_label["teacher"].get_ydata()) == {35.0}
+    assert by_label["base model"].get_linestyle() == "--"
+    legend_labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "base model" in legend_labels and "teacher" in legend_labels
+
+
+def test_single_seed_rows_plot_without_band(tmp_path):
+    summary = summary_table(("real", "self"), sizes=(1000, 2000)).with_columns(
+        pl.when(pl.col("condition") == "self").then(None).otherwise(pl.col(column)).alias(column)
+        for column in ("bleu_sd", "bleu_ci_low", "bleu_ci_high")
+    )
+    figure = plot_learning_curves(summary, title="one seed")
+    assert len(condition_lines(figure, {"real", "self"})) == 2
+    assert len(figure.axes[0].collections) == 1  # only `real` has a band
+    learning_curves(summary, tmp_path / "a.png", tmp_path / "a.pdf", title="one seed")
+    assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_all_null_interval_columns_plot():
+    summary = summary_table(("real",), sizes=(1000,)).with_columns(
+        pl.lit(None, dtype=pl.Float64).alias("bleu_ci_low"),
+        pl.lit(None, dtype=pl.Float64).alias("bleu_ci_high"),
+    )
+    figure = plot_learning_curves(summary, title="t")
+    assert len(condition_lines(figure, {"real"})) == 1
+
+
+def test_rejects_several_experiments_and_missing_metric():
+    mixed = pl.concat([summary_table(), summary_table().with_columns(experiment=pl.lit("e1"))])
+    with pytest.raises(ValueError, match="several experiments"):
+        plot_learning_curves(mixed, title="t")
+    with pytest.raises(ValueError, match="ter_mean"):
+        plot_learning_curves(summary_table(), metric="ter", title="t")
