@@ -171,6 +171,7 @@ def test_paper_llm_example_is_valid_and_not_the_default():
     assert all(g["backend"] == "local" for g in default["generators"].values())
 
 
+@pytest.mark.slow
 def test_workflow_writes_synthetic_data_of_an_api_generator(tmp_path, api):
     """The generate_synthetic rule with an openai generator: no local model, the usual table,
     a cost file, a re-run that sends nothing, and the key in no file of the working directory."""
@@ -215,6 +216,7 @@ def test_workflow_writes_synthetic_data_of_an_api_generator(tmp_path, api):
             assert KEY.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_workflow_runs_e1_through_the_finetuning_api(tmp_path, api):
     """E1 with an openai base: every (condition, size, seed) is fine-tuned through the API and
     scored through the openai path; a re-run pays for nothing again."""

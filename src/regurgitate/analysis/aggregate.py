@@ -14,6 +14,8 @@ from pathlib import Path
 import polars as pl
 from scipy import stats
 
+from regurgitate.study.vocabulary import SCORES
+
 # Key -> polars type of every column a run's metrics JSON must provide.
 RUN_SCHEMA: dict[str, pl.DataType] = {
     "experiment": pl.String(),
@@ -102,7 +104,7 @@ def _warn_mixed_signatures(runs: pl.DataFrame, column: str) -> None:
         )
 
 
-def summarise(runs: pl.DataFrame, metrics: tuple[str, ...] = ("bleu", "chrf")) -> pl.DataFrame:
+def summarise(runs: pl.DataFrame, metrics: tuple[str, ...] = tuple(SCORES)) -> pl.DataFrame:
     """Mean, sd and 95% t-interval over seeds of each (experiment, condition, size).
 
     Columns: experiment, condition, size, n_seeds, then per metric m `m_mean`, `m_sd`,

@@ -1,4 +1,4 @@
-"""Generators translate a batch of sources and return targets with metadata (DESIGN.md §3)."""
+"""Generators translate a batch of sources and return targets with metadata (docs/study.md)."""
 
 from regurgitate.generators.base import Generation, Generator, cost_record, generations_frame
 

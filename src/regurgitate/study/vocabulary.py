@@ -59,7 +59,7 @@ MIX = rf"{NAME}(\+{NAME})+"
 PERCENT = r"[0-9]+"
 
 REAL, SELF = "real", "self"
-# Each kind of condition and the pattern of its ids (DESIGN: the table of conditions).
+# Each kind of condition and the pattern of its ids (docs/study.md: conditions are curricula).
 CONDITION_KINDS = {
     "real": REAL,
     "self": SELF,
