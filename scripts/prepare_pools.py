@@ -12,4 +12,5 @@ with job(snakemake.log[0]):
         out_dir=Path(snakemake.output.pools[0]).parent,
         report_path=Path(snakemake.output.report),
         archive=Path(snakemake.input.archive) if snakemake.input.archive else None,
+        parallel=[Path(path) for path in snakemake.input.parallel],
     )

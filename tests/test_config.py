@@ -1,6 +1,8 @@
 """The configuration is checked before any job runs, and errors name the key."""
 
 import copy
+import re
+import shlex
 
 import pytest
 import yaml
@@ -116,3 +118,82 @@ def test_misspelled_key_stops_snakemake_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "seedz" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+# --- the corpus block -------------------------------------------------------------------------
+
+
+def cpu_config():
+    return copy.deepcopy(load(CONFIGS[1]))
+
+
+def test_cpu_preset_downloads_multi30k_checksummed():
+    from regurgitate.study.config import corpus_downloads
+
+    downloads = corpus_downloads(cpu_config()["corpus"])
+    assert sorted(downloads) == sorted(
+        f"{split}.{lang}.gz" for split in ("train", "test_2016_flickr") for lang in ("de", "en")
+    )
+    for name, (url, sha256) in downloads.items():
+        assert url.startswith("https://") and url.endswith(f"/data/task1/raw/{name}")
+        assert re.fullmatch("[0-9a-f]{64}", sha256)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: c["sha256s"].pop("test_2016_flickr.en.gz"), "corpus.sha256s"),
+        (lambda c: c.update(test_split="train"), "corpus.test_split"),
+        (lambda c: c.update(test_tsv="data/test.tsv"), "corpus.test_tsv"),
+        (lambda c: c.update(test_split=None), "pools.test"),
+    ],
+)
+def test_multi30k_cross_key_errors_name_the_key(mutate, key):
+    config = cpu_config()
+    mutate(config["corpus"])
+    validate(config)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        check_config(config)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "named"),
+    [
+        (lambda c: c["sha256s"].update({"train.de.gz": "726e39b2"}), "726e39b2"),
+        (lambda c: c["sha256s"].update({"train.de": "0" * 64}), "train.de"),
+        (lambda c: c.update(base_url="raw.example.org/data"), "raw.example.org/data"),
+        (lambda c: c.pop("base_url"), "base_url"),
+        (lambda c: c.update(train_split="../train"), "../train"),
+        (lambda c: c.update(format="multi31k"), "multi31k"),
+    ],
+)
+def test_multi30k_schema_names_the_wrong_value(mutate, named):
+    from snakemake.exceptions import WorkflowError
+
+    config = cpu_config()
+    mutate(config["corpus"])
+    with pytest.raises(WorkflowError, match=re.escape(named)):
+        validate(config)
+
+
+def test_readme_line_points_the_cpu_preset_at_a_local_copy():
+    """The README's one-line override, parsed and merged as Snakemake does, gives a valid
+    tsv corpus reading ../shared/data/multi30k."""
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config
+
+    lines = [
+        line
+        for line in (REPO / "README.md").read_text().splitlines()
+        if "--configfile config/cpu.yaml --config corpus=" in line
+    ]
+    assert len(lines) == 1
+    argv = shlex.split(lines[0])
+    config = cpu_config()
+    update_config(config, parse_config([argv[argv.index("--config") + 1]]))
+    validate(config)
+    check_config(config)
+    shared = "../shared/data/multi30k"
+    assert config["corpus"]["format"] == "tsv"
+    assert config["corpus"]["tsv"] == f"{shared}/train.tsv"
+    assert config["corpus"]["test_tsv"] == f"{shared}/test_2016_flickr.tsv"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -144,6 +145,25 @@ def test_read_parallel_invalid_utf8(tmp_path):
     de.write_bytes(lines_bytes(["a", "b", "c"]))
     en.write_bytes(b"a\nb\n\xff\xfe\n")
     with pytest.raises(CorpusError, match=f"{en}:3: invalid UTF-8"):
+        list(read_parallel(de, en))
+
+
+def test_read_parallel_gzip(tmp_path):
+    de = tmp_path / "train.de.gz"
+    en = tmp_path / "train.en.gz"
+    de.write_bytes(gzip.compress(lines_bytes(["Eins", "Zwei"])))
+    en.write_bytes(gzip.compress(lines_bytes(["One", "Two"])))
+    assert list(read_parallel(de, en)) == [(1, "Eins", "One"), (2, "Zwei", "Two")]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_gzip"])
+def test_read_parallel_bad_gzip_names_the_file(tmp_path, damage):
+    de = tmp_path / "train.de.gz"
+    en = tmp_path / "train.en.gz"
+    de.write_bytes(gzip.compress(lines_bytes(["Eins"] * 2000)))
+    whole = gzip.compress(lines_bytes(["One"] * 2000))
+    en.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else b"plain text\n")
+    with pytest.raises(CorpusError, match=f"{en}: corrupt or truncated file"):
         list(read_parallel(de, en))
 
 
@@ -453,8 +473,69 @@ def test_prepare_europarl_archive(tmp_path):
     assert set(read_pool(out_dir, "test")["source"].to_list()) <= {de for de, _ in pairs}
 
 
-def _bad_tsv_corpus(tmp_path: Path, case: str) -> tuple[dict, Path | None, str]:
-    """A corpus config that fails in the way `case` names, its archive, and the expected text."""
+def write_parallel(directory: Path, split: str, pairs: list[tuple[str, str]]) -> dict[str, Path]:
+    """A split as a multi30k corpus has it: `<split>.de.gz` and `<split>.en.gz`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for side, lang in enumerate(("de", "en")):
+        path = directory / f"{split}.{lang}.gz"
+        path.write_bytes(gzip.compress(lines_bytes([pair[side] for pair in pairs])))
+        files[path.name] = path
+    return files
+
+
+MULTI30K = {
+    "format": "multi30k",
+    "base_url": "https://example.org/raw",
+    "train_split": "train",
+    "test_split": "test_2016_flickr",
+    "sha256s": {},
+}
+
+
+def test_prepare_multi30k_equals_the_same_pairs_as_tsv(tmp_path):
+    train = [
+        *synthetic_pairs(50),
+        ("Satz  Nummer 1", "sentence number 1"),  # a duplicate once whitespace is collapsed
+        ("", "empty"),
+        ("Satz Nummer 3", "overlaps the test set"),
+        ("Zu\u0308rich", "Zurich"),  # decomposed; NFC-composed like the TSV path
+    ]
+    test = [("Satz Nummer 3", "a reference"), ("Kurz", "A far far far far longer reference")]
+    files = {
+        **write_parallel(tmp_path / "raw", "train", train),
+        **write_parallel(tmp_path / "raw", "test_2016_flickr", test),
+    }
+    tsv = {
+        "format": "tsv",
+        "tsv": write_tsv(tmp_path / "train.tsv", train),
+        "test_tsv": write_tsv(tmp_path / "test.tsv", test),
+    }
+    sizes = {"test": 0, "dev": 5, "detector": 5, "student": 10, "teacher": None}
+
+    from_tsv = prepare(tsv, CFG, sizes, 3, tmp_path / "a", tmp_path / "a.json")
+    from_gz = prepare(MULTI30K, CFG, sizes, 3, tmp_path / "b", tmp_path / "b.json", files=files)
+
+    assert from_gz == from_tsv
+    assert from_gz["pools"] == {"teacher": 30, "student": 10, "detector": 5, "dev": 5, "test": 2}
+    assert from_gz["corpus"]["dropped"]["test_overlap"] == 2  # synthetic and the extra one
+    for pool in POOLS:
+        assert read_pool(tmp_path / "b", pool).equals(read_pool(tmp_path / "a", pool))
+    assert "Z\u00fcrich" in pl.concat(read_pool(tmp_path / "b", p) for p in POOLS)["source"]
+
+
+def test_prepare_multi30k_without_test_split_carves_the_test_pool(tmp_path):
+    files = write_parallel(tmp_path / "raw", "train", synthetic_pairs(30))
+    corpus = {**MULTI30K, "test_split": None}
+    sizes = {"test": 5, "dev": 5, "teacher": None}
+    report = prepare(corpus, CFG, sizes, 0, tmp_path / "p", tmp_path / "r.json", files=files)
+    assert report["test"] is None
+    assert report["pools"]["test"] == 5 and report["pools"]["teacher"] == 20
+
+
+def _bad_tsv_corpus(tmp_path: Path, case: str) -> tuple[dict, Path | dict | None, str]:
+    """A corpus config that fails in the way `case` names, its archive or multi30k files, and
+    the expected text."""
     good = "".join(f"Satz {i}\tsentence {i}\n" for i in range(20)).encode()
     path = tmp_path / "corpus.tsv"
     if case == "missing_file":
@@ -470,6 +551,17 @@ def _bad_tsv_corpus(tmp_path: Path, case: str) -> tuple[dict, Path | None, str]:
         test = tmp_path / "test.tsv"
         test.write_bytes(b"a\tb\nnur eine Spalte\n")
         return {"format": "tsv", "tsv": path, "test_tsv": test}, None, f"{test}:2"
+    if case in ("missing_split_file", "truncated_gzip"):
+        pairs = [(f"Satz {i}", f"sentence {i}") for i in range(20)]
+        files = write_parallel(tmp_path, "train", pairs)
+        files.update(write_parallel(tmp_path, "test", pairs[:3]))
+        corpus = {**MULTI30K, "test_split": "test"}
+        if case == "missing_split_file":
+            del files["test.en.gz"]
+            return corpus, files, "files of corpus.test_split 'test' were not given: test.en.gz"
+        train_en = files["train.en.gz"]
+        train_en.write_bytes(train_en.read_bytes()[:-12])
+        return corpus, files, f"{train_en}: corrupt or truncated"
     members = {"c.de": good, "c.en": good + b"one more line\n"}
     if case == "missing_member":
         del members["c.en"]
@@ -489,15 +581,18 @@ def _bad_tsv_corpus(tmp_path: Path, case: str) -> tuple[dict, Path | None, str]:
         "bad_test_file",
         "different_lengths",
         "missing_member",
+        "missing_split_file",
+        "truncated_gzip",
     ],
 )
 def test_prepare_bad_input_leaves_no_output(tmp_path, case):
-    corpus, archive, expected = _bad_tsv_corpus(tmp_path, case)
+    corpus, inputs, expected = _bad_tsv_corpus(tmp_path, case)
+    archive, files = (None, inputs) if isinstance(inputs, dict) else (inputs, None)
     out_dir = tmp_path / "pools"
     report_path = tmp_path / "report.json"
     sizes = {"test": 2, "dev": 2, "student": 2, "teacher": None}
     with pytest.raises(CorpusError) as caught:
-        prepare(corpus, CFG, sizes, 0, out_dir, report_path, archive=archive)
+        prepare(corpus, CFG, sizes, 0, out_dir, report_path, archive=archive, files=files)
     assert expected in str(caught.value)
     assert not out_dir.exists() or list(out_dir.iterdir()) == []
     assert not report_path.exists()

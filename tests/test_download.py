@@ -1,7 +1,9 @@
-"""download(): checksums, HTTP errors and the skip-if-present rule, against a local HTTP server."""
+"""download(): checksums, HTTP errors and the skip-if-present rule, against a local HTTP server;
+and a multi30k corpus downloaded file by file and split into the pools."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import socket
@@ -9,10 +11,13 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 from conftest import serve_directory
 
-from regurgitate.study.corpus import read_europarl_archive
+from regurgitate.jobs.data import download_corpus, prepare_pools
+from regurgitate.study.config import corpus_downloads
+from regurgitate.study.corpus import POOLS, read_europarl_archive
 from regurgitate.study.download import DownloadError, download
 
 DE_MEMBER = "training/europarl-v7.de-en.de"
@@ -136,3 +141,83 @@ def test_download_then_read_archive(served, tmp_path):
     assert pairs == [
         (i, de, en) for i, (de, en) in enumerate(zip(DE_LINES, EN_LINES, strict=True), start=1)
     ]
+
+
+# --- a multi30k corpus: <split>.<de|en>.gz, one download each --------------------------------
+
+TRAIN = [
+    (f"Ein Hund rennt über die Wiese {i}.", f"A dog runs across the meadow {i}.") for i in range(40)
+]
+TEST = [
+    ("Zwei Kinder spielen.", "Two children are playing."),
+    ("Eine Frau liest.", "A woman reads."),
+]
+
+
+@pytest.fixture
+def multi30k(tmp_path: Path) -> Iterator[tuple[dict, Path]]:
+    """Gzipped train and test splits served over HTTP; yields (corpus config, served folder).
+
+    val.de.gz is served too, but has no checksum and is not a file of the corpus.
+    """
+    root = tmp_path / "raw"
+    root.mkdir()
+    for split, pairs in (("train", TRAIN), ("test_2016_flickr", TEST), ("val", TEST)):
+        for side, lang in enumerate(("de", "en")):
+            text = "".join(pair[side] + "\n" for pair in pairs)
+            (root / f"{split}.{lang}.gz").write_bytes(gzip.compress(text.encode("utf-8")))
+    with serve_directory(root) as url:
+        corpus = {
+            "format": "multi30k",
+            "base_url": f"{url}/",
+            "train_split": "train",
+            "test_split": "test_2016_flickr",
+            "sha256s": {
+                path.name: _sha256(path) for path in root.iterdir() if path.name[:3] != "val"
+            },
+        }
+        yield corpus, root
+
+
+def test_multi30k_is_downloaded_checked_and_split(multi30k, tmp_path):
+    corpus, root = multi30k
+    downloads = corpus_downloads(corpus)
+    assert sorted(downloads) == sorted(corpus["sha256s"])
+    base = corpus["base_url"].rstrip("/")
+    assert downloads["train.de.gz"] == (f"{base}/train.de.gz", corpus["sha256s"]["train.de.gz"])
+
+    local = tmp_path / "resources" / "corpus" / "multi30k"
+    paths = [
+        download_corpus(url, local / name, sha256) for name, (url, sha256) in downloads.items()
+    ]
+    assert _leftovers(local) == sorted(downloads)
+    for path in paths:
+        assert path.read_bytes() == (root / path.name).read_bytes()
+
+    out_dir = tmp_path / "pools"
+    cleaning = {"min_words": 1, "max_words": 40, "max_length_ratio": 3.0}
+    sizes = {"test": 0, "dev": 5, "detector": 5, "student": 10, "teacher": None}
+    report = prepare_pools(
+        corpus, cleaning, sizes, 1, out_dir, out_dir / "cleaning.json", None, parallel=paths
+    )
+    assert report["corpus"]["read"] == 40 and report["test"]["read"] == 2
+    assert report["pools"] == {"teacher": 20, "student": 10, "detector": 5, "dev": 5, "test": 2}
+    pools = {pool: pl.read_parquet(out_dir / f"{pool}.parquet") for pool in POOLS}
+    assert list(zip(pools["test"]["source"], pools["test"]["target"], strict=True)) == TEST
+    training = pl.concat(pools[pool] for pool in POOLS if pool != "test")
+    assert sorted(zip(training["source"], training["target"], strict=True)) == sorted(TRAIN)
+
+
+def test_multi30k_wrong_checksum_names_the_file_and_leaves_nothing(multi30k, tmp_path):
+    corpus, root = multi30k
+    wrong = "ab" * 32
+    corpus["sha256s"]["test_2016_flickr.en.gz"] = wrong
+    url, sha256 = corpus_downloads(corpus)["test_2016_flickr.en.gz"]
+    local = tmp_path / "resources" / "corpus" / "multi30k"
+    with pytest.raises(DownloadError) as caught:
+        download_corpus(url, local / "test_2016_flickr.en.gz", sha256)
+    message = str(caught.value)
+    assert "test_2016_flickr.en.gz" in message
+    assert wrong in message
+    assert _sha256(root / "test_2016_flickr.en.gz") in message
+    assert _leftovers(local) == []

@@ -1,5 +1,6 @@
 """End to end: the whole DAG on a toy corpus, in a temporary directory."""
 
+import gzip
 import hashlib
 import json
 import tarfile
@@ -193,6 +194,73 @@ def test_corpus_download_is_checked_and_split(tmp_path):
     report = json.loads((workdir / "results/pools/cleaning.json").read_text())
     assert report["corpus"]["read"] == 1000
     assert report["pools"]["student"] == 300
+
+
+def write_multi30k_splits(tmp_path):
+    """The toy corpus as a multi30k corpus serves it: train and test splits, each as
+    <split>.de.gz and <split>.en.gz; returns the served folder and every file's SHA-256."""
+    pairs = [
+        line.split("\t")
+        for line in write_toy_corpus(tmp_path / "toy.tsv", 1000).read_text().splitlines()
+    ]
+    served = tmp_path / "raw"
+    served.mkdir()
+    for split, rows in (("train", pairs[:900]), ("test_2016_flickr", pairs[900:])):
+        for side, lang in enumerate(("de", "en")):
+            text = "".join(row[side] + "\n" for row in rows)
+            (served / f"{split}.{lang}.gz").write_bytes(gzip.compress(text.encode("utf-8")))
+    sha256s = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in served.iterdir()}
+    return served, sha256s, pairs[900:]
+
+
+def multi30k_config(tmp_path, base_url: str, sha256s: dict):
+    config = yaml.safe_load(TINY.read_text())
+    config["corpus"] = {
+        "format": "multi30k",
+        "base_url": base_url,
+        "train_split": "train",
+        "test_split": "test_2016_flickr",
+        "sha256s": sha256s,
+    }
+    path = tmp_path / "multi30k.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_multi30k_download_is_checked_and_split(tmp_path):
+    served, sha256s, test_pairs = write_multi30k_splits(tmp_path)
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    downloads = workdir / "resources" / "corpus" / "multi30k"
+    wrong = {**sha256s, "test_2016_flickr.de.gz": "0" * 64}
+    with serve_directory(served) as url:
+        result = run_snakemake(
+            workdir,
+            multi30k_config(tmp_path, url, wrong),
+            "--cores",
+            "1",
+            "--keep-going",
+            "results/pools/cleaning.json",
+            check=False,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert f"{url}/test_2016_flickr.de.gz" in output
+        assert "0" * 64 in output and sha256s["test_2016_flickr.de.gz"] in output
+        assert not (downloads / "test_2016_flickr.de.gz").exists()
+        assert not (workdir / "results" / "pools").exists()
+
+        right = multi30k_config(tmp_path, url, sha256s)
+        run_snakemake(workdir, right, "--cores", "1", "results/pools/cleaning.json")
+    assert sorted(p.name for p in downloads.iterdir()) == sorted(sha256s)
+    report = json.loads((workdir / "results/pools/cleaning.json").read_text())
+    assert report["corpus"]["read"] == 900 and report["test"]["read"] == 100
+    assert report["pools"]["student"] == 300
+    # The test split is the test pool, as published less its duplicate pairs.
+    test = pl.read_parquet(workdir / "results/pools/test.parquet")
+    published = list(dict.fromkeys((de, en) for de, en in test_pairs))
+    assert list(zip(test["source"], test["target"], strict=True)) == published
+    assert report["pools"]["test"] == len(published)
 
 
 def test_mitigations_are_trained_and_reported(finished_run):

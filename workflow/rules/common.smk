@@ -5,6 +5,7 @@ from snakemake.utils import min_version, validate
 from regurgitate.analysis.mitigations import mitigation_of
 from regurgitate.study.config import (
     check_config,
+    corpus_downloads,
     decoding_settings,
     experiment_runs,
     experiments,
@@ -236,9 +237,38 @@ def corpus_archive(wildcards):
     return []
 
 
+# Where a multi30k corpus's files are downloaded to: <split>.<de|en>.gz.
+CORPUS_DOWNLOADS = corpus_downloads(config["corpus"])
+MULTI30K_DIR = "resources/corpus/multi30k"
+
+
+def corpus_parallel_files(wildcards):
+    return [f"{MULTI30K_DIR}/{name}" for name in CORPUS_DOWNLOADS]
+
+
+def corpus_download(file):
+    """(URL, SHA-256) of one file of a multi30k corpus."""
+    if file not in CORPUS_DOWNLOADS:
+        raise ValueError(
+            f"{MULTI30K_DIR}/{file}: not a file of the configured corpus "
+            f"(corpus.train_split, corpus.test_split); those are {sorted(CORPUS_DOWNLOADS)}"
+        )
+    return CORPUS_DOWNLOADS[file]
+
+
+def corpus_file_url(wildcards):
+    return corpus_download(wildcards.file)[0]
+
+
+def corpus_file_sha256(wildcards):
+    return corpus_download(wildcards.file)[1]
+
+
 def corpus_files(wildcards):
     """Local corpus files are inputs too, so that a changed file reruns preparation."""
     corpus = config["corpus"]
+    if corpus["format"] == "multi30k":
+        return []
     return [path for path in (corpus.get("tsv"), corpus.get("test_tsv")) if path]
 
 

@@ -18,9 +18,30 @@ rule download_corpus:
         "../../scripts/download_corpus.py"
 
 
+# corpus.format multi30k: each <split>.<de|en>.gz of the train and test splits, checksummed.
+rule download_corpus_file:
+    output:
+        "resources/corpus/multi30k/{file}",
+    log:
+        "logs/download_corpus/{file}.log",
+    wildcard_constraints:
+        file=r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.(de|en)\.gz",
+    retries: 2
+    conda:
+        ENV
+    resources:
+        runtime=30,
+    params:
+        url=corpus_file_url,
+        sha256=corpus_file_sha256,
+    script:
+        "../../scripts/download_corpus.py"
+
+
 rule prepare_pools:
     input:
         archive=corpus_archive,
+        parallel=corpus_parallel_files,
         files=corpus_files,
     output:
         pools=expand("results/pools/{pool}.parquet", pool=POOLS),

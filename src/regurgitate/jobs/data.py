@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -26,8 +27,13 @@ def prepare_pools(
     out_dir: Path,
     report_path: Path,
     archive: Path | None,
+    parallel: Sequence[Path] = (),
 ) -> dict:
-    """Read, clean and split the corpus into the pools and the cleaning report."""
+    """Read, clean and split the corpus into the pools and the cleaning report.
+
+    `archive` is a europarl corpus's download, `parallel` a multi30k corpus's files
+    (`<split>.<lang>.gz`, found by their names).
+    """
     return prepare(
         corpus=corpus,
         cleaning=CleaningConfig(**cleaning),
@@ -36,6 +42,7 @@ def prepare_pools(
         out_dir=out_dir,
         report_path=report_path,
         archive=archive,
+        files={Path(path).name: Path(path) for path in parallel},
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from regurgitate.study.corpus import parallel_file_names
 from regurgitate.study.vocabulary import (
     EXPERIMENT_ORDER,
     FINETUNE,
@@ -43,9 +44,58 @@ def check_config(config: dict) -> None:
     for experiment in experiments(config):
         _check_sizes(config, experiment)
         _check_partial(config, experiment)
+    _check_corpus(config)
+
+
+def _check_corpus(config: dict) -> None:
     corpus = config["corpus"]
-    if corpus.get("test_tsv") is None and not config["pools"]["test"]:
-        raise ConfigError("pools.test: must be positive unless corpus.test_tsv names a test file")
+    if corpus["format"] != "multi30k":
+        # A multi30k corpus's keys are ignored here, so that a command-line override of the
+        # format (which Snakemake merges into the block) need not unset them.
+        if corpus.get("test_tsv") is None and not config["pools"]["test"]:
+            raise ConfigError(
+                "pools.test: must be positive unless corpus.test_tsv names a test file"
+            )
+        return
+    train, test = corpus["train_split"], corpus.get("test_split")
+    if corpus.get("test_tsv") is not None:
+        raise ConfigError(
+            "corpus.test_tsv: a multi30k corpus's test set is corpus.test_split; set test_tsv "
+            "to null"
+        )
+    if test == train:
+        raise ConfigError(
+            f"corpus.test_split: {test!r} is also corpus.train_split; the test set must be "
+            "another split"
+        )
+    if test is None and not config["pools"]["test"]:
+        raise ConfigError(
+            "pools.test: must be positive unless corpus.test_split names a test split"
+        )
+    checksums = corpus.get("sha256s") or {}
+    for name in corpus_downloads(corpus):
+        if name not in checksums:
+            raise ConfigError(
+                f"corpus.sha256s: no SHA-256 for {name}; every downloaded file is checked "
+                f"(sha256sum {name} of a trusted copy gives it)"
+            )
+
+
+def corpus_downloads(corpus: dict) -> dict[str, tuple[str, str | None]]:
+    """The files a `multi30k` corpus downloads: name -> (URL, expected SHA-256); none for the
+    other formats (a `europarl` archive is one file, `corpus.url`)."""
+    if corpus["format"] != "multi30k":
+        return {}
+    splits = [corpus["train_split"]]
+    if corpus.get("test_split") is not None:
+        splits.append(corpus["test_split"])
+    base = corpus["base_url"].rstrip("/")
+    checksums = corpus.get("sha256s") or {}
+    return {
+        name: (f"{base}/{name}", checksums.get(name))
+        for split in splits
+        for name in parallel_file_names(split)
+    }
 
 
 def _check_generator_name(config: dict, key: str, name: str) -> None:

@@ -2,17 +2,20 @@
 
 Pairs are (source German, target English). Readers stream line by line, because a Europarl
 side has about 1.9 million lines; every problem with the input raises `CorpusError` with the
-file (and, where it applies, the 1-based line number) in its message.
+file (and, where it applies, the 1-based line number) in its message. Files whose name ends in
+`.gz` are decompressed while they are read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import logging
 import random
 import tarfile
 import unicodedata
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +35,11 @@ CARVE_ORDER = ("test", "dev", "detector", "student", "teacher")
 
 DROP_REASONS = ("empty", "too_short", "too_long", "length_ratio", "test_overlap", "duplicate")
 
-CORPUS_FORMATS = ("europarl", "tsv")
+CORPUS_FORMATS = ("europarl", "multi30k", "tsv")
+
+# The languages of a `multi30k` corpus's files: `<split>.<lang>.gz`, line n of one the
+# translation of line n of the other.
+LANGUAGES = ("de", "en")
 
 
 class CorpusError(ValueError):
@@ -73,7 +80,10 @@ def _decode_line(raw: bytes, name: str, line_no: int) -> str:
 
 
 def _open_binary(path: Path) -> IO[bytes]:
+    """Open a corpus file for reading bytes; a `.gz` file is decompressed as it is read."""
     try:
+        if path.suffix == ".gz":
+            return gzip.open(path, "rb")
         return path.open("rb")
     except FileNotFoundError:
         raise CorpusError(f"{path}: corpus file not found") from None
@@ -81,11 +91,19 @@ def _open_binary(path: Path) -> IO[bytes]:
         raise CorpusError(f"{path}: cannot open corpus file: {err.strerror or err}") from None
 
 
+def _lines(handle: IO[bytes], path: Path) -> Iterator[bytes]:
+    """The lines of an open corpus file; a corrupt or truncated .gz stops with the file named."""
+    try:
+        yield from handle
+    except (OSError, EOFError, zlib.error) as err:
+        raise CorpusError(f"{path}: corrupt or truncated file: {err}") from None
+
+
 def read_tsv(path: str | Path) -> Iterator[tuple[int, str, str]]:
     """Yield (line_no, de, en) from a `german<TAB>english` file, one pair per line."""
     path = Path(path)
     with _open_binary(path) as handle:
-        for line_no, raw in enumerate(handle, start=1):
+        for line_no, raw in enumerate(_lines(handle, path), start=1):
             text = _decode_line(raw, str(path), line_no)
             fields = text.split("\t")
             if len(fields) == 1:
@@ -129,7 +147,31 @@ def read_parallel(de_path: str | Path, en_path: str | Path) -> Iterator[tuple[in
     """Yield (line_no, de, en) from two line-aligned files, one per language."""
     de_path, en_path = Path(de_path), Path(en_path)
     with _open_binary(de_path) as de_file, _open_binary(en_path) as en_file:
-        yield from _read_lockstep(de_file, en_file, str(de_path), str(en_path))
+        yield from _read_lockstep(
+            _lines(de_file, de_path), _lines(en_file, en_path), str(de_path), str(en_path)
+        )
+
+
+def parallel_file_names(split: str) -> tuple[str, str]:
+    """The German and English files of a split of a `multi30k` corpus: `<split>.de.gz`, ..."""
+    return tuple(f"{split}.{lang}.gz" for lang in LANGUAGES)
+
+
+def _parallel_split(
+    files: dict[str, Path] | None, split: str | None, key: str
+) -> tuple[str, Iterator[tuple[int, str, str]]]:
+    """(a name for logs, the pairs) of `split` (the value of config key `key`) among `files`."""
+    if not split:
+        raise CorpusError(f"corpus format is 'multi30k' but no {key} is given")
+    names = parallel_file_names(split)
+    missing = [name for name in names if not files or name not in files]
+    if missing:
+        raise CorpusError(
+            f"corpus format is 'multi30k' but the files of {key} {split!r} were not given: "
+            f"{', '.join(missing)}"
+        )
+    de_path, en_path = (Path(files[name]) for name in names)
+    return f"{de_path} + {en_path}", read_parallel(de_path, en_path)
 
 
 def _member_name(name: str) -> str:
@@ -357,8 +399,12 @@ def _log_report(name: str, report: dict) -> None:
         log.info("%s: dropped %d pairs (%s)", name, count, reason)
 
 
-def _read_corpus(corpus: dict, archive: Path | None) -> Iterator[tuple[int, str, str]]:
+def _read_corpus(
+    corpus: dict, archive: Path | None, files: dict[str, Path] | None
+) -> Iterator[tuple[int, str, str]]:
     fmt = corpus.get("format")
+    if fmt == "multi30k":
+        return _parallel_split(files, corpus.get("train_split"), "corpus.train_split")[1]
     if fmt == "tsv":
         if not corpus.get("tsv"):
             raise CorpusError("corpus format is 'tsv' but no corpus.tsv path is given")
@@ -368,6 +414,18 @@ def _read_corpus(corpus: dict, archive: Path | None) -> Iterator[tuple[int, str,
             raise CorpusError("corpus format is 'europarl' but no archive was given")
         return read_europarl_archive(archive, corpus["de_member"], corpus["en_member"])
     raise CorpusError(f"unknown corpus format {fmt!r}; allowed: {list(CORPUS_FORMATS)}")
+
+
+def _test_set(
+    corpus: dict, files: dict[str, Path] | None
+) -> tuple[str, Iterator[tuple[int, str, str]]] | None:
+    """(a name for logs, the pairs) of the corpus's separate test set, or None if it has none:
+    `corpus.test_split` of a `multi30k` corpus, `corpus.test_tsv` of the others."""
+    if corpus.get("format") == "multi30k":
+        split = corpus.get("test_split")
+        return _parallel_split(files, split, "corpus.test_split") if split else None
+    test_tsv = corpus.get("test_tsv")
+    return (str(test_tsv), read_tsv(test_tsv)) if test_tsv else None
 
 
 def pool_frame(pool: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:
@@ -407,33 +465,38 @@ def prepare(
     out_dir: Path,
     report_path: Path,
     archive: Path | None = None,
+    files: dict[str, Path] | None = None,
 ) -> dict:
     """Read, clean and split the corpus; write `<out_dir>/<pool>.parquet` and the JSON report.
+
+    `archive` is the downloaded .tgz of a `europarl` corpus; `files` maps the file names of a
+    `multi30k` corpus (`<split>.<lang>.gz`) to their downloaded paths.
 
     Everything is read and validated before the first file is written, so a bad input leaves
     no output behind. Pools missing from `sizes` are written empty. Returns the report.
     """
     out_dir, report_path = Path(out_dir), Path(report_path)
-    test_tsv = corpus.get("test_tsv")
     _check_sizes(sizes)  # before reading a large corpus, not after
 
+    test_set = _test_set(corpus, files)
     test_pairs: list[tuple[str, str]] | None = None
     test_report: dict | None = None
-    if test_tsv:
+    if test_set is not None:
         # A published test set is scored as published: normalised, and only empty or
         # duplicate pairs dropped, whatever the length rules for training data say.
+        test_name, test_read = test_set
         as_published = CleaningConfig(max_words=10**9, max_length_ratio=float("inf"))
-        test_pairs, test_report = clean(read_tsv(test_tsv), as_published)
-        _log_report(f"test set {test_tsv}", test_report)
+        test_pairs, test_report = clean(test_read, as_published)
+        _log_report(f"test set {test_name}", test_report)
         if not test_pairs:
-            raise CorpusError(f"{test_tsv}: no test pairs left after cleaning")
+            raise CorpusError(f"{test_name}: no test pairs left after cleaning")
 
     exclude = frozenset(de for de, _ in test_pairs) if test_pairs else frozenset()
-    packed, corpus_report = _clean_packed(_read_corpus(corpus, archive), cleaning, exclude)
+    packed, corpus_report = _clean_packed(_read_corpus(corpus, archive, files), cleaning, exclude)
     _log_report("corpus", corpus_report)
 
-    # A separate test file replaces the test pool carved from the corpus.
-    carve_sizes = {pool: size for pool, size in sizes.items() if not (test_tsv and pool == "test")}
+    # A separate test set replaces the test pool carved from the corpus.
+    carve_sizes = {pool: size for pool, size in sizes.items() if not (test_set and pool == "test")}
     pools = {pool: _unpack(items) for pool, items in split_pools(packed, carve_sizes, seed).items()}
     del packed
     if test_pairs is not None:
