@@ -10,11 +10,14 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from regurgitate.analysis.metrics import score
 from regurgitate.engine.batching import EncodedPairs, collate, epoch_batches
@@ -90,6 +93,40 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What stays fixed through one call of `train`: the model and optimizer it updates, what it
+    reads, and where its checkpoint goes. Progress lives in the `state` dict instead, because that
+    is what a checkpoint saves."""
+
+    cfg: TrainConfig
+    data: EncodedPairs
+    dev: DevSet
+    tokenizer: Any
+    model: Transformer
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    bf16: bool
+    checkpoint: Path
+    key: str  # the fingerprint a checkpoint must carry to be resumed
+
+
+@dataclass
+class _Throughput:
+    """The current throughput window: target tokens trained since `start`. Evaluation and
+    checkpoint time is taken out of the window (`paused`), so that throughput counts training
+    only; a window ends where loss.item() waits for the device (right on CUDA too)."""
+
+    tokens: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    @contextmanager
+    def paused(self):
+        began = time.perf_counter()
+        yield
+        self.start += time.perf_counter() - began
+
+
 def train(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -108,7 +145,33 @@ def train(
     data, training resumes from it and ends exactly as an uninterrupted run would.
     `init_state` starts from given weights (fine-tuning). `on_step` is called after each step.
     """
-    device = torch.device(device)
+    run = _setup(model_cfg, cfg, data, dev, tokenizer, checkpoint, torch.device(device), init_state)
+    state = _resume(run)  # None unless a checkpoint of this configuration and data exists
+    if state is None:
+        state = _fresh_state()
+    log.info(
+        "training %d parameters on %d pairs (%s, %s)",
+        run.model.num_parameters(),
+        len(data),
+        run.device,
+        _precision(run.bf16),
+    )
+    run.model.train()
+    stop = state.get("stopped", False)
+    window = _Throughput()
+    # An epoch ends the loop early (True) when patience runs out or at max_steps.
+    while not stop and state["step"] < cfg.max_steps and state["epoch"] < cfg.max_epochs:
+        stop = _train_epoch(run, state, window, on_step)
+
+    if state["best_state"] is not None:
+        run.model.load_state_dict(state["best_state"])
+    run.model.eval()
+    return run.model, _summary(run, state)
+
+
+def _setup(model_cfg, cfg, data, dev, tokenizer, checkpoint, device, init_state) -> _Run:
+    """Build the model and optimizer. The seed is set right before the model is built, so that
+    its initial weights (and then dropout) draw the same random numbers in every run."""
     dev = DevSet(dev.sources[: cfg.eval_sentences], dev.references[: cfg.eval_sentences])
     bf16 = use_bf16(cfg.precision, device)
     torch.manual_seed(cfg.seed)
@@ -119,96 +182,130 @@ def train(
         model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=cfg.weight_decay
     )
     key = fingerprint(model_cfg.to_dict(), asdict(cfg), data_fingerprint(data), init_state is None)
-    state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": 0, "bad_evals": 0}
-    state.update(history=[], best_state=None, tokens=0, timed_tokens=0, elapsed=0.0)
-    if checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        if saved.get("fingerprint") == key:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            torch.set_rng_state(saved["rng"])
-            if device.type == "cuda" and saved.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(saved["cuda_rng"])
-            state = saved["state"]
-            log.info("resuming from %s at step %d", checkpoint, state["step"])
-        else:
-            log.info("ignoring %s: it was written for another configuration or data", checkpoint)
+    return _Run(cfg, data, dev, tokenizer, model, optimizer, device, bf16, checkpoint, key)
 
-    log.info(
-        "training %d parameters on %d pairs (%s, %s)",
-        model.num_parameters(),
-        len(data),
-        device,
-        "bf16" if bf16 else "fp32",
-    )
-    model.train()
-    stop = state.get("stopped", False)
-    # Throughput counts training only: evaluation and checkpoint time is taken out of the
-    # window, and a window ends where loss.item() waits for the device (right on CUDA too).
-    window_tokens, window_start = 0, time.perf_counter()
-    while not stop and state["step"] < cfg.max_steps and state["epoch"] < cfg.max_epochs:
-        batches = epoch_batches(data, cfg.max_tokens, cfg.seed, state["epoch"])
-        for indices in batches[state["batch"] :]:
-            batch = collate(data, indices, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
-            batch = batch.to(device)
-            lr = learning_rate(state["step"] + 1, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            real = batch.tgt_out != tokenizer.pad_id
-            with autocast_context(device, bf16):
-                logits = model(batch.src, batch.tgt_in, keep=real)
-            loss = F.cross_entropy(
-                logits.float(), batch.tgt_out[real], label_smoothing=cfg.label_smoothing
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-            optimizer.step()
-            state["step"] += 1
-            state["batch"] += 1
-            state["tokens"] += batch.target_tokens
-            window_tokens += batch.target_tokens
-            if on_step is not None:
-                on_step(state["step"])
 
-            if state["step"] % cfg.log_every == 0:
-                loss_value = loss.item()  # waits for the device before the clock is read
-                seconds = time.perf_counter() - window_start
-                state["elapsed"] += seconds
-                state["timed_tokens"] += window_tokens
-                log.info(
-                    "step %d epoch %d loss %.3f lr %.2e %.0f target tokens/s",
-                    state["step"],
-                    state["epoch"],
-                    loss_value,
-                    lr,
-                    window_tokens / seconds,
-                )
-                window_tokens, window_start = 0, time.perf_counter()
+def _fresh_state() -> dict:
+    """The progress of a run that starts from nothing. These keys are the checkpoint format: a
+    checkpoint written by an older version must keep resuming. `stopped` is added at the first
+    checkpoint."""
+    return {
+        "step": 0,  # optimizer steps taken
+        "epoch": 0,  # epochs completed
+        "batch": 0,  # batches of the current epoch trained on
+        "best": None,  # best dev score so far
+        "best_step": 0,
+        "bad_evals": 0,  # evaluations since the best one
+        "history": [],  # one {"step": ..., metric: ...} per evaluation
+        "best_state": None,  # the weights at the best dev score
+        "tokens": 0,  # target tokens trained on
+        "timed_tokens": 0,  # the part of `tokens` inside timed throughput windows
+        "elapsed": 0.0,  # seconds of those windows
+    }
 
-            last = state["step"] >= cfg.max_steps
-            if state["step"] % cfg.eval_every == 0 or last:
-                eval_start = time.perf_counter()
-                stop = evaluate_and_checkpoint(model, optimizer, tokenizer, dev, cfg, bf16, state)
-                stop = stop or last
+
+def _resume(run: _Run) -> dict | None:
+    """Load model, optimizer and random state from a matching checkpoint; return its progress, or
+    None when there is no checkpoint or it was written for another configuration or data."""
+    if not run.checkpoint.exists():
+        return None
+    saved = torch.load(run.checkpoint, map_location=run.device, weights_only=False)
+    if saved.get("fingerprint") != run.key:
+        log.info("ignoring %s: it was written for another configuration or data", run.checkpoint)
+        return None
+    run.model.load_state_dict(saved["model"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    # The random state goes on where the killed run left it: the same dropout masks follow.
+    torch.set_rng_state(saved["rng"])
+    if run.device.type == "cuda" and saved.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"])
+    state = saved["state"]
+    log.info("resuming from %s at step %d", run.checkpoint, state["step"])
+    return state
+
+
+def _train_epoch(run: _Run, state: dict, window: _Throughput, on_step) -> bool:
+    """Train on the rest of the current epoch (all of it unless resumed mid-epoch), evaluating and
+    checkpointing on the way; True when training stops before the epoch ends."""
+    cfg, tokenizer = run.cfg, run.tokenizer
+    batches = epoch_batches(run.data, cfg.max_tokens, cfg.seed, state["epoch"])
+    for indices in batches[state["batch"] :]:
+        batch = collate(run.data, indices, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
+        batch = batch.to(run.device)
+        lr = learning_rate(state["step"] + 1, cfg)
+        loss = _train_step(run, batch, lr)
+        state["step"] += 1
+        state["batch"] += 1
+        state["tokens"] += batch.target_tokens
+        window.tokens += batch.target_tokens
+        if on_step is not None:
+            on_step(state["step"])
+
+        if state["step"] % cfg.log_every == 0:
+            _log_throughput(state, window, loss, lr)
+        last = state["step"] >= cfg.max_steps
+        if state["step"] % cfg.eval_every == 0 or last:
+            with window.paused():
+                stop = _evaluate_and_keep_best(run, state) or last
                 state["stopped"] = stop
-                save_checkpoint(checkpoint, checkpoint_payload(model, optimizer, state, key))
-                window_start += time.perf_counter() - eval_start
+                _save(run, state)
             if stop:
-                break
-        else:
-            state["epoch"] += 1
-            state["batch"] = 0
-            if state["epoch"] >= cfg.max_epochs:
-                if not state["history"] or state["history"][-1]["step"] != state["step"]:
-                    evaluate_and_checkpoint(model, optimizer, tokenizer, dev, cfg, bf16, state)
-                state["stopped"] = True
-                save_checkpoint(checkpoint, checkpoint_payload(model, optimizer, state, key))
+                return True
+    _end_of_epoch(run, state)
+    return False
 
-    if state["best_state"] is not None:
-        model.load_state_dict(state["best_state"])
-    model.eval()
-    summary = {
+
+def _train_step(run: _Run, batch, lr: float) -> Tensor:
+    """One optimizer update on `batch` at learning rate `lr`; returns the loss, still on the
+    device (reading it would wait for the device on every step)."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    real = batch.tgt_out != run.tokenizer.pad_id
+    with autocast_context(run.device, run.bf16):
+        logits = run.model(batch.src, batch.tgt_in, keep=real)
+    loss = F.cross_entropy(
+        logits.float(), batch.tgt_out[real], label_smoothing=run.cfg.label_smoothing
+    )
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip_norm)
+    run.optimizer.step()
+    return loss
+
+
+def _log_throughput(state: dict, window: _Throughput, loss: Tensor, lr: float) -> None:
+    """Log the step's loss and the window's throughput, add the window to the run's timed totals
+    and open the next window."""
+    loss_value = loss.item()  # waits for the device before the clock is read
+    seconds = time.perf_counter() - window.start
+    state["elapsed"] += seconds
+    state["timed_tokens"] += window.tokens
+    log.info(
+        "step %d epoch %d loss %.3f lr %.2e %.0f target tokens/s",
+        state["step"],
+        state["epoch"],
+        loss_value,
+        lr,
+        window.tokens / seconds,
+    )
+    window.tokens, window.start = 0, time.perf_counter()
+
+
+def _end_of_epoch(run: _Run, state: dict) -> None:
+    """Count the epoch; at the epoch cap, stop with the final weights evaluated (unless this very
+    step was just evaluated) and checkpointed."""
+    state["epoch"] += 1
+    state["batch"] = 0
+    if state["epoch"] >= run.cfg.max_epochs:
+        if not state["history"] or state["history"][-1]["step"] != state["step"]:
+            _evaluate_and_keep_best(run, state)
+        state["stopped"] = True
+        _save(run, state)
+
+
+def _summary(run: _Run, state: dict) -> dict:
+    cfg = run.cfg
+    return {
         "steps": state["step"],
         "epochs_completed": state["epoch"],
         "best_step": state["best_step"],
@@ -218,11 +315,18 @@ def train(
         "target_tokens_per_second": (
             state["timed_tokens"] / state["elapsed"] if state["elapsed"] else None
         ),
-        "parameters": model.num_parameters(),
-        "precision": "bf16" if bf16 else "fp32",
-        "device": str(device),
+        "parameters": run.model.num_parameters(),
+        "precision": _precision(run.bf16),
+        "device": str(run.device),
     }
-    return model, summary
+
+
+def _precision(bf16: bool) -> str:
+    return "bf16" if bf16 else "fp32"
+
+
+def _save(run: _Run, state: dict) -> None:
+    save_checkpoint(run.checkpoint, checkpoint_payload(run.model, run.optimizer, state, run.key))
 
 
 def checkpoint_payload(model, optimizer, state: dict, key: str) -> dict:
@@ -236,22 +340,23 @@ def checkpoint_payload(model, optimizer, state: dict, key: str) -> dict:
     }
 
 
-def evaluate_and_checkpoint(model, optimizer, tokenizer, dev, cfg, bf16, state) -> bool:
+def _evaluate_and_keep_best(run: _Run, state: dict) -> bool:
     """Score the dev set, keep the best weights; True when patience has run out."""
-    value = evaluate(model, tokenizer, dev, cfg.eval_metric, bf16)
-    state["history"].append({"step": state["step"], cfg.eval_metric: value})
+    metric = run.cfg.eval_metric
+    value = evaluate(run.model, run.tokenizer, run.dev, metric, run.bf16)
+    state["history"].append({"step": state["step"], metric: value})
     improved = state["best"] is None or value > state["best"]
     if improved:
         state["best"], state["best_step"], state["bad_evals"] = value, state["step"], 0
-        state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        state["best_state"] = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
     else:
         state["bad_evals"] += 1
     log.info(
         "step %d dev %s %.2f (best %.2f at step %d)",
         state["step"],
-        cfg.eval_metric,
+        metric,
         value,
         state["best"],
         state["best_step"],
     )
-    return state["bad_evals"] >= cfg.patience
+    return state["bad_evals"] >= run.cfg.patience
