@@ -125,13 +125,6 @@ def _read_lockstep(
         )
 
 
-def read_parallel(de_path: str | Path, en_path: str | Path) -> Iterator[tuple[int, str, str]]:
-    """Yield (line_no, de, en) from two line-aligned files, one per language."""
-    de_path, en_path = Path(de_path), Path(en_path)
-    with _open_binary(de_path) as de_file, _open_binary(en_path) as en_file:
-        yield from _read_lockstep(de_file, en_file, str(de_path), str(en_path))
-
-
 def _member_name(name: str) -> str:
     # Archives made with `tar -C dir .` prefix every name with "./".
     return name.removeprefix("./")
