@@ -2,7 +2,6 @@ import polars as pl
 import pytest
 
 from regurgitate.study.curricula import (
-    curriculum_prefix,
     detector_curriculum,
     generated_curriculum,
     mixed_curriculum,
@@ -55,13 +54,6 @@ def test_missing_or_foreign_translations_are_refused():
     other = synthetic(pool).with_columns(pl.lit("andere quelle").alias("source"))
     with pytest.raises(ValueError, match="other sources"):
         generated_curriculum(pool, other, "weak", seed=1)
-
-
-def test_sizes_are_prefixes():
-    curriculum = real_curriculum(student(), seed=3)
-    assert curriculum_prefix(curriculum, 5).equals(curriculum.head(5))
-    with pytest.raises(ValueError, match="exceeds"):
-        curriculum_prefix(curriculum, 21)
 
 
 @pytest.mark.parametrize("percent", [10, 25, 50, 99])

@@ -1,6 +1,7 @@
 import gzip
 import math
 import random
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -9,16 +10,10 @@ from scipy.stats import hypergeom
 from regurgitate.analysis.diversity import (
     MEASURES,
     compression_ratio,
-    distinct_n,
     diversity_profile,
-    hapax_share,
-    hdd,
-    mattr,
     mtld,
     sample_by_tokens,
     tokenize,
-    ttr,
-    vocabulary_size,
 )
 
 
@@ -50,36 +45,44 @@ def test_tokenize_lowercases_and_splits_punctuation():
 # --- single measures, worked by hand -----------------------------------------------------------
 
 
+def measured(sentences: list[str]) -> dict[str, float]:
+    """Every measure of all of `sentences` (the profile's values, without sampling); HD-D
+    needs at least 42 tokens, so the cases worked by hand below have that many."""
+    profile = diversity_profile(sentences, sample_tokens=None, seed=0, bootstrap=1)
+    return {measure: result["value"] for measure, result in profile.items()}
+
+
 def test_ttr_vocabulary_and_hapax_share():
-    tokens = ["the", "cat", "saw", "the", "dog"]
-    assert ttr(tokens) == pytest.approx(4 / 5)
-    assert vocabulary_size(tokens) == 4
-    # "cat", "saw", "dog" occur once, "the" twice: 3 of 4 types are hapaxes.
-    assert hapax_share(tokens) == pytest.approx(3 / 4)
+    # 42 tokens of 40 types: w0 and w1 occur twice, the other 38 types once.
+    values = measured([" ".join(f"w{i}" for i in [*range(40), 0, 1])])
+    assert values["ttr"] == pytest.approx(40 / 42)
+    assert values["distinct_1"] == pytest.approx(40 / 42)
+    assert values["vocabulary"] == 40
+    assert values["hapax_share"] == pytest.approx(38 / 40)
 
 
-def test_empty_token_list_is_an_error():
-    for measure in (ttr, mattr, mtld, hdd, hapax_share):
+def test_no_tokens_is_an_error():
+    with pytest.raises(ValueError, match="empty token list"):
+        diversity_profile(["", " "], sample_tokens=None, seed=0)
+    for measure in (mtld, compression_ratio):
         with pytest.raises(ValueError, match="empty"):
             measure([])
 
 
-def test_mattr_window_3_by_hand():
-    # Windows of 3 over a b a c c: (a b a) 2 types, (b a c) 3, (a c c) 2 -> (2 + 3 + 2) / 9.
-    assert mattr(["a", "b", "a", "c", "c"], window=3) == pytest.approx(7 / 9)
-
-
 def test_mattr_falls_back_to_ttr_below_one_window():
-    tokens = ["a", "b", "a", "c", "c"]
-    assert mattr(tokens, window=10) == pytest.approx(ttr(tokens))
+    # 45 tokens, fewer than a window of 50: MATTR is the TTR, 9 types / 45 tokens.
+    values = measured([" ".join("abcdefghi" * 5)])
+    assert values["mattr"] == pytest.approx(9 / 45)
+    assert values["ttr"] == pytest.approx(9 / 45)
 
 
 def test_mattr_matches_a_direct_loop_over_windows():
     rng = random.Random(1)
-    tokens = [rng.choice("abcdefghij") for _ in range(300)]
-    window = 25
+    tokens = [rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(300)]
+    window = 50
     direct = [len(set(tokens[i : i + window])) / window for i in range(len(tokens) - window + 1)]
-    assert mattr(tokens, window) == pytest.approx(sum(direct) / len(direct))
+    # One sentence: the profile's shuffle of sentences leaves the token order alone.
+    assert measured([" ".join(tokens)])["mattr"] == pytest.approx(sum(direct) / len(direct))
 
 
 def test_mtld_by_hand():
@@ -99,14 +102,9 @@ def test_mtld_of_all_distinct_tokens_is_their_number():
     assert mtld(["a", "b", "c", "d"]) == pytest.approx(4.0)
 
 
-def test_hdd_by_hand_with_draws_of_3():
-    # a a b c, draws of 3 from 4 tokens. P(no "a") = C(2,3)/C(4,3) = 0, P(no "b") = P(no "c")
-    # = C(3,3)/C(4,3) = 1/4. HD-D = (1 + 3/4 + 3/4) / 3.
-    assert hdd(["a", "a", "b", "c"], sample_size=3) == pytest.approx((1 + 0.75 + 0.75) / 3)
-
-
 def test_hdd_matches_the_hypergeometric_formula():
-    tokens = flat_tokens(varied_sentences(40))
+    sentences = varied_sentences(40)
+    tokens = flat_tokens(sentences)
     n_tokens, draws = len(tokens), 42
     counts = {token: tokens.count(token) for token in set(tokens)}
     with_comb = sum(
@@ -116,25 +114,33 @@ def test_hdd_matches_the_hypergeometric_formula():
     with_scipy = sum(
         (1 - hypergeom.pmf(0, n_tokens, count, draws)) / draws for count in counts.values()
     )
-    assert hdd(tokens) == pytest.approx(with_comb, rel=1e-12)
-    assert hdd(tokens) == pytest.approx(with_scipy, rel=1e-9)
+    assert with_comb == pytest.approx(with_scipy, rel=1e-9)
+    assert measured(sentences)["hdd"] == pytest.approx(with_comb, rel=1e-12)
+
+
+def test_hdd_by_hand_when_a_type_is_sure_to_be_drawn():
+    # 41 tokens of "a" and one each of "b" and "c": a draw of 42 from 43 tokens always holds
+    # "a" and misses "b" (or "c") with chance 1/43. HD-D = (1 + 2 * 42/43) / 42.
+    values = measured(["a " * 41 + "b c"])
+    assert values["hdd"] == pytest.approx((1 + 2 * 42 / 43) / 42)
 
 
 def test_hdd_needs_as_many_tokens_as_draws():
     with pytest.raises(ValueError, match="42 tokens.*only 5 tokens"):
-        hdd(["a", "b", "c", "d", "e"])
+        measured(["a b c d e"])
 
 
-def test_distinct_n_stays_within_sentences():
-    sentences = [["a", "b", "a"], ["b", "a"]]
-    # Bigrams (a b) (b a) | (b a): the pair "a b" across the boundary does not count.
-    assert distinct_n(sentences, 2) == pytest.approx(2 / 3)
-    assert distinct_n(sentences, 1) == pytest.approx(2 / 5)
+def test_distinct_2_stays_within_sentences():
+    # 14 sentences "a b a": bigrams (a b) (b a) in each, 2 types of 28. Across a boundary
+    # there would be "a a" too, and 41 bigrams.
+    values = measured(["a b a"] * 14)
+    assert values["distinct_2"] == pytest.approx(2 / 28)
+    assert values["distinct_1"] == pytest.approx(2 / 42)
 
 
-def test_distinct_n_without_any_ngram_is_an_error():
-    with pytest.raises(ValueError, match="distinct-3"):
-        distinct_n([["a", "b"], ["c"]], 3)
+def test_distinct_2_without_any_bigram_is_an_error():
+    with pytest.raises(ValueError, match="distinct-2"):
+        measured(["a"] * 42)
 
 
 def test_compression_ratio_is_gzip_size_over_raw_size_and_stable():
@@ -149,18 +155,9 @@ def test_compression_ratio_is_gzip_size_over_raw_size_and_stable():
 
 
 def test_repetition_lowers_every_measure():
-    varied = varied_sentences(60)
-    repeated = repeated_sentences(60)
-    varied_tokens, repeated_tokens = flat_tokens(varied), flat_tokens(repeated)
-    assert ttr(repeated_tokens) < ttr(varied_tokens)
-    assert mattr(repeated_tokens) < mattr(varied_tokens)
-    assert mtld(repeated_tokens) < mtld(varied_tokens)
-    assert hdd(repeated_tokens) < hdd(varied_tokens)
-    for n in (1, 2):
-        assert distinct_n([tokenize(s) for s in repeated], n) < distinct_n(
-            [tokenize(s) for s in varied], n
-        )
-    assert compression_ratio(repeated) < compression_ratio(varied)
+    varied, repeated = measured(varied_sentences(60)), measured(repeated_sentences(60))
+    for measure in MEASURES:
+        assert repeated[measure] < varied[measure], measure
 
 
 def test_against_lexicalrichness():
@@ -169,9 +166,10 @@ def test_against_lexicalrichness():
     tokens = flat_tokens(varied_sentences(40, seed=3, n_words=60))
     assert len(tokens) > 300
     reference = lexicalrichness.LexicalRichness(tokens, preprocessor=None, tokenizer=None)
-    assert mtld(tokens) == pytest.approx(reference.mtld(threshold=0.72))
-    assert hdd(tokens) == pytest.approx(reference.hdd(draws=42))
-    assert mattr(tokens, window=100) == pytest.approx(reference.mattr(window_size=100))
+    values = measured([" ".join(tokens)])  # one sentence: the profile keeps the token order
+    assert values["mtld"] == pytest.approx(reference.mtld(threshold=0.72))
+    assert values["hdd"] == pytest.approx(reference.hdd(draws=42))
+    assert values["mattr"] == pytest.approx(reference.mattr(window_size=50))
 
 
 # --- sampling and the profile ------------------------------------------------------------------
@@ -208,25 +206,35 @@ def test_profile_has_every_measure_with_an_interval_around_the_value():
         assert result["ci_low"] < result["ci_high"], measure
 
 
-def test_profile_of_all_sentences_equals_the_single_measures():
+def test_profile_of_all_sentences_equals_the_measures_spelled_out():
+    """The profile's array code against each measure's definition, written plainly."""
     sentences = varied_sentences(80)
     profile = diversity_profile(sentences, sample_tokens=None, seed=4, bootstrap=5)
     # The profile reads the sentences in a seeded shuffle; order-dependent measures need it too.
     order = np.random.default_rng(4).permutation(len(sentences))
     shuffled = [sentences[i] for i in order]
     tokens = flat_tokens(shuffled)
-    sentence_tokens = [tokenize(s) for s in shuffled]
+    counts = Counter(tokens)
+    windows = [tokens[i : i + 50] for i in range(len(tokens) - 49)]
+    bigrams = [
+        tuple(sentence[i : i + 2])
+        for sentence in map(tokenize, shuffled)
+        for i in range(len(sentence) - 1)
+    ]
+    n, draws = len(tokens), 42
     expected = {
-        "ttr": ttr(tokens),
-        "mattr": mattr(tokens),
-        "mtld": mtld(tokens),
-        "hdd": hdd(tokens),
-        "distinct_1": distinct_n(sentence_tokens, 1),
-        "distinct_2": distinct_n(sentence_tokens, 2),
-        "vocabulary": vocabulary_size(tokens),
-        "hapax_share": hapax_share(tokens),
-        "compression_ratio": compression_ratio(shuffled),
+        "ttr": len(counts) / n,
+        "mattr": sum(len(set(w)) / 50 for w in windows) / len(windows),
+        "mtld": mtld(tokens),  # worked by hand above
+        "hdd": sum(1 - math.comb(n - c, draws) / math.comb(n, draws) for c in counts.values())
+        / draws,
+        "distinct_1": len(counts) / n,
+        "distinct_2": len(set(bigrams)) / len(bigrams),
+        "vocabulary": len(counts),
+        "hapax_share": sum(c == 1 for c in counts.values()) / len(counts),
+        "compression_ratio": compression_ratio(shuffled),  # worked by hand above
     }
+    assert set(expected) == set(MEASURES)
     for measure, value in expected.items():
         assert profile[measure]["value"] == pytest.approx(value), measure
 

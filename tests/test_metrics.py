@@ -51,9 +51,13 @@ def test_empty_raises():
 
 def test_sentence_chrf_per_pair():
     scores = sentence_chrf(HYPOTHESES, REFERENCES)
-    assert len(scores) == 3
+    # each pair scored on its own: sacreBLEU's sentence chrF of that pair, not a corpus score
+    expected = [
+        sacrebleu.sentence_chrf(h, [r]).score for h, r in zip(HYPOTHESES, REFERENCES, strict=True)
+    ]
+    assert scores == pytest.approx(expected)
     assert scores[0] == pytest.approx(100.0)
-    assert scores[1] == pytest.approx(sacrebleu.sentence_chrf(HYPOTHESES[1], [REFERENCES[1]]).score)
-    assert all(0 <= s <= 100 for s in scores)
+    assert scores[1] != pytest.approx(scores[2])
+    assert sentence_chrf(HYPOTHESES[::-1], REFERENCES[::-1]) == pytest.approx(expected[::-1])
     with pytest.raises(ValueError, match="differ in length"):
         sentence_chrf(HYPOTHESES, REFERENCES[:1])

@@ -27,12 +27,25 @@ def test_forward_shapes():
 
 
 def test_embeddings_are_tied():
+    """The output projection is the embedding matrix: a token that is in neither the source nor
+    the target only reaches the logits through it, as its own logit, states @ its embedding."""
     model = make_model()
-    names = [n for n, _ in model.named_parameters()]
-    assert not any("out_proj" in n or "lm_head" in n for n in names)
-    src, tgt = torch.randint(4, 50, (1, 4)), torch.randint(4, 50, (1, 3))
-    model(src, tgt).sum().backward()
-    assert model.embed.weight.grad is not None
+    unused = 40
+    src, tgt = torch.randint(4, 30, (2, 6)), torch.randint(4, 30, (2, 5))
+    memory, mask = model.encode(src)
+    states = model.decode_states(tgt, model.memory_kv(memory), mask)
+    before = model(src, tgt)
+    delta = torch.randn(model.cfg.d_model)
+    with torch.no_grad():
+        model.embed.weight[unused] += delta
+    after = model(src, tgt)
+    others = torch.arange(50) != unused
+    torch.testing.assert_close(after[..., others], before[..., others])
+    torch.testing.assert_close(after[..., unused] - before[..., unused], states @ delta)
+    # and so training on a pair moves the embedding of a token the pair does not hold
+    model.zero_grad()
+    model(src, tgt).logsumexp(-1).sum().backward()
+    assert model.embed.weight.grad[unused].abs().sum() > 0
 
 
 def test_source_padding_is_masked():

@@ -51,7 +51,6 @@ def test_consensus_is_the_mean_chrf_against_the_other_generators():
     second = ["a man is playing", "the dog runs"]
     expected = [(chrf(targets[i], first[i]) + chrf(targets[i], second[i])) / 2 for i in range(2)]
     np.testing.assert_allclose(consensus(targets, [first, second]), expected)
-    assert consensus(targets, [first, second])[1] > consensus(targets, [first, second])[0] - 100
     with pytest.raises(ValueError, match="at least one other generator"):
         consensus(targets, [])
     with pytest.raises(ValueError, match="differ in length"):

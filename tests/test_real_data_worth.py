@@ -1,3 +1,6 @@
+import math
+
+import numpy as np
 import polars as pl
 import pytest
 
@@ -5,9 +8,29 @@ from regurgitate.analysis.real_data_worth import real_pair_points, real_pairs_ne
 from regurgitate.study.curricula import human_pairs, human_rows
 
 
-@pytest.mark.parametrize(("size", "percent"), [(8000, 10), (300, 25), (7, 50), (1000, 33)])
-def test_real_pairs_counts_the_human_rows_of_a_prefix(size, percent):
-    assert human_pairs(size, percent) == int(human_rows(size + 5, percent)[:size].sum())
+@pytest.mark.parametrize(
+    ("size", "percent", "pairs"),
+    [(8000, 10, 800), (300, 25, 75), (7, 50, 3), (1000, 33, 330), (10, 33, 3), (1, 99, 0)],
+)
+def test_real_pairs_of_a_prefix_by_hand(size, percent, pairs):
+    assert human_pairs(size, percent) == pairs
+
+
+def test_the_human_rows_of_a_partial_curriculum_by_hand():
+    # floor(k / 4) human rows among the first k: the 4th and the 8th row.
+    assert human_rows(8, 25).tolist() == [False, False, False, True, False, False, False, True]
+    # floor(k * 33 / 100): 1 at k = 4, 2 at k = 7, 3 at k = 10.
+    assert np.flatnonzero(human_rows(10, 33)).tolist() == [3, 6, 9]
+
+
+@pytest.mark.parametrize("percent", [1, 10, 25, 33, 50, 99])
+def test_every_prefix_holds_the_real_pairs_that_its_size_is_credited_with(percent):
+    rows = human_rows(500, percent).tolist()
+    counted = 0
+    for k, is_human in enumerate(rows, start=1):
+        counted += is_human
+        assert counted == math.floor(k * percent / 100), k
+        assert human_pairs(k, percent) == counted, k
 
 
 def row(condition, size, mean, half=1.0):

@@ -1,9 +1,11 @@
+import polars as pl
 import pytest
 import torch
 
 from regurgitate.engine.batching import encode_pairs
-from regurgitate.engine.model import ModelConfig
-from regurgitate.engine.train import DevSet, TrainConfig, learning_rate, train
+from regurgitate.engine.model import ModelConfig, Transformer, load_model, save_model
+from regurgitate.engine.train import DevSet, TrainConfig, evaluate, learning_rate, train
+from regurgitate.io import write_parquet
 
 
 class Killed(Exception):
@@ -65,7 +67,7 @@ def test_checkpoint_of_other_configuration_is_not_resumed(tmp_path, toy_tokenize
     assert [h["step"] for h in summary["dev_history"]] == [3, 6, 9]
 
 
-def test_training_learns_and_stops_early(tmp_path, toy_tokenizer, toy_pairs):
+def test_training_learns_and_returns_its_best_model(tmp_path, toy_tokenizer, toy_pairs):
     data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
     cfg = TrainConfig(
         max_tokens=600,
@@ -77,14 +79,48 @@ def test_training_learns_and_stops_early(tmp_path, toy_tokenizer, toy_pairs):
         log_every=20,
         eval_metric="chrf",
     )
-    _, summary = train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "d.pt")
-    history = [h["chrf"] for h in summary["dev_history"]]
-    assert summary["best_dev_chrf"] == max(history)
+    model, summary = train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "d.pt")
+    history = {h["step"]: h["chrf"] for h in summary["dev_history"]}
+    assert summary["best_dev_chrf"] == max(history.values()) == history[summary["best_step"]]
     assert summary["best_dev_chrf"] > 40  # word-for-word toy translation is learnable
-    if summary["steps"] < 400:  # stopped early: the last `patience` evaluations did not improve
-        assert max(history[-2:]) <= summary["best_dev_chrf"]
-        assert summary["best_step"] < summary["steps"]
+    assert history[cfg.eval_every] < 40  # and was not known at the first evaluation
+    bf16 = summary["precision"] == "bf16"
+    assert evaluate(model, toy_tokenizer, dev, "chrf", bf16) == summary["best_dev_chrf"]
     assert summary["target_tokens_per_second"] > 0
+
+
+def test_early_stopping_returns_the_best_evaluations_weights(
+    tmp_path, toy_tokenizer, toy_pairs, monkeypatch
+):
+    """Dev scores are scripted, so the run stops early for sure: 20 at the second evaluation
+    is not beaten by the third (a tie) nor by the fourth, and patience=2 ends the run there."""
+    data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
+    scores = iter([10.0, 20.0, 20.0, 15.0, 30.0, 40.0])
+    weights = []
+
+    def scripted_evaluate(model, tokenizer, dev, metric, bf16):
+        weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return next(scores)
+
+    monkeypatch.setattr("regurgitate.engine.train.evaluate", scripted_evaluate)
+    cfg = TrainConfig(
+        max_tokens=400,
+        lr=3e-3,
+        warmup_steps=5,
+        max_steps=100,
+        eval_every=3,
+        patience=2,
+        log_every=3,
+        eval_metric="chrf",
+    )
+    model, summary = train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "s.pt")
+    assert [h["chrf"] for h in summary["dev_history"]] == [10.0, 20.0, 20.0, 15.0]
+    assert summary["steps"] == 12 < cfg.max_steps
+    assert summary["best_step"] == summary["steps"] - cfg.patience * cfg.eval_every == 6
+    assert summary["best_dev_chrf"] == 20.0
+    returned = model.state_dict()
+    assert all(torch.equal(returned[name], value) for name, value in weights[1].items())
+    assert not all(torch.equal(returned[name], value) for name, value in weights[3].items())
 
 
 def test_learning_rate_warms_up_then_decays():
@@ -116,3 +152,61 @@ def test_epoch_cap_ends_with_one_evaluation(tmp_path, toy_tokenizer, toy_pairs):
     assert summary["steps"] == sum(per_epoch)
     assert summary["epochs_completed"] == 2
     assert [h["step"] for h in summary["dev_history"]] == [summary["steps"]]
+
+
+def test_finetuning_starts_from_the_init_models_weights(tmp_path, toy_tokenizer, toy_pairs):
+    """E1: `train_model` with `init_model` trains the base model on, not a fresh one. With a
+    learning rate too small to move any weight by 1e-5, the student is the base model."""
+    from regurgitate.jobs.train import train_model
+
+    pairs = pl.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(60)],
+            "source": [s for s, _ in toy_pairs[:60]],
+            "target": [t for _, t in toy_pairs[:60]],
+        }
+    )
+    write_parquet(pairs, tmp_path / "curriculum.parquet")
+    write_parquet(pairs.tail(10), tmp_path / "dev.parquet")
+    architecture = {
+        "d_model": 32,
+        "heads": 2,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        "ffn_dim": 64,
+        "dropout": 0.0,
+        "max_positions": 64,
+    }
+    torch.manual_seed(99)  # not the training seed: the base is no fresh model of that seed
+    config = ModelConfig(
+        vocab_size=toy_tokenizer.vocab_size, pad_id=toy_tokenizer.pad_id, **architecture
+    )
+    base = Transformer(config)
+    save_model(base, tmp_path / "base.pt")
+    training = {"max_tokens": 400, "lr": 1e-7, "warmup_steps": 1, "max_steps": 3}
+    training |= {"eval_every": 3, "log_every": 3, "seed": 1, "precision": "fp32"}
+
+    def student(name: str, init_model):
+        summary = train_model(
+            tmp_path / "curriculum.parquet",
+            50,
+            tmp_path / "dev.parquet",
+            toy_tokenizer.path,
+            architecture,
+            training,
+            tmp_path / f"{name}.ckpt",
+            tmp_path / f"{name}.pt",
+            tmp_path / f"{name}.json",
+            device="cpu",
+            init_model=init_model,
+        )
+        assert summary["steps"] == 3 and summary["pairs"] == 50
+        return load_model(tmp_path / f"{name}.pt")[0].state_dict()
+
+    def furthest(a: dict, b: dict) -> float:
+        return max(float((a[name] - b[name]).abs().max()) for name in a)
+
+    finetuned = student("finetuned", tmp_path / "base.pt")
+    scratch = student("scratch", None)
+    assert furthest(finetuned, base.state_dict()) < 1e-5
+    assert furthest(scratch, base.state_dict()) > 0.1

@@ -7,7 +7,6 @@ from regurgitate.analysis.translation_errors import (
     corpus_ter,
     empty,
     error_profile,
-    error_rate,
     implausible_length,
     repeated_ngrams,
     sentence_chrf_scores,
@@ -44,11 +43,17 @@ def test_error_rate_counts_sentences_below_the_threshold():
     hypotheses = [REFERENCES[0], REFERENCES[1], "", "Children on the beach."]
     partial = CHRF().sentence_score(hypotheses[3], [REFERENCES[3]]).score
     assert 0 < partial < 100
-    assert error_rate(hypotheses, REFERENCES, threshold=1.0) == pytest.approx(1 / 4)
-    assert error_rate(hypotheses, REFERENCES, threshold=partial + 0.01) == pytest.approx(2 / 4)
+
+    def error_rate(threshold: float) -> float:
+        return error_profile(SOURCES, hypotheses, REFERENCES, chrf_threshold=threshold)[
+            "error_rate"
+        ]
+
+    assert error_rate(1.0) == pytest.approx(1 / 4)
+    assert error_rate(partial + 0.01) == pytest.approx(2 / 4)
     # Strictly below: a score equal to the threshold is not an error.
-    assert error_rate(hypotheses, REFERENCES, threshold=partial) == pytest.approx(1 / 4)
-    assert error_rate(hypotheses, REFERENCES, threshold=100.01) == pytest.approx(1.0)
+    assert error_rate(partial) == pytest.approx(1 / 4)
+    assert error_rate(100.01) == pytest.approx(1.0)
 
 
 def test_ter_of_identical_text_is_zero_and_carries_a_signature():
@@ -60,7 +65,7 @@ def test_ter_of_identical_text_is_zero_and_carries_a_signature():
 
 def test_mismatched_lengths_name_both_lengths():
     with pytest.raises(ValueError, match="3 hypotheses, 4 references"):
-        error_rate(REFERENCES[:3], REFERENCES, threshold=50)
+        sentence_chrf_scores(REFERENCES[:3], REFERENCES)
     with pytest.raises(ValueError, match="3 hypotheses, 4 references"):
         corpus_ter(REFERENCES[:3], REFERENCES)
     with pytest.raises(ValueError, match="4 sources, 2 targets"):

@@ -7,8 +7,11 @@ import tarfile
 
 import polars as pl
 import pytest
+import torch
 import yaml
 from conftest import REPO, run_snakemake, serve_directory, write_toy_corpus
+
+from regurgitate.engine.model import Transformer, load_model
 
 pytestmark = pytest.mark.slow
 
@@ -63,11 +66,25 @@ def test_finetune_starts_from_the_base_model(finished_run):
     train = json.loads((run / "train.json").read_text())
     assert train["init_model"] == "results/generators/strong/model.pt"
     assert train["training"]["lr"] == 0.001 and train["training"]["seed"] == 1
+    # The student's weights are the base model's, moved a little: closer to them than the
+    # fresh model of its seed is, where a student that ignored the base would have started.
+    base, _ = load_model(finished_run / "results/generators/strong/model.pt")
+    student, _ = load_model(run / "model.pt")
+    torch.manual_seed(train["training"]["seed"])
+    fresh = Transformer(base.cfg)
+    assert student.cfg == base.cfg
+    assert distance(student, base) < 0.5 * distance(student, fresh)
     curriculum = pl.read_parquet(finished_run / "results/curricula/partial-weak-25.parquet")
     assert (curriculum.head(300)["origin"] == "human").sum() == 75
     self_targets = pl.read_parquet(finished_run / "results/curricula/finetune/self.parquet")
     strong = pl.read_parquet(finished_run / "results/synthetic/strong.parquet")
     assert set(self_targets["target"]) == set(strong["target"])
+
+
+def distance(a, b) -> float:
+    """Euclidean distance between two models' weights."""
+    b_weights = b.state_dict()
+    return sum(float((w - b_weights[k]).pow(2).sum()) for k, w in a.state_dict().items()) ** 0.5
 
 
 def test_mechanisms_table_has_human_and_every_generator(finished_run):
@@ -76,7 +93,10 @@ def test_mechanisms_table_has_human_and_every_generator(finished_run):
     human, *generators = table.iter_rows(named=True)
     assert human["error_rate"] is None and human["mtld"] > 0
     for row in generators:
-        assert 0 <= row["error_rate"] <= 1 and row["ter"] > 0
+        record = json.loads((finished_run / f"results/mechanisms/{row['source']}.json").read_text())
+        below = [score < record["chrf_threshold"] for score in record["sentence_chrf"]]
+        assert row["error_rate"] == pytest.approx(sum(below) / len(below), abs=1e-4)
+        assert row["ter"] > 0
         assert row["mtld_ci_low"] <= row["mtld"] <= row["mtld_ci_high"]
         assert row["bleu_loss_scratch_size"] == 300 and row["bleu_loss_finetune_size"] == 300
         assert row["bleu_loss_scratch_mean"] is not None
@@ -120,6 +140,25 @@ def test_synthetic_data_and_pools(finished_run):
     assert report["pools"]["student"] == 300
     generators = pl.read_csv(finished_run / "results/tables/generators.csv")
     assert set(generators["generator"]) == {"weak", "strong"}
+
+
+def test_report_renders_every_table_and_figure(finished_run):
+    """`snakemake --report` on the finished study: one self-contained HTML page that holds
+    every output marked report() in the rules, with its caption."""
+    snakemake(finished_run, "--report", "report.html")
+    html = (finished_run / "report.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    tables = ["scratch", "finetune", "generators", "mechanisms", "partial"]
+    tables += ["mitigations", "quality", "detector"]
+    figures = ["scratch", "finetune", "mechanisms", "loss_vs_mechanisms", "partial", "gap_closed"]
+    for path in [f"results/tables/{t}.csv" for t in tables] + [
+        f"results/figures/{f}.png" for f in figures
+    ]:
+        assert path in html, path
+    # captions, rendered from workflow/report/*.rst with the job's wildcards
+    assert "Learning curves of experiment E1 (fine-tuning" in html
+    assert "Learning curves of experiment E2 (students from scratch)" in html
+    assert "The share of the gap to real data closed by every mitigated condition" in html
 
 
 def test_rerun_has_nothing_to_do(finished_run):

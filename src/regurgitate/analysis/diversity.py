@@ -1,14 +1,15 @@
 """Lexical diversity of a set of target sentences (the study's M mechanisms).
 
 The paper explains part of the loss from training on generated targets by their lower lexical
-diversity. This module measures it, per set of targets (one generator's, or the human ones):
+diversity. This module measures it, per set of targets (one generator's, or the human ones);
+`diversity_profile` gives every measure in `MEASURES`:
 
 - `ttr`: types / tokens.
 - `mattr`: moving-average TTR over windows of 50 tokens (Covington & McFall 2010).
 - `mtld`: bidirectional measure of textual lexical diversity (McCarthy & Jarvis 2010).
 - `hdd`: HD-D, the hypergeometric expectation of TTR in 42-token draws (McCarthy & Jarvis 2007).
-- `distinct_n`: unique n-grams / n-grams, within sentences (Li et al. 2016).
-- `hapax_share`, `vocabulary_size`: share of types seen once, number of types.
+- `distinct_1`, `distinct_2`: unique n-grams / n-grams, within sentences (Li et al. 2016).
+- `hapax_share`, `vocabulary`: share of types seen once, number of types.
 - `compression_ratio`: gzip size / raw size of the text (lower = more repetitive).
 
 Tokenisation: lowercase, then sacreBLEU's 13a tokenizer (the one BLEU uses), then a
@@ -58,48 +59,14 @@ def _require_tokens(tokens: Sequence, measure: str) -> None:
         raise ValueError(f"{measure} is undefined for an empty token list")
 
 
-def _token_ids(tokens: Sequence[Hashable]) -> np.ndarray:
-    """Each token replaced by a small integer, so that counting is array work."""
-    index: dict[Hashable, int] = {}
-    return np.fromiter((index.setdefault(t, len(index)) for t in tokens), dtype=np.int64)
-
-
 def _type_counts(ids: np.ndarray) -> np.ndarray:
     """How often each type occurs (types that do not occur are left out)."""
     counts = np.bincount(ids)
     return counts[counts > 0]
 
 
-def ttr(tokens: Sequence[str]) -> float:
-    """Type-token ratio: distinct tokens / tokens."""
-    _require_tokens(tokens, "TTR")
-    return len(set(tokens)) / len(tokens)
-
-
-def vocabulary_size(tokens: Sequence[str]) -> int:
-    """Number of distinct tokens (types)."""
-    return len(set(tokens))
-
-
-def hapax_share(tokens: Sequence[str]) -> float:
-    """Share of types that occur exactly once."""
-    _require_tokens(tokens, "the hapax share")
-    return _hapax_share_of_counts(_type_counts(_token_ids(tokens)))
-
-
 def _hapax_share_of_counts(counts: np.ndarray) -> float:
     return float(np.count_nonzero(counts == 1) / len(counts))
-
-
-def mattr(tokens: Sequence[str], window: int = 50) -> float:
-    """Moving-average TTR (Covington & McFall 2010): mean TTR of every `window`-token window.
-
-    Falls back to plain TTR when the text is shorter than one window.
-    """
-    _require_tokens(tokens, "MATTR")
-    if window < 1:
-        raise ValueError(f"the MATTR window must be at least 1 token, got {window}")
-    return _mattr_of_ids(_token_ids(tokens), window)
 
 
 def _previous_occurrence(ids: np.ndarray) -> np.ndarray:
@@ -160,17 +127,6 @@ def _mtld_factors(tokens: Sequence[Hashable], threshold: float) -> float:
     return factors if factors > 0 else 1.0
 
 
-def hdd(tokens: Sequence[str], sample_size: int = 42) -> float:
-    """HD-D (McCarthy & Jarvis 2007): for each type, the chance that a random draw of
-    `sample_size` tokens (without replacement) contains it, divided by `sample_size`, summed.
-
-    This is the expected TTR of a `sample_size`-token draw, computed exactly with the
-    hypergeometric distribution instead of by sampling.
-    """
-    _require_tokens(tokens, "HD-D")
-    return _hdd_of_counts(_type_counts(_token_ids(tokens)), sample_size)
-
-
 def _hdd_of_counts(counts: np.ndarray, sample_size: int) -> float:
     n_tokens = int(counts.sum())
     if n_tokens < sample_size:
@@ -194,15 +150,6 @@ def _p_none_drawn(n_tokens: int, counts: np.ndarray, draws: int) -> np.ndarray:
     # to hit the type, and the chance of missing it is 0.
     misses = np.clip(n_tokens - counts[:, None] - draw, 0, None)
     return np.prod(misses / (n_tokens - draw), axis=1)
-
-
-def distinct_n(sentences_tokens: Sequence[Sequence[str]], n: int) -> float:
-    """Distinct-n (Li et al. 2016): unique n-grams / all n-grams, n-grams taken within
-    sentences (none spans a sentence boundary)."""
-    ngrams = [ngram for tokens in sentences_tokens for ngram in _ngrams(tokens, n)]
-    if not ngrams:
-        raise ValueError(f"distinct-{n} is undefined: no sentence has {n} tokens")
-    return len(set(ngrams)) / len(ngrams)
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:

@@ -49,11 +49,6 @@ def _share_below(scores: Sequence[float], threshold: float) -> float:
     return sum(score < threshold for score in scores) / len(scores)
 
 
-def error_rate(hypotheses: Sequence[str], references: Sequence[str], threshold: float) -> float:
-    """Share of hypotheses whose sentence chrF against the reference is below `threshold`."""
-    return _share_below(sentence_chrf_scores(hypotheses, references), threshold)
-
-
 def corpus_ter(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
     """Corpus TER (sacreBLEU, in %; lower is better): {"score", "signature"}."""
     _check_same_length(hypotheses=hypotheses, references=references)

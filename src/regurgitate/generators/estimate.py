@@ -24,7 +24,6 @@ from regurgitate.generators.settings import API_BACKENDS, ApiSettings
 
 CHARS_PER_TOKEN = 4.0
 TOKENS_PER_WORD = 1.4
-CHARS_PER_WORD = CHARS_PER_TOKEN * TOKENS_PER_WORD
 
 
 def tokens(text_chars: float) -> int:

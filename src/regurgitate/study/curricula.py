@@ -86,13 +86,6 @@ def partial_curriculum(
     )
 
 
-def curriculum_prefix(curriculum: pl.DataFrame, size: int) -> pl.DataFrame:
-    """The first `size` rows: what training at that size sees."""
-    if size > curriculum.height:
-        raise ValueError(f"size {size} exceeds the curriculum's {curriculum.height} pairs")
-    return curriculum.head(size)
-
-
 def _ranked(curriculum: pl.DataFrame, values: pl.DataFrame, column: str) -> pl.DataFrame:
     """`curriculum` sorted by `values[column]` (one per id), highest first.
 
