@@ -41,7 +41,7 @@ class TrainConfig:
     max_epochs: int = 100
     eval_every: int = 500  # steps between dev evaluations (and checkpoints)
     patience: int = 5  # evaluations without improvement before stopping
-    eval_metric: str = "bleu"  # "bleu" or "chrf": never loss, see DESIGN.md
+    eval_metric: str = "bleu"  # "bleu" or "chrf": never loss, see docs/study.md
     eval_sentences: int = 500  # dev sentences decoded per evaluation
     log_every: int = 100
     seed: int = 1
