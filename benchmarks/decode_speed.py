@@ -15,7 +15,7 @@ sides then produce the same translations (their agreement is reported), so the w
 --reference marian instead decodes with untrained models of equal dimensions (the project's and
 a MarianMTModel); untrained models seldom end a hypothesis, so both decode to the full length.
 
-The project side is `regurgitate.decode.translate` (length-sorted batches of
+The project side is `regurgitate.engine.decode.translate` (length-sorted batches of
 DecodeConfig.max_tokens, finished sentences leave the batch); the reference is `generate` on
 batches in input order, as Hugging Face's translation examples predict, with as many sentences
 per batch as the project's batches hold on average. Both include tokenization and

@@ -5,7 +5,7 @@
 Both sides train a model of the same dimensions (layers, d_model, heads, feed-forward, joint
 vocabulary, tied embeddings) on the same Multi30k pairs, tokenized by one SentencePiece model,
 for the same number of steps, each in its own fresh interpreter, rounds interleaved
-(project, reference, reference, project, ...). The project side calls `regurgitate.train.train`
+(project, reference, reference, project, ...). The project side calls `regurgitate.engine.train.train`
 with its token-budget, length-bucketed batches; the reference is a plain PyTorch loop batching the
 way Hugging Face's translation examples do: shuffled, a fixed number of sentences padded to the
 longest, fp32, AdamW with linear warm-up. The reference's batch size is chosen so that its batches
