@@ -6,10 +6,9 @@ Writes a synthetic German-English corpus with as many pairs as Europarl v7 de-en
 million; sentence lengths drawn around Europarl's ~25 words, a share of them long enough for the
 cleaning rules to drop) into a temporary directory, as the release's .tgz with
 training/europarl-v7.de-en.{de,en} members or as a TSV, then runs the real preparation
-(`regurgitate.corpus.prepare`, with config/config.yaml's cleaning rules and pool sizes) in a fresh
-interpreter and reports its peak resident set size (VmHWM) and wall time. The limit is 2 GB.
-Writes benchmarks/results/corpus_memory.json.
-"""
+(`regurgitate.study.corpus.prepare`, with config/config.yaml's cleaning rules and pool sizes) in
+a fresh interpreter and reports its peak resident set size (VmHWM) and wall time. The limit is 2
+GB. Writes benchmarks/results/corpus_memory.json."""
 
 from __future__ import annotations
 

@@ -4,17 +4,16 @@
 
 Both sides train a model of the same dimensions (layers, d_model, heads, feed-forward, joint
 vocabulary, tied embeddings) on the same Multi30k pairs, tokenized by one SentencePiece model,
-for the same number of steps, each in its own fresh interpreter, rounds interleaved
-(project, reference, reference, project, ...). The project side calls `regurgitate.engine.train.train`
-with its token-budget, length-bucketed batches; the reference is a plain PyTorch loop batching the
-way Hugging Face's translation examples do: shuffled, a fixed number of sentences padded to the
-longest, fp32, AdamW with linear warm-up. The reference's batch size is chosen so that its batches
-hold as many real target tokens on average as the project's. Throughput counts real (non-padding)
-target tokens, EOS included, on both sides. Peak memory is the process's peak resident set size on
-CPU (VmHWM) or torch.cuda.max_memory_allocated on CUDA, both absolute and above what the process
-held before the model was built (imports and data excluded). Writes
-benchmarks/results/train_speed.json and prints the medians of the per-round ratios.
-"""
+for the same number of steps, each in its own fresh interpreter, rounds interleaved (project,
+reference, reference, project, ...). The project side calls `regurgitate.engine.train.train`
+with its token-budget, length-bucketed batches; the reference is a plain PyTorch loop batching
+the way Hugging Face's translation examples do: shuffled, a fixed number of sentences padded to
+the longest, fp32, AdamW with linear warm-up. The reference's batch size is chosen so that its
+batches hold as many real target tokens on average as the project's. Throughput counts real
+(non-padding) target tokens, EOS included, on both sides. Peak memory is the process's peak
+resident set size on CPU (VmHWM) or torch.cuda.max_memory_allocated on CUDA, both absolute and
+above what the process held before the model was built (imports and data excluded). Writes
+benchmarks/results/train_speed.json and prints the medians of the per-round ratios."""
 
 from __future__ import annotations
 
