@@ -1,0 +1,152 @@
+"""Paired significance over test sentences, combining seeds.
+
+Two systems (a condition and its baseline, usually `real`) translated the same test sentences,
+once per seed. Both tests resample or shuffle *sentences*, with the same draw for every seed, and
+compare the seed-averaged corpus BLEU of the two systems, so the uncertainty they give covers the
+test set as well as the seeds:
+
+- paired bootstrap resampling (Koehn 2004), as sacreBLEU's `--paired-bs` does it: resample test
+  sentences with replacement; the interval is the 2.5 and 97.5 percentiles of the resampled
+  differences; the p-value compares the observed difference with the resampled ones shifted to
+  mean zero;
+- approximate randomisation (Riezler and Maxwell 2005), as sacreBLEU's `--paired-ar`: swap each
+  sentence's two translations with probability 1/2.
+
+With one seed both are sacreBLEU's procedures, with its random draws for the same seed, with one
+deliberate difference: a resampled statistic *equal* to the observed one counts against the
+null here (sacreBLEU counts only larger ones), so a system compared with itself gets p = 1, not
+p = 1/(n+1). Corpus BLEU is computed from sacreBLEU's own sufficient statistics and scorer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from sacrebleu.metrics import BLEU
+
+# Two-sided 95% interval; a difference is called significant below this p-value.
+ALPHA = 0.05
+RESAMPLES = 1000
+TRIALS = 10000
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """System minus baseline: BLEU difference of the seed means, its 95% bootstrap interval,
+    and the two p-values."""
+
+    delta: float
+    low: float
+    high: float
+    p_value: float
+    n_seeds: int
+    n_sentences: int
+
+
+@cache
+def _bleu() -> BLEU:
+    return BLEU()
+
+
+def _sentence_stats(references: list[str], hypotheses: list[str]) -> np.ndarray:
+    """sacreBLEU's per-sentence BLEU sufficient statistics: (sentences, 2 + 2 * max n-gram)."""
+    if len(hypotheses) != len(references):
+        raise ValueError(
+            f"{len(hypotheses)} hypotheses for {len(references)} references: "
+            "the test translations do not match the test set"
+        )
+    stats = _bleu()._extract_corpus_statistics(hypotheses, [references])
+    return np.asarray(stats, dtype=np.float64)
+
+
+def _corpus_bleu(summed: np.ndarray) -> np.ndarray:
+    """Corpus BLEU of every row of summed sufficient statistics."""
+    metric = _bleu()
+    return np.array([metric._compute_score_from_stats(list(row)).score for row in summed])
+
+
+def _seed_stats(
+    references: list[str], baseline: list[list[str]], system: list[list[str]]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    if not baseline or len(baseline) != len(system):
+        raise ValueError(
+            f"paired seeds needed: {len(baseline)} baseline and {len(system)} system runs"
+        )
+    if not references:
+        raise ValueError("cannot test on an empty test set")
+    return (
+        [_sentence_stats(references, hyps) for hyps in baseline],
+        [_sentence_stats(references, hyps) for hyps in system],
+    )
+
+
+def _mean_bleu(stats: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Seed-mean corpus BLEU for each row of `weights` (how often each sentence is drawn)."""
+    return np.mean([_corpus_bleu(weights @ seed) for seed in stats], axis=0)
+
+
+def _p_value(null_statistics: np.ndarray, observed: float) -> float:
+    # The +1 keeps the test valid with few resamples (the observed draw is one of them).
+    extreme = int(np.sum(null_statistics >= observed - 1e-9))
+    return (extreme + 1) / (len(null_statistics) + 1)
+
+
+def paired_bootstrap(
+    references: list[str],
+    baseline: list[list[str]],
+    system: list[list[str]],
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> PairedResult:
+    """Paired bootstrap of BLEU(system) - BLEU(baseline); `baseline[i]` and `system[i]` are the
+    test translations of the same seed i."""
+    baseline_stats, system_stats = _seed_stats(references, baseline, system)
+    n = len(references)
+    everything = np.ones((1, n))
+    observed = float(
+        _mean_bleu(system_stats, everything)[0] - _mean_bleu(baseline_stats, everything)[0]
+    )
+    rng = np.random.default_rng(seed)
+    # sacreBLEU's draw: one (resamples, n) matrix of sentence indices, shared by every seed.
+    indices = rng.choice(n, size=(resamples, n), replace=True)
+    weights = np.stack([np.bincount(row, minlength=n) for row in indices]).astype(np.float64)
+    differences = _mean_bleu(system_stats, weights) - _mean_bleu(baseline_stats, weights)
+    spread = np.abs(differences)
+    low, high = np.percentile(differences, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
+    return PairedResult(
+        delta=observed,
+        low=float(low),
+        high=float(high),
+        p_value=_p_value(spread - spread.mean(), abs(observed)),
+        n_seeds=len(baseline),
+        n_sentences=n,
+    )
+
+
+def approximate_randomisation(
+    references: list[str],
+    baseline: list[list[str]],
+    system: list[list[str]],
+    *,
+    trials: int = TRIALS,
+    seed: int = 0,
+) -> float:
+    """Two-sided p-value of BLEU(system) != BLEU(baseline) by approximate randomisation; the
+    same sentences are swapped in every seed's pair."""
+    baseline_stats, system_stats = _seed_stats(references, baseline, system)
+    n = len(references)
+    everything = np.ones((1, n))
+    observed = abs(
+        float(_mean_bleu(system_stats, everything)[0] - _mean_bleu(baseline_stats, everything)[0])
+    )
+    rng = np.random.default_rng(seed)
+    swap = rng.integers(2, size=(trials, n), dtype=bool)
+    keep = (~swap).astype(np.float64)
+    swap = swap.astype(np.float64)
+    pairs = list(zip(baseline_stats, system_stats, strict=True))
+    shuffled_a = np.mean([_corpus_bleu(swap @ b + keep @ s) for b, s in pairs], axis=0)
+    shuffled_b = np.mean([_corpus_bleu(keep @ b + swap @ s) for b, s in pairs], axis=0)
+    return _p_value(np.abs(shuffled_a - shuffled_b), observed)
