@@ -10,6 +10,7 @@ with job(snakemake.log[0]):
         Path(synthetic) if synthetic else None,
         snakemake.params.name,
         dict(snakemake.params.settings),
+        Path(snakemake.input.sample_size),
         snakemake.params.seed,
         Path(snakemake.output[0]),
     )

@@ -45,7 +45,12 @@ def test_conditions_of_the_default_study():
     config = load(CONFIGS[0])
     metrics = ["confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle"]
     mitigated = [*[f"ordered-weak-{m}" for m in metrics], "mixed-weak+strong", "detector-weak"]
-    assert experiment_conditions(config, "scratch") == ["real", "self", "gen-weak", *mitigated]
+    assert experiment_conditions(config, "scratch") == [
+        "real",
+        "gen-weak",
+        "gen-strong",
+        *mitigated,
+    ]
     partial = [f"partial-{g}-{p}" for g in ("weak", "strong") for p in (10, 25, 50)]
     assert experiment_conditions(config, "finetune") == [
         "real",
@@ -66,6 +71,9 @@ def test_partial_conditions_train_at_the_largest_size_unless_told():
     config["finetune"]["partial"]["sizes"] = [100, 300]
     assert ("partial-weak-25", 100, 1) in experiment_runs(config, "finetune")
     assert experiments(config) == ["scratch", "finetune"]
+    # E2 has no `self`: its generators are teachers, every one gives gen-<g>.
+    scratch = {condition for condition, _, _ in experiment_runs(config, "scratch")}
+    assert {"gen-strong", "gen-weak", "real"} <= scratch and "self" not in scratch
     del config["finetune"]
     assert experiments(config) == ["scratch"]  # E1 is optional
     check_config(config)
@@ -78,6 +86,8 @@ def test_partial_conditions_train_at_the_largest_size_unless_told():
         (lambda c: c["training"].update(eval_metric="loss"), "loss"),
         (lambda c: c["generators"].update({"bad-name": c["generators"]["weak"]}), "bad-name"),
         (lambda c: c["scratch"].update(sizes=[0]), "0"),
+        (lambda c: c.update(curriculum_seed="per-run"), "per-run"),
+        (lambda c: c["scratch"].update(self_generator="strong"), "self_generator"),
     ],
 )
 def test_schema_names_the_wrong_key(mutate, named):
@@ -93,8 +103,6 @@ def test_schema_names_the_wrong_key(mutate, named):
     ("mutate", "key"),
     [
         (lambda c: c["generators"]["weak"].update(architecture="huge"), "generators.weak"),
-        (lambda c: c["scratch"].update(self_generator="weak"), "scratch.self_generator"),
-        (lambda c: c["scratch"].update(self_generator="nobody"), "scratch.self_generator"),
         (lambda c: c["scratch"].update(sizes=[100, 5000]), "scratch.sizes"),
         (lambda c: c["finetune"].update(base="gpt"), "finetune.base"),
         (lambda c: c["finetune"]["partial"].update(sizes=[5000]), "finetune.sizes"),

@@ -326,6 +326,25 @@ def test_split_evaluation_pools_do_not_depend_on_training_sizes():
     assert small["dev"] == large["dev"]
 
 
+def test_no_test_or_dev_source_is_in_another_pool():
+    # 40 sources, each with three different translations: 120 pairs.
+    pairs = [(f"quelle {i}", f"target {i} {k}") for i in range(40) for k in range(3)]
+    report = {}
+    sizes = {"test": 10, "dev": 10, "student": 20, "teacher": None}
+    pools = split_pools(pairs, sizes, seed=5, report=report)
+    sources = {pool: {de for de, _ in rows} for pool, rows in pools.items()}
+    for held_out in ("test", "dev"):
+        for other in set(pools) - {held_out}:
+            assert not sources[held_out] & sources[other], (held_out, other)
+    assert [len(pools[p]) for p in ("test", "dev", "student")] == [10, 10, 20]
+    together = sum(len(rows) for rows in pools.values())
+    assert report["held_out_sources"] == 120 - together > 0
+    # Without repeated sources nothing is skipped and the pools are as before.
+    plain = {}
+    split_pools(synthetic_pairs(100), SIZES, seed=7, report=plain)
+    assert plain == {"held_out_sources": 0}
+
+
 def test_split_oversize_request():
     sizes = {"test": 10, "dev": 10, "student": 15, "teacher": None}
     with pytest.raises(CorpusError) as caught:

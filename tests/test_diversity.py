@@ -9,10 +9,12 @@ from scipy.stats import hypergeom
 
 from regurgitate.analysis.diversity import (
     MEASURES,
+    common_sample_tokens,
     compression_ratio,
     diversity_profile,
     mtld,
     sample_by_tokens,
+    token_total,
     tokenize,
 )
 
@@ -38,8 +40,44 @@ def flat_tokens(sentences: list[str]) -> list[str]:
 # --- tokenisation ------------------------------------------------------------------------------
 
 
-def test_tokenize_lowercases_and_splits_punctuation():
-    assert tokenize("The house, the HOUSE.") == ["the", "house", ",", "the", "house", "."]
+def test_tokenize_lowercases_and_keeps_words_only():
+    assert tokenize("The house, the HOUSE.") == ["the", "house", "the", "house"]
+    assert tokenize("A man -- 3 dogs & a cat's toy!") == [
+        "a",
+        "man",
+        "3",
+        "dogs",
+        "a",
+        "cat's",
+        "toy",
+    ]
+    assert tokenize("The house, the HOUSE.", keep_punctuation=True) == [
+        "the",
+        "house",
+        ",",
+        "the",
+        "house",
+        ".",
+    ]
+
+
+def test_punctuation_does_not_count_towards_mtld():
+    words = varied_sentences(30, seed=2)
+    words = [" ".join(w for w in s.split() if w.isalnum()) for s in words]
+    punctuated = [f"{s} ." for s in words]
+    profile = diversity_profile(punctuated, sample_tokens=None, seed=1, bootstrap=2)
+    with_dots = diversity_profile(
+        punctuated, sample_tokens=None, seed=1, bootstrap=2, keep_punctuation=True
+    )
+    plain = diversity_profile(words, sample_tokens=None, seed=1, bootstrap=2)
+    assert profile["mtld"]["value"] == plain["mtld"]["value"]
+    assert with_dots["vocabulary"]["value"] == plain["vocabulary"]["value"] + 1
+
+
+def test_common_sample_is_the_smallest_source_up_to_the_cap():
+    assert common_sample_tokens({"human": 900, "weak": 480, "strong": 700}, cap=600) == 480
+    assert common_sample_tokens({"human": 900, "weak": 800}, cap=600) == 600
+    assert token_total(["The house, the HOUSE.", "a cat"]) == 6
 
 
 # --- single measures, worked by hand -----------------------------------------------------------

@@ -120,3 +120,20 @@ def test_rejects_several_experiments_and_missing_metric():
         plot_learning_curves(mixed, title="t")
     with pytest.raises(ValueError, match="ter_mean"):
         plot_learning_curves(summary_table(), metric="ter", title="t")
+
+
+def test_conditions_no_different_from_real_have_open_markers():
+    summary = summary_table(("real", "gen-weak")).with_columns(
+        significant=pl.when(pl.col("condition") == "real")
+        .then(None)
+        .otherwise(pl.col("size") != 2000)
+    )
+    figure = plot_learning_curves(summary, title="E2")
+    (ax,) = figure.axes
+    unlabelled = [line for line in ax.get_lines() if line.get_label().startswith("_")]
+    # One overlay of open markers, at the one size where gen-weak is not significantly different.
+    (open_markers,) = [line for line in unlabelled if len(line.get_xdata())]
+    assert list(open_markers.get_xdata()) == [2000]
+    assert open_markers.get_markerfacecolor() == "white"
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert any(label.startswith("differs from real") for label in labels)

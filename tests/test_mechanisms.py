@@ -53,8 +53,8 @@ def test_same_seed_samples_the_same_sentences_for_every_source(student):
     assert copy["error_rate"] == 0.0
 
 
-def test_too_small_a_source_names_the_setting(student):
-    with pytest.raises(ValueError, match="weak: .*mechanisms.sample_tokens=100000"):
+def test_too_small_a_source_names_the_source(student):
+    with pytest.raises(ValueError, match="weak: cannot sample 100000 tokens"):
         source_mechanisms(
             student, degraded(student), "weak", **(SETTINGS | {"sample_tokens": 100000})
         )
@@ -101,3 +101,22 @@ def test_figures_draw_every_source(student):
     loss = plot_loss_vs_mechanisms(table, ["scratch", "finetune"])
     # one point per generator and experiment in each of the three panels
     assert all(len(ax.containers) == 2 for ax in loss.axes)
+
+
+def test_every_source_gets_the_sample_the_smallest_can_give(student, tmp_path, caplog):
+    from regurgitate.jobs.analyze import mechanisms_sample_size
+
+    student.write_parquet(tmp_path / "student.parquet")
+    short = student.with_columns(target=pl.lit("a dog ."))
+    short.write_parquet(tmp_path / "short.parquet")
+    settings = {"sample_tokens": 100000, "keep_punctuation": False}
+    with caplog.at_level("WARNING"):
+        record = mechanisms_sample_size(
+            tmp_path / "student.parquet",
+            {"short": str(tmp_path / "short.parquet")},
+            settings,
+            tmp_path / "size.json",
+        )
+    assert record["totals"]["short"] == 2 * student.height  # "." is not a word
+    assert record["sample_tokens"] == 2 * student.height
+    assert "capped" in caplog.text and "short" in caplog.text

@@ -8,7 +8,11 @@ import subprocess
 
 import pytest
 
-from regurgitate.analysis.significance import approximate_randomisation, paired_bootstrap
+from regurgitate.analysis.significance import (
+    approximate_randomisation,
+    differences_to_baseline,
+    paired_bootstrap,
+)
 
 WORDS = "the a cat dog sat on mat red blue big small house tree runs jumps over".split()  # noqa: SIM905
 
@@ -117,3 +121,30 @@ def test_misaligned_translations_are_an_error():
         paired_bootstrap(refs, [weak], [strong[:-1]])
     with pytest.raises(ValueError, match="paired seeds"):
         paired_bootstrap(refs, [weak, weak], [strong])
+
+
+def test_every_condition_is_compared_with_real_at_its_size():
+    refs, weak, strong = _systems(n=80)
+    hypotheses = {
+        ("scratch", "real", 100, 1): strong,
+        ("scratch", "real", 100, 2): strong,
+        ("scratch", "gen-weak", 100, 1): weak,
+        ("scratch", "gen-weak", 100, 2): weak,
+        ("scratch", "self", 100, 2): strong,  # only seed 2 is paired
+        ("scratch", "real", 300, 1): weak,
+        ("scratch", "gen-weak", 300, 1): refs,
+    }
+    table = differences_to_baseline(refs, hypotheses, "real", resamples=200, trials=200)
+    rows = {(r["condition"], r["size"]): r for r in table.iter_rows(named=True)}
+    assert sorted(rows) == [("gen-weak", 100), ("gen-weak", 300), ("self", 100)]
+    assert rows[("self", 100)]["bleu_delta"] == 0.0 and not rows[("self", 100)]["significant"]
+    assert rows[("self", 100)]["paired_seeds"] == 1
+    assert rows[("gen-weak", 300)]["bleu_delta"] == pytest.approx(100 - sacrebleu_bleu(weak, refs))
+    assert rows[("gen-weak", 300)]["significant"]
+    assert rows[("gen-weak", 100)]["bleu_delta"] < 0
+
+
+def sacrebleu_bleu(hypotheses, references):
+    from sacrebleu.metrics import BLEU
+
+    return BLEU().corpus_score(hypotheses, [references]).score

@@ -36,7 +36,7 @@ def test_table_has_a_row_per_condition_and_size(finished_run):
     rows = set(zip(table["condition"], table["size"], strict=True))
     metrics = ["confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle"]
     mitigated = [*[f"ordered-weak-{m}" for m in metrics], "mixed-weak+strong", "detector-weak"]
-    assert rows == {(c, s) for c in ("real", "self", "gen-weak") for s in (100, 300)} | {
+    assert rows == {(c, s) for c in ("real", "gen-strong", "gen-weak") for s in (100, 300)} | {
         (c, 100)
         for c in mitigated  # mitigations.sizes
     }
@@ -44,6 +44,22 @@ def test_table_has_a_row_per_condition_and_size(finished_run):
     assert table["bleu_mean"].is_not_null().all()
     assert (table["bleu_ci_low"] <= table["bleu_mean"]).all()
     assert table["bleu_signature"].str.contains("nrefs:1").all()
+    # Every condition but real carries its paired test against real at the same size.
+    compared = table.filter(pl.col("condition") != "real")
+    assert compared["p_bootstrap"].is_between(0, 1).all()
+    assert compared["p_randomisation"].is_between(0, 1).all()
+    assert (compared["bleu_delta_low"] <= compared["bleu_delta_high"]).all()
+    assert (compared["paired_seeds"] == 2).all()
+    assert table.filter(pl.col("condition") == "real")["bleu_delta"].is_null().all()
+
+
+def test_a_seed_draws_the_sources_of_every_condition(finished_run):
+    curricula = finished_run / "results" / "curricula"
+    real = [pl.read_parquet(curricula / "real" / f"{seed}.parquet") for seed in (1, 2)]
+    generated = pl.read_parquet(curricula / "gen-weak" / "1.parquet")
+    assert generated["id"].to_list() == real[0]["id"].to_list()
+    assert real[0]["id"].to_list() != real[1]["id"].to_list()
+    assert sorted(real[0]["id"].to_list()) == sorted(real[1]["id"].to_list())
 
 
 FIGURES = ["scratch", "finetune", "mechanisms", "loss_vs_mechanisms", "partial"]
@@ -74,9 +90,9 @@ def test_finetune_starts_from_the_base_model(finished_run):
     fresh = Transformer(base.cfg)
     assert student.cfg == base.cfg
     assert distance(student, base) < 0.5 * distance(student, fresh)
-    curriculum = pl.read_parquet(finished_run / "results/curricula/partial-weak-25.parquet")
+    curriculum = pl.read_parquet(finished_run / "results/curricula/partial-weak-25/1.parquet")
     assert (curriculum.head(300)["origin"] == "human").sum() == 75
-    self_targets = pl.read_parquet(finished_run / "results/curricula/finetune/self.parquet")
+    self_targets = pl.read_parquet(finished_run / "results/curricula/finetune/self/1.parquet")
     strong = pl.read_parquet(finished_run / "results/synthetic/strong.parquet")
     assert set(self_targets["target"]) == set(strong["target"])
 
@@ -111,9 +127,10 @@ def test_partial_table_has_a_row_per_experiment_and_generator(finished_run):
         zip(table["experiment"], table["generator"], table["synthetic_condition"], strict=True)
     )
     assert rows == {
-        (e, g, c)
-        for e in ("scratch", "finetune")
-        for g, c in (("weak", "gen-weak"), ("strong", "self"))
+        ("scratch", "weak", "gen-weak"),
+        ("scratch", "strong", "gen-strong"),
+        ("finetune", "weak", "gen-weak"),
+        ("finetune", "strong", "self"),
     }
     matched = table.filter(pl.col("real_pairs_needed").is_not_null())
     assert (matched["matched_bleu_mean"] >= matched["synthetic_bleu_mean"]).all()
@@ -316,7 +333,7 @@ def test_mitigations_are_trained_and_reported(finished_run):
     detector = pl.read_csv(finished_run / "results" / "tables" / "detector.csv")
     assert detector["generator"].to_list() == ["weak"] and 0 <= detector["roc_auc"][0] <= 1
     scores = pl.read_parquet(finished_run / "results/quality/weak.parquet")
-    ordered = pl.read_parquet(finished_run / "results/curricula/ordered-weak-oracle.parquet")
+    ordered = pl.read_parquet(finished_run / "results/curricula/ordered-weak-oracle/1.parquet")
     oracle = dict(zip(scores["id"], scores["oracle"], strict=True))
     ranked = [oracle[i] for i in ordered["id"]]
     assert ranked == sorted(ranked, reverse=True)

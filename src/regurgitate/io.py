@@ -47,12 +47,29 @@ def write_lines(lines: list[str], path: str | os.PathLike) -> None:
         tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
 
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """The lines of a text file written by write_lines."""
+    return Path(path).read_text(encoding="utf-8").splitlines()
+
+
+# p-values keep this many decimals in tables: the smallest a 1,000-resample bootstrap can give
+# is 0.001, which two decimals would print as 0.
+P_VALUE_DECIMALS = 4
+
+
 def write_table(summary: pl.DataFrame, path: str | os.PathLike, decimals: int = 2) -> None:
-    """Write `summary` as CSV, floats rounded to `decimals`; the file appears whole or not at all.
+    """Write `summary` as CSV, floats rounded to `decimals` (columns named p_* to
+    P_VALUE_DECIMALS); the file appears whole or not at all.
 
     Nulls (e.g. the interval of a single seed) are written as empty fields.
     """
-    rounded = summary.with_columns(cs.float().round(decimals))
+    p_values = cs.starts_with("p_") & cs.float()
+    rounded = summary.with_columns(
+        (cs.float() - p_values).round(decimals),
+        p_values.round(P_VALUE_DECIMALS).map_elements(
+            lambda p: f"{p:.{P_VALUE_DECIMALS}f}", return_dtype=pl.String
+        ),
+    )
     with atomic_path(path) as tmp:
         # float_precision keeps 12.0 as "12.00", so the columns line up as a reader expects.
         rounded.write_csv(tmp, float_precision=decimals)

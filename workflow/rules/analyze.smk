@@ -2,10 +2,28 @@
 # students' loss), and what real data is worth (partial real data).
 
 
+rule mechanisms_sample_size:
+    input:
+        student="results/pools/student.parquet",
+        synthetic=measured_source_paths,
+    output:
+        "results/mechanisms/sample-size.json",
+    log:
+        "logs/mechanisms/sample-size.log",
+    conda:
+        ENV
+    params:
+        sources=measured_sources,
+        settings=MECHANISMS,
+    script:
+        "../../scripts/mechanisms_sample_size.py"
+
+
 rule mechanisms_source:
     input:
         unpack(source_synthetic),
         student="results/pools/student.parquet",
+        sample_size="results/mechanisms/sample-size.json",
     output:
         "results/mechanisms/{source}.json",
     log:

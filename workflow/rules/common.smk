@@ -124,13 +124,20 @@ def synthetic_decoding(wildcards):
 # --- curricula and students -------------------------------------------------------------------
 
 
+def curriculum_seed(run_seed):
+    """The seed that draws a run's sources and their order: the run's own (`curriculum_seed:
+    run`), or the global `seed` for every run (`curriculum_seed: global`)."""
+    return int(run_seed) if config["curriculum_seed"] == "run" else config["seed"]
+
+
 def curriculum(wildcards):
     """Where a condition's curriculum lives: `self` is the experiment's own model's output, so
     it depends on the experiment; every other curriculum is the same in every experiment.
     """
+    seed = curriculum_seed(wildcards.seed)
     if wildcards.condition == SELF:
-        return f"results/curricula/{wildcards.experiment}/self.parquet"
-    return f"results/curricula/{wildcards.condition}.parquet"
+        return f"results/curricula/{wildcards.experiment}/self/{seed}.parquet"
+    return f"results/curricula/{wildcards.condition}/{seed}.parquet"
 
 
 def self_synthetic(wildcards):
@@ -189,6 +196,14 @@ def run_metrics(experiment):
 
 def experiment_run_metrics(wildcards):
     return run_metrics(wildcards.experiment)
+
+
+def experiment_run_hypotheses(wildcards):
+    """The test translations of every run, in the order of experiment_run_metrics."""
+    return [
+        path.replace("metrics.json", "test.hyp.txt")
+        for path in run_metrics(wildcards.experiment)
+    ]
 
 
 def all_run_metrics(wildcards):
@@ -353,6 +368,27 @@ def mix_generators(wildcards):
 
 def mix_synthetics(wildcards):
     return {g: f"results/synthetic/{g}.parquet" for g in mix_generators(wildcards)}
+
+
+def mix_curriculum_for_mechanisms(wildcards):
+    """A mix's diversity is measured on the curriculum of the global seed, the order in which
+    every other source's sample is drawn."""
+    return measured_sources()[f"mixed-{wildcards.mix}"]
+
+
+def measured_sources(wildcards=None):
+    """Every source of targets whose diversity is measured, but the human one: each
+    generator's synthetic data and each mix's curriculum (of the global seed)."""
+    sources = {g: f"results/synthetic/{g}.parquet" for g in GENERATORS}
+    for mix in MIXES:
+        sources[f"mixed-{mix}"] = (
+            f"results/curricula/mixed-{mix}/{config['seed']}.parquet"
+        )
+    return sources
+
+
+def measured_source_paths(wildcards):
+    return list(measured_sources().values())
 
 
 def mitigated_run_metrics(wildcards):

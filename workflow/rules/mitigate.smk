@@ -123,13 +123,13 @@ rule curriculum_ordered:
         synthetic="results/synthetic/{generator}.parquet",
         scores="results/quality/{generator}.parquet",
     output:
-        "results/curricula/ordered-{generator}-{metric}.parquet",
+        "results/curricula/ordered-{generator}-{metric}/{seed}.parquet",
     log:
-        "logs/curricula/ordered-{generator}-{metric}.log",
+        "logs/curricula/ordered-{generator}-{metric}/{seed}.log",
     conda:
         ENV
     params:
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../../scripts/curriculum_ordered.py"
 
@@ -162,14 +162,14 @@ rule curriculum_mixed:
         unpack(mix_synthetics),
         student="results/pools/student.parquet",
     output:
-        "results/curricula/mixed-{mix}.parquet",
+        "results/curricula/mixed-{mix}/{seed}.parquet",
     log:
-        "logs/curricula/mixed-{mix}.log",
+        "logs/curricula/mixed-{mix}/{seed}.log",
     conda:
         ENV
     params:
         generators=mix_generators,
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../../scripts/curriculum_mixed.py"
 
@@ -179,7 +179,8 @@ rule curriculum_mixed:
 use rule mechanisms_source as mixed_mechanisms with:
     input:
         student="results/pools/student.parquet",
-        synthetic="results/curricula/mixed-{mix}.parquet",
+        synthetic=mix_curriculum_for_mechanisms,
+        sample_size="results/mechanisms/sample-size.json",
     output:
         "results/mechanisms/mixed-{mix}.json",
     log:
@@ -247,13 +248,13 @@ rule curriculum_detector:
         synthetic="results/synthetic/{generator}.parquet",
         p_human="results/detector/{generator}/p_human.parquet",
     output:
-        "results/curricula/detector-{generator}.parquet",
+        "results/curricula/detector-{generator}/{seed}.parquet",
     log:
-        "logs/curricula/detector-{generator}.log",
+        "logs/curricula/detector-{generator}/{seed}.log",
     conda:
         ENV
     params:
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../../scripts/curriculum_detector.py"
 

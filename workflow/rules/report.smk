@@ -3,7 +3,9 @@
 
 rule table_experiment:
     input:
-        experiment_run_metrics,
+        metrics=experiment_run_metrics,
+        hypotheses=experiment_run_hypotheses,
+        test="results/pools/test.parquet",
     output:
         report(
             "results/tables/{experiment}.csv",
@@ -15,6 +17,8 @@ rule table_experiment:
         "logs/report/table_{experiment}.log",
     conda:
         ENV
+    params:
+        seed=config["seed"],
     script:
         "../../scripts/table_experiment.py"
 

@@ -7,13 +7,13 @@ rule curriculum_real:
     input:
         "results/pools/student.parquet",
     output:
-        "results/curricula/real.parquet",
+        "results/curricula/real/{seed}.parquet",
     log:
-        "logs/curricula/real.log",
+        "logs/curricula/real/{seed}.log",
     conda:
         ENV
     params:
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../../scripts/curriculum_real.py"
 
@@ -23,14 +23,14 @@ rule curriculum_self:
         student="results/pools/student.parquet",
         synthetic=self_synthetic,
     output:
-        "results/curricula/{experiment}/self.parquet",
+        "results/curricula/{experiment}/self/{seed}.parquet",
     log:
-        "logs/curricula/{experiment}/self.log",
+        "logs/curricula/{experiment}/self/{seed}.log",
     conda:
         ENV
     params:
         generator=self_generator_name,
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../../scripts/curriculum_generated.py"
 
@@ -40,14 +40,14 @@ rule curriculum_gen:
         student="results/pools/student.parquet",
         synthetic="results/synthetic/{generator}.parquet",
     output:
-        "results/curricula/gen-{generator}.parquet",
+        "results/curricula/gen-{generator}/{seed}.parquet",
     log:
-        "logs/curricula/gen-{generator}.log",
+        "logs/curricula/gen-{generator}/{seed}.log",
     conda:
         ENV
     params:
         generator="{generator}",
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../../scripts/curriculum_generated.py"
 
@@ -57,13 +57,13 @@ rule curriculum_partial:
         student="results/pools/student.parquet",
         synthetic="results/synthetic/{generator}.parquet",
     output:
-        "results/curricula/partial-{generator}-{percent}.parquet",
+        "results/curricula/partial-{generator}-{percent}/{seed}.parquet",
     log:
-        "logs/curricula/partial-{generator}-{percent}.log",
+        "logs/curricula/partial-{generator}-{percent}/{seed}.log",
     conda:
         ENV
     params:
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../../scripts/curriculum_partial.py"
 

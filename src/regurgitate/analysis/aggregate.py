@@ -175,8 +175,9 @@ def t_interval(values: list[float]) -> dict:
 def paired_difference(
     runs: pl.DataFrame, experiment: str, size: int, minuend: str, subtrahend: str
 ) -> dict:
-    """BLEU of `minuend` minus BLEU of `subtrahend` at one size, paired by seed (the seeds share
-    initialisation and batch order), with a t-interval over seeds."""
+    """BLEU of `minuend` minus BLEU of `subtrahend` at one size, paired by seed, with a t-interval
+    over seeds. Runs of one seed share their initialisation and, with `curriculum_seed: run`,
+    their sources; not their batches, which are bucketed by the targets' lengths."""
     at_size = runs.filter((pl.col("experiment") == experiment) & (pl.col("size") == size))
 
     def scores(condition: str) -> pl.DataFrame:

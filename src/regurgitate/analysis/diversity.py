@@ -13,8 +13,10 @@ diversity. This module measures it, per set of targets (one generator's, or the 
 - `compression_ratio`: gzip size / raw size of the text (lower = more repetitive).
 
 Tokenisation: lowercase, then sacreBLEU's 13a tokenizer (the one BLEU uses), then a
-whitespace split. 13a splits punctuation off words, so "house." and "house" are one type and
-"." is a token of its own; lowercasing keeps sentence-initial capitals from doubling types.
+whitespace split. 13a splits punctuation off words, so "house." and "house" are one type;
+lowercasing keeps sentence-initial capitals from doubling types. Tokens made only of
+punctuation and symbols are then dropped, because McCarthy and Jarvis define MTLD and HD-D on
+words, and published values are comparable only so (`keep_punctuation=True` keeps them).
 Every measure in the study sees the same tokens, so generators are compared on equal terms.
 
 Most of these measures grow or shrink with the amount of text (TTR falls as text grows), so
@@ -25,6 +27,7 @@ tokens, then measures that sample and bootstraps an interval for each measure.
 from __future__ import annotations
 
 import gzip
+import unicodedata
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -46,9 +49,28 @@ MEASURES = (
 )
 
 
-def tokenize(sentence: str) -> list[str]:
-    """Lowercased 13a tokens of one sentence (see the module docstring for why)."""
-    return _TOKENIZER(sentence.lower()).split()
+def is_punctuation(token: str) -> bool:
+    """A token of punctuation and symbols only ("." "--" "&"), not a word."""
+    return all(unicodedata.category(char)[0] in "PS" for char in token)
+
+
+def tokenize(sentence: str, keep_punctuation: bool = False) -> list[str]:
+    """Lowercased 13a words of one sentence (see the module docstring for why)."""
+    tokens = _TOKENIZER(sentence.lower()).split()
+    return tokens if keep_punctuation else [t for t in tokens if not is_punctuation(t)]
+
+
+def token_total(sentences: Sequence[str], keep_punctuation: bool = False) -> int:
+    """How many tokens the sentences hold, as the diversity measures count them."""
+    return sum(len(tokenize(sentence, keep_punctuation)) for sentence in sentences)
+
+
+def common_sample_tokens(totals: dict[str, int], cap: int) -> int:
+    """The sample size every source can give: the smallest source's token count, up to `cap`,
+    so that every source is measured on the same number of tokens."""
+    if not totals:
+        raise ValueError("no sources to size a common sample for")
+    return min(cap, *totals.values())
 
 
 # --- measures over one token list -------------------------------------------------------------
@@ -246,6 +268,7 @@ def diversity_profile(
     seed: int,
     bootstrap: int = 200,
     confidence: float = 0.95,
+    keep_punctuation: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Every diversity measure of a seeded sample of `sample_tokens` tokens of `sentences`.
 
@@ -263,7 +286,7 @@ def diversity_profile(
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
     rng = np.random.default_rng(seed)
-    tokens = [tokenize(sentence) for sentence in sentences]
+    tokens = [tokenize(sentence, keep_punctuation) for sentence in sentences]
     picked = sample_by_tokens([len(t) for t in tokens], sample_tokens, rng)
     sample = _EncodedSentences([sentences[i] for i in picked], [tokens[i] for i in picked])
     n_sentences = len(picked)

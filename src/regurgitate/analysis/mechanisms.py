@@ -26,6 +26,7 @@ def source_mechanisms(
     sample_tokens: int,
     bootstrap: int,
     seed: int,
+    keep_punctuation: bool = False,
 ) -> dict:
     """Error and diversity measures of one source: `synthetic` None means the human targets."""
     human = real_curriculum(student, seed)
@@ -43,10 +44,14 @@ def source_mechanisms(
         )
     try:
         diversity = diversity_profile(
-            pairs["target"].to_list(), sample_tokens=sample_tokens, seed=seed, bootstrap=bootstrap
+            pairs["target"].to_list(),
+            sample_tokens=sample_tokens,
+            seed=seed,
+            bootstrap=bootstrap,
+            keep_punctuation=keep_punctuation,
         )
     except ValueError as err:
-        raise ValueError(f"{name}: {err} (mechanisms.sample_tokens={sample_tokens})") from err
+        raise ValueError(f"{name}: {err} (sample of {sample_tokens} tokens)") from err
     return {
         "source": name,
         "n": pairs.height,
@@ -58,6 +63,7 @@ def source_mechanisms(
         "flags": errors["flags"],
         "sentence_chrf": errors.get("sentence_chrf"),
         "sample_tokens": sample_tokens,
+        "keep_punctuation": keep_punctuation,
         "bootstrap": bootstrap,
         "diversity": diversity,
     }

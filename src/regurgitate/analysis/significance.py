@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+import polars as pl
 from sacrebleu.metrics import BLEU
 
 # Two-sided 95% interval; a difference is called significant below this p-value.
@@ -150,3 +151,71 @@ def approximate_randomisation(
     shuffled_a = np.mean([_corpus_bleu(swap @ b + keep @ s) for b, s in pairs], axis=0)
     shuffled_b = np.mean([_corpus_bleu(keep @ b + swap @ s) for b, s in pairs], axis=0)
     return _p_value(np.abs(shuffled_a - shuffled_b), observed)
+
+
+# One run: (experiment, condition, size, seed).
+Run = tuple[str, str, int, int]
+
+DIFFERENCE_COLUMNS = [
+    "bleu_delta",
+    "bleu_delta_low",
+    "bleu_delta_high",
+    "p_bootstrap",
+    "p_randomisation",
+    "significant",
+    "paired_seeds",
+]
+
+
+def differences_to_baseline(
+    references: list[str],
+    hypotheses: dict[Run, list[str]],
+    baseline: str,
+    *,
+    resamples: int = RESAMPLES,
+    trials: int = TRIALS,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Every condition against `baseline` at the same experiment and size, on the seeds both
+    ran: BLEU difference with its bootstrap interval, both p-values, and `significant` where
+    both tests reject equality at ALPHA. Columns: experiment, condition, size, then
+    DIFFERENCE_COLUMNS; the baseline itself has no row."""
+    groups: dict[tuple[str, str, int], dict[int, list[str]]] = {}
+    for (experiment, condition, size, run_seed), lines in hypotheses.items():
+        groups.setdefault((experiment, condition, size), {})[run_seed] = lines
+    rows = []
+    for (experiment, condition, size), runs in sorted(groups.items()):
+        base = groups.get((experiment, baseline, size))
+        if condition == baseline or base is None:
+            continue
+        seeds = sorted(set(runs) & set(base))
+        if not seeds:
+            raise ValueError(
+                f"{experiment} {condition} at size {size} shares no seed with {baseline}"
+            )
+        pair = ([base[s] for s in seeds], [runs[s] for s in seeds])
+        result = paired_bootstrap(references, *pair, resamples=resamples, seed=seed)
+        p_ar = approximate_randomisation(references, *pair, trials=trials, seed=seed)
+        rows.append(
+            {
+                "experiment": experiment,
+                "condition": condition,
+                "size": size,
+                "bleu_delta": result.delta,
+                "bleu_delta_low": result.low,
+                "bleu_delta_high": result.high,
+                "p_bootstrap": result.p_value,
+                "p_randomisation": p_ar,
+                "significant": max(result.p_value, p_ar) < ALPHA,
+                "paired_seeds": len(seeds),
+            }
+        )
+    schema = {
+        "experiment": pl.String,
+        "condition": pl.String,
+        "size": pl.Int64,
+        **dict.fromkeys(DIFFERENCE_COLUMNS[:5], pl.Float64),
+        "significant": pl.Boolean,
+        "paired_seeds": pl.Int64,
+    }
+    return pl.DataFrame(rows, schema=schema)

@@ -9,30 +9,66 @@ from pathlib import Path
 import polars as pl
 
 from regurgitate.analysis.aggregate import bleu_losses, load_runs
+from regurgitate.analysis.diversity import common_sample_tokens, token_total
 from regurgitate.analysis.mechanisms import mechanisms_table, source_mechanisms
 from regurgitate.analysis.real_data_worth import real_pair_points, real_pairs_needed
 from regurgitate.io import read_json, write_json, write_table
 from regurgitate.plots.mechanisms import loss_figure, mechanisms_figure
 from regurgitate.plots.real_data_worth import plot_real_pairs
 from regurgitate.plots.style import save_figure
+from regurgitate.study.vocabulary import HUMAN
 
 log = logging.getLogger(__name__)
 
 
+def mechanisms_sample_size(
+    student_path: Path, synthetic_paths: dict[str, str], settings: dict, out: Path
+) -> dict:
+    """How many tokens every source's diversity sample holds: the most that every source (the
+    human targets and each of `synthetic_paths`) has, up to mechanisms.sample_tokens."""
+    texts = {HUMAN: pl.read_parquet(student_path)["target"]}
+    texts |= {name: pl.read_parquet(path)["target"] for name, path in synthetic_paths.items()}
+    keep = settings["keep_punctuation"]
+    totals = {name: token_total(text.to_list(), keep) for name, text in texts.items()}
+    cap = settings["sample_tokens"]
+    sample_tokens = common_sample_tokens(totals, cap)
+    if sample_tokens < cap:
+        smallest = min(totals, key=totals.get)
+        log.warning(
+            "mechanisms.sample_tokens=%d capped at %d: %s holds only %d tokens, and every source "
+            "is measured on the same number",
+            cap,
+            sample_tokens,
+            smallest,
+            totals[smallest],
+        )
+    record = {"sample_tokens": sample_tokens, "cap": cap, "totals": totals}
+    write_json(record, out)
+    return record
+
+
 def mechanisms_source(
-    student_path: Path, synthetic_path: Path | None, name: str, settings: dict, seed: int, out: Path
+    student_path: Path,
+    synthetic_path: Path | None,
+    name: str,
+    settings: dict,
+    sample_size_path: Path,
+    seed: int,
+    out: Path,
 ) -> dict:
     """Error and diversity measures of the human targets (no synthetic file) or a generator's
-    (or a mix's curriculum)."""
+    (or a mix's curriculum), on the common sample size of mechanisms_sample_size."""
     synthetic = pl.read_parquet(synthetic_path) if synthetic_path else None
+    sample_tokens = read_json(sample_size_path)["sample_tokens"]
     record = source_mechanisms(
         pl.read_parquet(student_path),
         synthetic,
         name,
         chrf_threshold=settings["chrf_threshold"],
-        sample_tokens=settings["sample_tokens"],
+        sample_tokens=sample_tokens,
         bootstrap=settings["bootstrap"],
         seed=seed,
+        keep_punctuation=settings["keep_punctuation"],
     )
     log.info(
         "%s: error rate %s, MTLD %.1f, TTR %.4f over %d tokens",
@@ -40,7 +76,7 @@ def mechanisms_source(
         "n/a" if record["error_rate"] is None else f"{record['error_rate']:.3f}",
         record["diversity"]["mtld"]["value"],
         record["diversity"]["ttr"]["value"],
-        settings["sample_tokens"],
+        sample_tokens,
     )
     write_json(record, out)
     return record

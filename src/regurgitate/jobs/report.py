@@ -8,10 +8,17 @@ from pathlib import Path
 
 import polars as pl
 
-from regurgitate.analysis.aggregate import generator_table, load_runs, summarise
-from regurgitate.io import read_json, write_table
+from regurgitate.analysis.aggregate import (
+    GROUP_KEY,
+    RUN_KEY,
+    generator_table,
+    load_runs,
+    summarise,
+)
+from regurgitate.analysis.significance import differences_to_baseline
+from regurgitate.io import read_json, read_lines, write_table
 from regurgitate.plots.learning_curves import learning_curves
-from regurgitate.study.vocabulary import condition_kind
+from regurgitate.study.vocabulary import REAL, condition_kind
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +26,29 @@ log = logging.getLogger(__name__)
 LEARNING_CURVE_KINDS = ("real", "self", "gen")
 
 
-def table_experiment(run_paths: list[str], out: Path) -> pl.DataFrame:
-    """Mean and 95% interval over seeds of every condition and size of one experiment."""
-    summary = summarise(load_runs(run_paths))
-    log.info("%d runs summarised into %d rows", len(run_paths), summary.height)
+def table_experiment(
+    run_paths: list[str], hypothesis_paths: list[str], test_path: Path, out: Path, seed: int
+) -> pl.DataFrame:
+    """Mean and 95% interval over seeds of every condition and size of one experiment, and each
+    condition's BLEU difference to `real` at the same size with the paired tests over test
+    sentences (analysis.significance); `hypothesis_paths[i]` are the test translations of the
+    run whose metrics are `run_paths[i]`."""
+    runs = load_runs(run_paths)
+    references = pl.read_parquet(test_path)["target"].to_list()
+    hypotheses = {
+        run: read_lines(path)
+        for run, path in zip(runs.select(RUN_KEY).iter_rows(), hypothesis_paths, strict=True)
+    }
+    differences = differences_to_baseline(references, hypotheses, REAL, seed=seed)
+    summary = summarise(runs).join(differences, on=GROUP_KEY, how="left")
+    log.info(
+        "%d runs summarised into %d rows; %d of %d conditions differ from %s (both paired tests)",
+        len(run_paths),
+        summary.height,
+        differences["significant"].sum(),
+        differences.height,
+        REAL,
+    )
     write_table(summary, out)
     return summary
 

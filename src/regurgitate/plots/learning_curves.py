@@ -23,6 +23,9 @@ from regurgitate.plots.style import (
 )
 from regurgitate.study.vocabulary import REAL, SCORES
 
+SIGNIFICANT_LABEL = "differs from real\n(paired tests, p < 0.05)"
+NOT_SIGNIFICANT_LABEL = "no significant\ndifference"
+
 
 def _check_summary(summary: pl.DataFrame, metric: str) -> None:
     needed = ["condition", "size", f"{metric}_mean"]
@@ -57,6 +60,19 @@ def draw_curve(
         label=condition,
         zorder=z_order,
     )
+    if "significant" in rows.columns and condition != REAL:
+        # Open markers: the paired tests over test sentences find no difference from `real`.
+        same = ~rows["significant"].fill_null(True).to_numpy()
+        ax.plot(
+            sizes[same],
+            means[same],
+            linestyle="none",
+            marker=marker,
+            markersize=5,
+            markerfacecolor="white",
+            markeredgecolor=colour,
+            zorder=z_order + 0.5,
+        )
     low, high = f"{metric}_ci_low", f"{metric}_ci_high"
     if low in rows.columns and high in rows.columns:
         # Null intervals (single seed) become NaN, which fill_between leaves as gaps.
@@ -99,6 +115,18 @@ def plot_learning_curves(
         (reference_lines or {}).items(), cycle(REFERENCE_STYLES), strict=False
     ):
         ax.axhline(value, color=colour, linestyle=dashes, linewidth=1.2, label=label, zorder=1)
+
+    if "significant" in summary.columns:
+        ax.plot([], [], linestyle="none", marker="o", color="#555555", label=SIGNIFICANT_LABEL)
+        ax.plot(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markerfacecolor="white",
+            markeredgecolor="#555555",
+            label=NOT_SIGNIFICANT_LABEL,
+        )
 
     ax.set_xlabel("Training pairs", fontsize=LABEL_SIZE)
     ax.set_ylabel(SCORES.get(metric, metric), fontsize=LABEL_SIZE)

@@ -130,22 +130,6 @@ def _check_scratch(config: dict) -> None:
             f"scratch.architecture: {scratch['architecture']!r} is not one of the "
             f"architectures {sorted(architectures)}"
         )
-    self_name = scratch["self_generator"]
-    _check_generator_name(config, "scratch.self_generator", self_name)
-    self_generator = config["generators"][self_name]
-    if self_generator["backend"] != "local":
-        raise ConfigError(
-            f"scratch.self_generator: {self_name!r} is an {self_generator['backend']} "
-            f"generator, but `self` (E2) is the student's own architecture translating its own "
-            f"data, so it must be a local generator (backend: local) with architecture "
-            f"{scratch['architecture']!r}; API generators give gen-<name> conditions"
-        )
-    if self_generator["architecture"] != scratch["architecture"]:
-        raise ConfigError(
-            f"scratch.self_generator: {self_name!r} has architecture "
-            f"{self_generator['architecture']!r}, but `self` must share the student's "
-            f"architecture {scratch['architecture']!r} (scratch.architecture)"
-        )
 
 
 def _check_sizes(config: dict, experiment: str) -> None:
@@ -199,11 +183,13 @@ def experiments(config: dict) -> list[str]:
     return [e for e in EXPERIMENT_ORDER if e in config]
 
 
-def self_generator(config: dict, experiment: str) -> str:
-    """The generator whose targets are `self`: in E1 the base model's own translations."""
+def self_generator(config: dict, experiment: str) -> str | None:
+    """The generator whose targets are `self`: in E1 the base model's own translations. E2 has
+    none: a generator trained on the teacher pool is a teacher with more data than the student,
+    so training on its output is distillation, not a model learning from its own output."""
     if experiment == FINETUNE:
         return config[FINETUNE]["base"]
-    return config[SCRATCH]["self_generator"]
+    return None
 
 
 def check_api_generator(name: str, generator: dict, prompts: dict | None) -> None:
@@ -281,10 +267,11 @@ def mitigation_conditions(config: dict, experiment: str) -> list[str]:
 
 
 def experiment_conditions(config: dict, experiment: str) -> list[str]:
+    own = [SELF] if self_generator(config, experiment) else []
     gen = [gen_condition(g) for g in cross_generators(config, experiment)]
     return [
         REAL,
-        SELF,
+        *own,
         *gen,
         *partial_conditions(config, experiment),
         *mitigation_conditions(config, experiment),

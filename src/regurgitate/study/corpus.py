@@ -360,11 +360,25 @@ def _describe_sizes(sizes: dict[str, int | None]) -> str:
     )
 
 
-def split_pools(pairs: list, sizes: dict[str, int | None], seed: int) -> dict[str, list]:
+# Pools whose sources no other pool may hold: a student that trained on a test or dev source
+# (with any target) would be scored or selected on a sentence it has seen.
+HELD_OUT_POOLS = ("test", "dev")
+
+
+def _source_of(pair: tuple[str, str] | bytes) -> str | bytes:
+    """The German side of a pair, as a tuple or packed as `de<TAB>en` bytes."""
+    return pair.split(b"\t", 1)[0] if isinstance(pair, bytes) else pair[0]
+
+
+def split_pools(
+    pairs: list, sizes: dict[str, int | None], seed: int, report: dict | None = None
+) -> dict[str, list]:
     """Shuffle `pairs` with `seed` and carve disjoint pools of the requested sizes.
 
     Only the pools named in `sizes` are returned. A size of None takes whatever the fixed-size
-    pools leave (at most one pool may have it).
+    pools leave (at most one pool may have it). No source of a HELD_OUT_POOLS pool appears in
+    another pool: a later pair with such a source is skipped, and `report["held_out_sources"]`
+    counts the skipped pairs.
     """
     _check_sizes(sizes)
     fixed_total = sum(size for size in sizes.values() if size is not None)
@@ -376,16 +390,33 @@ def split_pools(pairs: list, sizes: dict[str, int | None], seed: int) -> dict[st
     shuffled = list(pairs)
     random.Random(seed).shuffle(shuffled)
 
-    pools: dict[str, list[tuple[str, str]]] = {}
-    start = 0
-    for pool in CARVE_ORDER:
-        if pool not in sizes:
-            continue
-        size = sizes[pool]
-        if size is None:
-            size = len(pairs) - fixed_total
-        pools[pool] = shuffled[start : start + size]
-        start += size
+    pools: dict[str, list] = {pool: [] for pool in CARVE_ORDER if pool in sizes}
+    held_out: dict[str, str] = {}  # source -> the held-out pool that has it
+    skipped = 0
+    # Fixed-size pools in carving order, then the open-ended one takes what is left.
+    order = [p for p in CARVE_ORDER if p in sizes and sizes[p] is not None]
+    order += [p for p in CARVE_ORDER if p in sizes and sizes[p] is None]
+    position = 0
+    for pool in order:
+        wanted = sizes[pool]
+        while position < len(shuffled) and (wanted is None or len(pools[pool]) < wanted):
+            pair = shuffled[position]
+            position += 1
+            owner = held_out.get(_source_of(pair))
+            if owner is not None and owner != pool:
+                skipped += 1
+                continue
+            if pool in HELD_OUT_POOLS:
+                held_out.setdefault(_source_of(pair), pool)
+            pools[pool].append(pair)
+        if wanted is not None and len(pools[pool]) < wanted:
+            raise CorpusError(
+                f"the pool sizes ask for {fixed_total} pairs ({_describe_sizes(sizes)}) but "
+                f"only {len(pairs) - skipped} are left once the {skipped} pairs that repeat a "
+                "test or dev source are removed"
+            )
+    if report is not None:
+        report["held_out_sources"] = skipped
     return pools
 
 
@@ -497,7 +528,13 @@ def prepare(
 
     # A separate test set replaces the test pool carved from the corpus.
     carve_sizes = {pool: size for pool, size in sizes.items() if not (test_set and pool == "test")}
-    pools = {pool: _unpack(items) for pool, items in split_pools(packed, carve_sizes, seed).items()}
+    carved = split_pools(packed, carve_sizes, seed, corpus_report)
+    log.info(
+        "corpus: skipped %d pairs whose source is in the test or dev pool",
+        corpus_report["held_out_sources"],
+    )
+    pools = {pool: _unpack(items) for pool, items in carved.items()}
+    del carved
     del packed
     if test_pairs is not None:
         pools["test"] = test_pairs
