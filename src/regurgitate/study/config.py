@@ -157,6 +157,7 @@ def _check_mitigations(config: dict) -> None:
                 f"mitigations.sizes: {sorted(missing)} are not among {experiment}.sizes, where "
                 "real and unmitigated data are trained to measure the gap"
             )
+    _check_ordering_sizes(config)
     for name in settings["generators"]:
         _check_generator_name(config, "mitigations.generators", name)
     for mix in settings.get("mixes", []):
@@ -176,6 +177,27 @@ def _check_mitigations(config: dict) -> None:
         _check_generator_name(config, "mitigations.forward_scorer", scorer)
         if config["generators"][scorer]["backend"] != "local":
             raise ConfigError(f"mitigations.forward_scorer: {scorer!r} must be a local generator")
+
+
+def _check_ordering_sizes(config: dict) -> None:
+    """S1 and S3 reorder the student pool; at the pool's own size every order trains on the
+    same pairs, so a mitigation measured there would measure nothing."""
+    settings = config["mitigations"]
+    ordering = settings["generators"] and (
+        settings.get("metrics") or settings.get("detector", True)
+    )
+    pool = config["pools"]["student"]
+    if not ordering or pool is None:
+        return
+    for experiment in settings["experiments"]:
+        sizes = settings.get("sizes") or config[experiment]["sizes"]
+        if max(sizes) >= pool:
+            key = "mitigations.sizes" if settings.get("sizes") else f"{experiment}.sizes"
+            raise ConfigError(
+                f"{key}: S1 and S3 order the student pool, so at {max(sizes)} pairs "
+                f"(pools.student={pool}) every order trains on the same pairs; set "
+                "mitigations.sizes to sizes below the pool"
+            )
 
 
 def experiments(config: dict) -> list[str]:
