@@ -10,4 +10,5 @@ with job(snakemake.log[0]):
         {Path(path).stem: path for path in snakemake.input.mixes},
         snakemake.params.min_gap,
         Path(snakemake.output[0]),
+        experiment_tables=list(snakemake.input.experiment_tables),
     )

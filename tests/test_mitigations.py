@@ -77,6 +77,38 @@ def test_interval_by_hand():
     assert table["gap_closed_ci_high"][0] == pytest.approx(0.5 + half)
 
 
+def test_fieller_interval_by_hand():
+    # d_r = (8, 10, 12), d_m = (4, 6, 5): R = 5 / 10. Fieller's bounds are the R at which the
+    # paired t-statistic of d_m - R d_r is exactly +-t(0.975, 2).
+    table = gap_closed(
+        runs({"real": [28, 30, 32], "gen-weak": [20] * 3, "detector-weak": [24, 26, 25]}),
+        "real",
+        "gen-weak",
+        "detector-weak",
+    )
+    low, high = table["gap_closed_ci_low"][0], table["gap_closed_ci_high"][0]
+    assert table["gap_closed_mean"][0] == pytest.approx(0.5)
+    assert (low, high) == pytest.approx((0.28420, 0.87966), abs=1e-5)
+    d_r, d_m = [8, 10, 12], [4, 6, 5]
+    t = stats.t.ppf(0.975, 2)
+    for bound, sign in ((low, 1), (high, -1)):
+        residual = [m - bound * r for m, r in zip(d_m, d_r, strict=True)]
+        mean = sum(residual) / 3
+        sd = math.sqrt(sum((x - mean) ** 2 for x in residual) / 2)
+        assert mean / (sd / math.sqrt(3)) == pytest.approx(sign * t)
+
+
+def test_a_gap_within_noise_has_no_bounded_interval():
+    table = gap_closed(
+        runs({"real": [30, 21, 31], "gen-weak": [20] * 3, "detector-weak": [25, 20, 25]}),
+        "real",
+        "gen-weak",
+        "detector-weak",
+    )
+    assert table["gap_closed_mean"][0] is not None
+    assert table["gap_closed_ci_low"][0] is None and table["gap_closed_ci_high"][0] is None
+
+
 def test_mixes_are_measured_against_the_mean_of_their_generators():
     data = runs({"real": [30], "gen-a": [20], "gen-b": [24], "mixed-a+b": [26]})
     table = gap_closed(data, "real", ["gen-a", "gen-b"], "mixed-a+b")
@@ -151,12 +183,22 @@ def test_table_has_a_row_per_mitigation_experiment_and_size(tmp_path):
     assert table["condition"].to_list() == [
         "ordered-a-oracle",
         "ordered-a-oracle",
-        "mixed-a+b",
-        "mixed-a+b",
+        *["mixed-a+b"] * 4,
         "detector-a",
         "detector-a",
     ]
-    assert table["strategy"].to_list() == ["S1", "S1", "S2", "S2", "S3", "S3"]
+    assert table["strategy"].to_list() == ["S1", "S1", *["S2"] * 4, "S3", "S3"]
+    # A mix against the best of its generators (gen-b) and against their mean.
+    assert table["baseline"].to_list() == [
+        "gen-a",
+        "gen-a",
+        "best: gen-b",
+        "best: gen-b",
+        "mean(gen-a, gen-b)",
+        "mean(gen-a, gen-b)",
+        "gen-a",
+        "gen-a",
+    ]
     first = table.row(0, named=True)
     assert first["generator"] == "a"
     assert first["bleu_mean"] == pytest.approx(27.0)
@@ -164,7 +206,8 @@ def test_table_has_a_row_per_mitigation_experiment_and_size(tmp_path):
     assert first["bleu_ci_low"] == pytest.approx(
         27 - stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2)
     )
-    assert table["gap_closed_mean"].to_list() == pytest.approx([0.5, 0.5, 0.5, 0.5, 0.0, 0.0])
+    shares = [0.5, 0.5, 1 / 3, 1 / 3, 0.5, 0.5, 0.0, 0.0]
+    assert table["gap_closed_mean"].to_list() == pytest.approx(shares)
 
     paths = []
     for i, row in enumerate(data.iter_rows(named=True)):
@@ -175,7 +218,35 @@ def test_table_has_a_row_per_mitigation_experiment_and_size(tmp_path):
     assert written.select(table.columns).equals(table)
     csv = pl.read_csv(tmp_path / "tables" / "mitigations.csv")
     assert csv.columns == [*table.columns, "ttr", "mtld", "mtld_ci_low", "mtld_ci_high"]
-    assert csv["gap_closed_mean"].to_list() == [0.5, 0.5, 0.5, 0.5, 0.0, 0.0]
+    assert csv["gap_closed_mean"].to_list() == [round(x, 2) for x in shares]
+
+
+def test_the_share_is_reported_only_where_the_gap_is_significant():
+    data = runs({"real": [30, 32], "gen-a": [20, 22], "gen-b": [24, 26], "mixed-a+b": [26, 28]})
+    data = pl.concat([data, runs({"detector-a": [25, 27]})])
+    significant = pl.DataFrame(
+        {
+            "experiment": ["scratch"] * 4,
+            "condition": ["gen-a", "gen-a", "gen-b", "gen-b"],
+            "size": [1000, 2000, 1000, 2000],
+            "significant": [True, False, True, True],
+        }
+    )
+    table = mitigations_table(data, significant=significant)
+    rows = {(r["condition"], r["baseline"], r["size"]): r for r in table.iter_rows(named=True)}
+    assert rows[("detector-a", "gen-a", 1000)]["gap_closed_mean"] == pytest.approx(0.5)
+    gated = rows[("detector-a", "gen-a", 2000)]
+    assert gated["gap_closed_mean"] is None and gated["gap_note"] == "no significant gap"
+    assert gated["gap"] == pytest.approx(10.0)  # the gap itself stays in the table
+    # The mean of a mix's generators needs every one of them to differ from real.
+    assert rows[("mixed-a+b", "mean(gen-a, gen-b)", 2000)]["gap_closed_mean"] is None
+    assert rows[("mixed-a+b", "best: gen-b", 2000)]["gap_closed_mean"] == pytest.approx(1 / 3)
+    assert rows[("mixed-a+b", "best: gen-b", 2000)]["gap_note"] is None
+    (ax,) = plot_gap_closed(table).axes
+    labels = [label.get_text() for label in ax.get_yticklabels()]
+    assert "S2  mixed-a+b\nvs best: gen-b" in labels
+    assert "S2  mixed-a+b\nvs mean(gen-a, gen-b)" in labels
+    assert sum(text.get_text() == "no significant gap" for text in ax.texts) == 2
 
 
 def test_table_without_mitigations_is_empty():
@@ -239,7 +310,7 @@ def test_gap_closed_figure_has_a_dot_and_interval_per_condition(tmp_path):
     )
     # The largest size of the experiment is shown; strong has no gap to close.
     assert "2,000 pairs" in ax.get_title()
-    assert any(text.get_text() == "no gap" for text in ax.texts)
+    assert any(text.get_text() == "gap below min_gap" for text in ax.texts)
     labels = [label.get_text() for label in ax.get_yticklabels()]
     assert labels == ["S1  ordered-a-oracle", "S1  ordered-strong-oracle", "S3  detector-a"]
     gap_closed_figure(table, tmp_path / "gap.png", tmp_path / "gap.pdf")

@@ -285,6 +285,9 @@ rule table_mitigations:
     input:
         runs=mitigated_run_metrics,
         mixes=expand("results/mechanisms/mixed-{mix}.json", mix=MIXES),
+        experiment_tables=expand(
+            "results/tables/{experiment}.csv", experiment=MITIGATED_EXPERIMENTS
+        ),
     output:
         report(
             "results/tables/mitigations.csv",

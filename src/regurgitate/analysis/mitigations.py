@@ -8,13 +8,21 @@ conditions involved have are used (the others are left out, with a warning), so 
 effects shared by the conditions (curriculum order, initialisation) cancel. The estimate is the
 ratio of the mean paired differences, mean(m - u) / mean(r - u), which is the formula above on
 the means of the common seeds; it stays finite where one seed's own gap is near zero, where a
-mean of per-seed ratios would blow up. Its 95% interval is the delta-method (linearised ratio)
-interval: mean +/- t(0.975, n-1) * sd(d_m - R d_r) / (sqrt(n) |mean(d_r)|), with d_m = m - u,
-d_r = r - u. One common seed gives the estimate without an interval.
+mean of per-seed ratios would blow up. Its 95% interval is Fieller's (1954) interval for a
+ratio of means, with d_m = m - u and d_r = r - u paired by seed: the set of R for which
+mean(d_m) - R mean(d_r) is not significantly different from 0 at the t(0.975, n-1) level. Unlike
+the delta method it is not symmetric, and it is unbounded (reported as null) when the gap's own
+interval reaches 0. One common seed gives the estimate without an interval.
 
-Where real data does not beat the unmitigated data by at least `min_gap` BLEU, there is no gap
-to close (or only seed noise): the share is left empty (null) rather than reported as a
-large or negative number; the table keeps the gap itself, so a reader sees why.
+The share is reported only where there is a gap to close: where real data beats the
+unmitigated data by at least `min_gap` BLEU and, when the experiment tables' paired tests over
+test sentences are given, the gap is significant there (for a mix, every one of its generators'
+conditions differs from real). Elsewhere it is empty (null) and `gap_note` says why, rather
+than a large or negative number; the table keeps the gap itself.
+
+A mix (S2) is measured twice: against the mean of its generators' conditions (what equal shares
+would give if mixing did nothing beyond averaging) and against the best of them at that size
+(whether mixing beats simply using the best generator); the `baseline` column says which.
 """
 
 from __future__ import annotations
@@ -96,16 +104,25 @@ def _require_conditions(runs: pl.DataFrame, conditions: Sequence[str]) -> None:
 
 
 def _ratio_interval(d_m: np.ndarray, d_r: np.ndarray, min_gap: float) -> tuple:
-    """(estimate, low, high) of mean(d_m) / mean(d_r); None where undefined (see module doc)."""
+    """(estimate, low, high) of mean(d_m) / mean(d_r) with Fieller's interval; None where
+    undefined (see module doc)."""
     n, gap = d_r.size, float(d_r.mean())
     if gap < min_gap:
         return None, None, None
-    ratio = float(d_m.mean()) / gap
+    closed = float(d_m.mean())
+    ratio = closed / gap
     if n < 2:
         return ratio, None, None
-    residual = d_m - ratio * d_r
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * residual.std(ddof=1) / math.sqrt(n) / gap
-    return ratio, ratio - half, ratio + half
+    t2 = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) ** 2
+    covariance = np.cov(d_m, d_r, ddof=1) / n
+    # (closed - R gap)^2 <= t2 * var(closed - R gap), a quadratic a R^2 - 2 b R + c <= 0.
+    a = gap**2 - t2 * covariance[1, 1]
+    b = closed * gap - t2 * covariance[0, 1]
+    c = closed**2 - t2 * covariance[0, 0]
+    if a <= 0:  # the gap's own interval holds 0: the ratio's interval is unbounded
+        return ratio, None, None
+    root = math.sqrt(max(b * b - a * c, 0.0))
+    return ratio, (b - root) / a, (b + root) / a
 
 
 def gap_closed(
@@ -169,6 +186,7 @@ TABLE_COLUMNS = [
     "strategy",
     "generator",
     "condition",
+    "baseline",
     "experiment",
     "size",
     "n_seeds",
@@ -176,7 +194,67 @@ TABLE_COLUMNS = [
     "bleu_ci_low",
     "bleu_ci_high",
     *list(GAP_COLUMNS)[2:],
+    "gap_significant",
+    "gap_note",
 ]
+
+NO_SIGNIFICANT_GAP = "no significant gap"
+GAP_BELOW_MINIMUM = "gap below min_gap"
+SHARE_COLUMNS = ["gap_closed_mean", "gap_closed_ci_low", "gap_closed_ci_high"]
+
+
+def _best_component(runs: pl.DataFrame, components: Sequence[str], size: int) -> str:
+    """The component condition with the highest mean BLEU at `size`."""
+    at_size = runs.filter(pl.col("condition").is_in(list(components)) & (pl.col("size") == size))
+    means = at_size.group_by("condition").agg(pl.col("bleu").mean()).sort(["bleu", "condition"])
+    return means["condition"][-1]
+
+
+def _baselines(
+    runs: pl.DataFrame, mitigation: Mitigation
+) -> list[tuple[str, tuple[pl.DataFrame, list[str]]]]:
+    """(label, (runs, baseline conditions)) for each baseline a mitigation is measured against:
+    its unmitigated condition, or for a mix the mean of its generators' and, per size, the
+    best of them."""
+    if len(mitigation.unmitigated) == 1:
+        (baseline,) = mitigation.unmitigated
+        return [(baseline, (runs, [baseline]))]
+    mean_label = f"mean({', '.join(mitigation.unmitigated)})"
+    out = [(mean_label, (runs, list(mitigation.unmitigated)))]
+    sizes = runs.filter(pl.col("condition") == mitigation.condition)["size"].unique().sort()
+    for size in sizes:
+        best = _best_component(runs, mitigation.unmitigated, size)
+        at_size = runs.filter(pl.col("size") == size)
+        out.append((f"best: {best}", (at_size, [best])))
+    return out
+
+
+def _gate_on_significance(
+    rows: pl.DataFrame, baseline: Sequence[str], significant: pl.DataFrame | None
+) -> pl.DataFrame:
+    """Blank the share where the gap is below min_gap or, given the experiment tables' paired
+    tests, not significant (every baseline condition must differ from real)."""
+    note = pl.when(pl.col("gap_seeds") > 0).then(
+        pl.when(pl.col("gap_closed_mean").is_null()).then(pl.lit(GAP_BELOW_MINIMUM))
+    )
+    if significant is None:
+        return rows.with_columns(gap_significant=pl.lit(None, pl.Boolean), gap_note=note)
+    tested = (
+        significant.filter(pl.col("condition").is_in(list(baseline)))
+        .group_by("experiment", "size")
+        .agg(
+            pl.col("significant").fill_null(False).all().alias("gap_significant"),
+            pl.len().alias("n"),
+        )
+        .filter(pl.col("n") == len(set(baseline)))
+        .drop("n")
+    )
+    rows = rows.join(tested, on=["experiment", "size"], how="left")
+    blank = pl.col("gap_significant").not_()
+    return rows.with_columns(
+        *[pl.when(blank).then(None).otherwise(pl.col(c)).alias(c) for c in SHARE_COLUMNS],
+        gap_note=pl.when(blank).then(pl.lit(NO_SIGNIFICANT_GAP)).otherwise(note),
+    )
 
 
 def mitigations_table(
@@ -186,32 +264,37 @@ def mitigations_table(
     real: str = REAL,
     min_gap: float = MIN_GAP,
     conditions: dict[str, str] | None = None,
+    significant: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The rows of results/tables/mitigations.csv: per mitigation (by default every mitigated
-    condition among the runs), experiment and size, the mitigated condition's BLEU (mean and 95%
-    interval over all its seeds, as in the other tables) and the share of the gap closed.
+    condition among the runs), baseline, experiment and size, the mitigated condition's BLEU
+    (mean and 95% interval over all its seeds, as in the other tables) and the share of the gap
+    closed with Fieller's interval.
 
-    Columns: strategy, generator, condition, experiment, size, n_seeds, bleu_mean, bleu_ci_low,
-    bleu_ci_high, gap_seeds, real_bleu, unmitigated_bleu, gap, gap_closed_mean,
-    gap_closed_ci_low, gap_closed_ci_high. Sorted by strategy, generator, condition,
-    experiment, size.
+    `significant` holds the experiment tables' paired tests (experiment, condition, size,
+    significant), which gate the share (module doc). Columns: TABLE_COLUMNS, sorted by
+    strategy, generator, condition, baseline, experiment, size.
     """
     if mitigations is None:
         found = (mitigation_of(c, conditions) for c in sorted(set(runs["condition"])))
         mitigations = [m for m in found if m is not None]
     frames = []
     for mitigation in mitigations:
-        gaps = gap_closed(runs, real, mitigation.unmitigated, mitigation.condition, min_gap=min_gap)
         bleu = summarise(runs.filter(pl.col("condition") == mitigation.condition), ("bleu",))
-        frames.append(
-            bleu.join(gaps, on=["experiment", "size"], how="left").with_columns(
-                strategy=pl.lit(mitigation.strategy),
-                generator=pl.lit(mitigation.generator),
+        for label, (baseline_runs, baseline) in _baselines(runs, mitigation):
+            gaps = gap_closed(baseline_runs, real, baseline, mitigation.condition, min_gap=min_gap)
+            gaps = _gate_on_significance(gaps, baseline, significant)
+            frames.append(
+                bleu.join(gaps, on=["experiment", "size"], how="inner").with_columns(
+                    strategy=pl.lit(mitigation.strategy),
+                    generator=pl.lit(mitigation.generator),
+                    baseline=pl.lit(label),
+                )
             )
-        )
     if not frames:
         schema = {c: GAP_COLUMNS.get(c, pl.Float64) for c in TABLE_COLUMNS}
         schema.update(strategy=pl.String, generator=pl.String, condition=pl.String)
+        schema.update(baseline=pl.String, gap_significant=pl.Boolean, gap_note=pl.String)
         return pl.DataFrame(schema={**schema, "n_seeds": pl.UInt32})
     table = pl.concat(frames, how="vertical_relaxed").select(TABLE_COLUMNS)
-    return table.sort(["strategy", "generator", "condition", "experiment", "size"])
+    return table.sort(["strategy", "generator", "condition", "baseline", "experiment", "size"])

@@ -273,24 +273,31 @@ def table_mitigations(
     mix_mechanisms: dict[str, str],
     min_gap: float,
     out: Path,
+    experiment_tables: list[str] | None = None,
 ) -> pl.DataFrame:
-    """BLEU and the share of the gap closed of every mitigated condition, per experiment and
-    size, with each mix's lexical diversity beside it (S2).
+    """BLEU and the share of the gap closed of every mitigated condition, per baseline,
+    experiment and size, with each mix's lexical diversity beside it (S2).
 
     `unmitigated` maps each experiment to {generator: its unmitigated condition id};
-    `mix_mechanisms` each mixed condition to its mechanisms JSON."""
+    `mix_mechanisms` each mixed condition to its mechanisms JSON; `experiment_tables` are the
+    experiments' tables, whose paired tests against real gate the share."""
     runs = load_runs(run_paths)
+    significant = None
+    if experiment_tables:
+        columns = ["experiment", "condition", "size", "significant"]
+        significant = pl.concat([pl.read_csv(p, columns=columns) for p in experiment_tables])
     table = pl.concat(
         [
             mitigations_table(
                 runs.filter(pl.col("experiment") == experiment),
                 min_gap=min_gap,
                 conditions=unmitigated.get(experiment),
+                significant=significant,
             )
             for experiment in sorted(set(runs["experiment"]))
         ],
         how="vertical_relaxed",
-    ).sort(["strategy", "generator", "condition", "experiment", "size"])
+    ).sort(["strategy", "generator", "condition", "baseline", "experiment", "size"])
     diversity = pl.DataFrame(
         [
             {

@@ -68,8 +68,9 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
     """Dot plot of the share of the gap closed by every mitigated condition, with its 95%
     interval, at `size` (by default each experiment's largest size); one panel per experiment.
 
-    0 marks the unmitigated data, 1 real data. A condition whose gap is too small to share out
-    (null estimate) is listed with "no gap" in place of a dot.
+    0 marks the unmitigated data, 1 real data. A mix has a row per baseline (the mean of its
+    generators, the best of them). A row without a share (no significant gap, or one below
+    min_gap) shows the table's `gap_note` in place of a dot.
     """
     needed = ["strategy", "condition", "experiment", "size", "gap_closed_mean"]
     missing = [c for c in needed if c not in table.columns]
@@ -78,9 +79,11 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
     if not table.height:
         raise ValueError("the mitigations table is empty: nothing to plot")
     experiments = sorted(table["experiment"].unique().to_list())
-    conditions = table.sort(["strategy", "condition"])["condition"].unique(maintain_order=True)
-    conditions = conditions.to_list()
-    styles = condition_styles(conditions)
+    if "baseline" not in table.columns:
+        table = table.with_columns(baseline=pl.lit(None, pl.String))
+    ordered = table.sort(["strategy", "condition", "baseline"], nulls_last=True)
+    conditions = ordered.select("condition", "baseline").unique(maintain_order=True).rows()
+    styles = condition_styles(sorted({c for c, _ in conditions}))
     height = max(FIGSIZE[1], 1.2 + 0.32 * len(conditions))
     figure = new_figure((FIGSIZE[0] * max(1, 0.75 * len(experiments)), height))
     axes = figure.subplots(1, len(experiments), sharey=True, squeeze=False)[0]
@@ -90,7 +93,8 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
         at = size if size is not None else rows["size"].max()
         rows = rows.filter(pl.col("size") == at)
         for row in rows.iter_rows(named=True):
-            _draw_share(ax, row, y[row["condition"]], styles[row["condition"]])
+            key = (row["condition"], row["baseline"])
+            _draw_share(ax, row, y[key], styles[row["condition"]])
         ax.axvline(0.0, color="#555555", linestyle="--", linewidth=1.0)
         ax.axvline(1.0, color="#000000", linestyle="-", linewidth=1.0)
         for x, label in ((0.0, "unmitigated"), (1.0, "real")):
@@ -108,9 +112,15 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
         ax.grid(True, axis="x", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
         ax.tick_params(labelsize=TICK_SIZE)
-    axes[0].set_yticks(list(y.values()), [f"{_strategy(c)}  {c}" for c in y])
+    axes[0].set_yticks(list(y.values()), [_row_label(c, b) for c, b in y])
     axes[0].set_ylim(-0.7, len(conditions) - 0.3)
     return figure
+
+
+def _row_label(condition: str, baseline: str | None) -> str:
+    label = f"{_strategy(condition)}  {condition}"
+    # Only a mix has more than one baseline; the others are measured against gen-<g>.
+    return f"{label}\nvs {baseline}" if baseline and _strategy(condition) == "S2" else label
 
 
 def _strategy(condition: str) -> str:
@@ -123,7 +133,7 @@ def _draw_share(ax, row: dict, y: float, style: tuple[str, str]) -> None:
     mean = row["gap_closed_mean"]
     if mean is None or np.isnan(mean):
         ax.annotate(
-            "no gap",
+            row.get("gap_note") or "no gap",
             (0.5, y),
             xycoords=("axes fraction", "data"),
             ha="center",
