@@ -4,9 +4,11 @@ from regurgitate.jobs.analyze import table_partial
 from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
-    specs = dict(snakemake.params.specs)
     table_partial(
-        {experiment: snakemake.input[experiment] for experiment in specs},
-        specs,
+        list(snakemake.input.metrics),
+        list(snakemake.input.hypotheses),
+        Path(snakemake.input.test),
+        dict(snakemake.params.specs),
         Path(snakemake.output[0]),
+        seed=snakemake.params.seed,
     )

@@ -1,10 +1,19 @@
 import math
+import random
 
 import numpy as np
 import polars as pl
 import pytest
 
-from regurgitate.analysis.real_data_worth import real_pair_points, real_pairs_needed
+from regurgitate.analysis.real_data_worth import (
+    BELOW,
+    BEYOND,
+    INTERPOLATED,
+    crossing,
+    partial_rows,
+    real_pair_points,
+    real_pairs_worth,
+)
 from regurgitate.study.curricula import human_pairs, human_rows
 
 
@@ -69,33 +78,70 @@ def test_points_carry_the_human_pairs_of_each_run():
     assert ("gen-weak", 8000) not in by_condition
 
 
-def test_fewest_human_pairs_matching_each_full_synthetic_set():
-    needed = real_pairs_needed(SUMMARY, "finetune", {"weak": "gen-weak", "strong": "self"}, 8000)
-    weak, strong = needed.row(0, named=True), needed.row(1, named=True)
-    # weak's 22.0 is beaten by its own 10% mix (800 human pairs), before real at 1000 (20.0)
-    assert weak["real_pairs_needed"] == 800
-    assert weak["matched_by"] == "partial-weak-10"
-    assert weak["real_share"] == pytest.approx(0.1)
-    assert weak["clearly_better"] is False  # 23 +- 1 overlaps 22 +- 1
-    # strong's 29.0: real alone needs 8000 pairs, strong's own 10% mix (29.5) only 800
-    assert strong["real_pairs_needed"] == 800
-    assert strong["matched_by"] == "partial-strong-10"
+def test_crossing_is_interpolated_on_the_real_curve():
+    sizes, curve = np.array([1000, 2000, 4000]), np.array([10.0, 20.0, 30.0])
+    assert crossing(sizes, curve, 25.0) == (3000.0, INTERPOLATED)
+    assert crossing(sizes, curve, 20.0) == (2000.0, INTERPOLATED)
+    assert crossing(sizes, curve, 12.5) == (1250.0, INTERPOLATED)
+    assert crossing(sizes, curve, 10.0) == (-np.inf, BELOW)
+    assert crossing(sizes, curve, 31.0) == (np.inf, BEYOND)
+    # The first crossing from below counts, in size order whatever the input order.
+    wobbly = np.array([10.0, 26.0, 24.0, 30.0])
+    assert crossing(np.array([1000, 2000, 3000, 4000]), wobbly, 25.0) == (
+        pytest.approx(1000 + 1000 * 15 / 16),
+        INTERPOLATED,
+    )
+    assert crossing(sizes[::-1], curve[::-1], 25.0) == (3000.0, INTERPOLATED)
 
 
-def test_clearly_better_needs_intervals_apart():
-    summary = pl.DataFrame([row("real", 1000, 20.0, half=0.5), row("gen-weak", 4000, 10.0)])
-    needed = real_pairs_needed(summary, "finetune", {"weak": "gen-weak"}, 4000)
-    assert needed.row(0, named=True)["clearly_better"] is True
-    assert needed.row(0, named=True)["real_share"] == pytest.approx(0.25)
+WORDS = "the a cat dog sat on mat red blue big small house tree runs jumps over".split()  # noqa: SIM905
 
 
-def test_no_match_leaves_the_count_empty():
-    summary = pl.DataFrame([row("real", 1000, 10.0), row("gen-weak", 1000, 12.0)])
-    needed = real_pairs_needed(summary, "finetune", {"weak": "gen-weak"}, 1000)
-    assert needed["real_pairs_needed"].to_list() == [None]
-    assert needed["matched_by"].to_list() == [None]
+def _translations(keep: float, seed: int, refs: list[str]) -> list[str]:
+    rng = random.Random(seed)
+    return [
+        " ".join(w if rng.random() < keep else rng.choice(WORDS) for w in r.split()) for r in refs
+    ]
 
 
-def test_a_missing_full_set_is_named():
-    with pytest.raises(ValueError, match="no summary row for gen-other at size 8000"):
-        real_pairs_needed(SUMMARY, "finetune", {"other": "gen-other"}, 8000)
+def _references(n: int = 150) -> list[str]:
+    rng = random.Random(0)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 12))) for _ in range(n)]
+
+
+def test_real_pairs_worth_with_its_interval():
+    refs = _references()
+    # real improves with size; the synthetic set sits between 2,000 and 4,000 pairs.
+    real = {
+        size: {seed: _translations(keep, 10 * seed + i, refs) for seed in (1, 2, 3)}
+        for i, (size, keep) in enumerate(((1000, 0.4), (2000, 0.6), (4000, 0.9)))
+    }
+    synthetic = {seed: _translations(0.75, 100 + seed, refs) for seed in (1, 2, 3)}
+    worth = real_pairs_worth(refs, real, synthetic, resamples=200)
+    assert worth["worth_note"] == INTERPOLATED and 2000 < worth["real_pairs_worth"] < 4000
+    assert worth["real_pairs_worth_low"] < worth["real_pairs_worth"]
+    assert worth["real_pairs_worth"] < worth["real_pairs_worth_high"]
+    assert worth["real_pairs_worth_low"] >= 2000 and worth["real_pairs_worth_high"] <= 4000
+    assert worth["paired_seeds"] == 3
+    # A synthetic set better than every real size lies beyond the grid, with an open interval.
+    perfect = {seed: refs for seed in (1, 2, 3)}
+    beyond = real_pairs_worth(refs, real, perfect, resamples=50)
+    assert beyond["real_pairs_worth"] is None and beyond["worth_note"] == BEYOND
+    assert beyond["real_pairs_worth_high"] is None and beyond["high_note"] == BEYOND
+    worse = {seed: _translations(0.1, seed, refs) for seed in (1, 2, 3)}
+    below = real_pairs_worth(refs, real, worse, resamples=50)
+    assert below["worth_note"] == BELOW and below["low_note"] == BELOW
+
+
+def test_partial_mixes_are_tested_against_the_full_set_at_their_size():
+    refs = _references()
+    full = {8000: {seed: _translations(0.5, seed, refs) for seed in (1, 2)}}
+    partial = {
+        ("partial-weak-25", 8000): {seed: _translations(0.9, 50 + seed, refs) for seed in (1, 2)},
+        ("partial-weak-10", 2000): {1: refs},  # no full set at 2,000: no row
+    }
+    (row,) = partial_rows(refs, partial, full, resamples=200)
+    assert row["condition"] == "partial-weak-25" and row["human_pairs"] == 2000
+    assert row["human_share"] == 0.25
+    assert row["bleu_delta"] > 0 and row["bleu_delta_low"] > 0 and row["significant"]
+    assert row["paired_seeds"] == 2

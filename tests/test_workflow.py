@@ -123,8 +123,14 @@ def test_mechanisms_table_has_human_and_every_generator(finished_run):
 
 def test_partial_table_has_a_row_per_experiment_and_generator(finished_run):
     table = pl.read_csv(finished_run / "results" / "tables" / "partial.csv")
+    crossings = table.filter(pl.col("compared") == "real")
     rows = set(
-        zip(table["experiment"], table["generator"], table["synthetic_condition"], strict=True)
+        zip(
+            crossings["experiment"],
+            crossings["generator"],
+            crossings["synthetic_condition"],
+            strict=True,
+        )
     )
     assert rows == {
         ("scratch", "weak", "gen-weak"),
@@ -132,8 +138,13 @@ def test_partial_table_has_a_row_per_experiment_and_generator(finished_run):
         ("finetune", "weak", "gen-weak"),
         ("finetune", "strong", "self"),
     }
-    matched = table.filter(pl.col("real_pairs_needed").is_not_null())
-    assert (matched["matched_bleu_mean"] >= matched["synthetic_bleu_mean"]).all()
+    notes = {"interpolated", "below the smallest size", "beyond the largest size"}
+    assert set(crossings["worth_note"]) <= notes
+    interpolated = crossings.filter(pl.col("worth_note") == "interpolated")
+    assert interpolated["real_pairs_worth"].is_between(100, 300).all()
+    (mix,) = table.filter(pl.col("compared") == "partial-weak-25").iter_rows(named=True)
+    assert (mix["experiment"], mix["size"], mix["human_pairs"]) == ("finetune", 300, 75)
+    assert 0 <= mix["p_bootstrap"] <= 1 and mix["bleu_delta_low"] <= mix["bleu_delta_high"]
 
 
 def test_runs_record_scores_and_training(finished_run):

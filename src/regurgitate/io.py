@@ -47,11 +47,6 @@ def write_lines(lines: list[str], path: str | os.PathLike) -> None:
         tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
 
-def read_lines(path: str | os.PathLike) -> list[str]:
-    """The lines of a text file written by write_lines."""
-    return Path(path).read_text(encoding="utf-8").splitlines()
-
-
 # p-values keep this many decimals in tables: the smallest a 1,000-resample bootstrap can give
 # is 0.001, which two decimals would print as 0.
 P_VALUE_DECIMALS = 4

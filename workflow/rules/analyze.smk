@@ -92,7 +92,9 @@ rule figure_mechanisms:
 
 rule table_partial:
     input:
-        unpack(experiment_tables),
+        metrics=all_run_metrics,
+        hypotheses=all_run_hypotheses,
+        test="results/pools/test.parquet",
     output:
         report(
             "results/tables/partial.csv",
@@ -105,6 +107,7 @@ rule table_partial:
         ENV
     params:
         specs=full_sets(),
+        seed=config["seed"],
     script:
         "../../scripts/table_partial.py"
 

@@ -198,16 +198,21 @@ def experiment_run_metrics(wildcards):
     return run_metrics(wildcards.experiment)
 
 
+def run_hypotheses(metric_paths):
+    """The test translations of each run, in the order of its metrics files."""
+    return [path.replace("metrics.json", "test.hyp.txt") for path in metric_paths]
+
+
 def experiment_run_hypotheses(wildcards):
-    """The test translations of every run, in the order of experiment_run_metrics."""
-    return [
-        path.replace("metrics.json", "test.hyp.txt")
-        for path in run_metrics(wildcards.experiment)
-    ]
+    return run_hypotheses(run_metrics(wildcards.experiment))
 
 
 def all_run_metrics(wildcards):
     return [path for experiment in EXPERIMENTS for path in run_metrics(experiment)]
+
+
+def all_run_hypotheses(wildcards):
+    return run_hypotheses(all_run_metrics(wildcards))
 
 
 def experiment_tables(wildcards):

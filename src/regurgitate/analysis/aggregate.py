@@ -84,6 +84,19 @@ def load_runs(paths: list[str | os.PathLike]) -> pl.DataFrame:
     return runs
 
 
+def load_run_translations(
+    metric_paths: list[str | os.PathLike], hypothesis_paths: list[str | os.PathLike]
+) -> tuple[pl.DataFrame, dict[tuple, list[str]]]:
+    """load_runs, and each run's test translations keyed by (experiment, condition, size,
+    seed); `hypothesis_paths[i]` belongs to the run of `metric_paths[i]`."""
+    runs = load_runs(metric_paths)
+    translations = {
+        run: Path(path).read_text(encoding="utf-8").splitlines()
+        for run, path in zip(runs.select(RUN_KEY).iter_rows(), hypothesis_paths, strict=True)
+    }
+    return runs, translations
+
+
 def _t_quantiles(n_seeds: pl.Series) -> pl.Series:
     """Student-t 97.5% quantile with n-1 degrees of freedom; null where n < 2 (no interval)."""
     values = [float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) if n >= 2 else None for n in n_seeds]

@@ -51,7 +51,7 @@ def _bleu() -> BLEU:
     return BLEU()
 
 
-def _sentence_stats(references: list[str], hypotheses: list[str]) -> np.ndarray:
+def sentence_stats(references: list[str], hypotheses: list[str]) -> np.ndarray:
     """sacreBLEU's per-sentence BLEU sufficient statistics: (sentences, 2 + 2 * max n-gram)."""
     if len(hypotheses) != len(references):
         raise ValueError(
@@ -62,7 +62,7 @@ def _sentence_stats(references: list[str], hypotheses: list[str]) -> np.ndarray:
     return np.asarray(stats, dtype=np.float64)
 
 
-def _corpus_bleu(summed: np.ndarray) -> np.ndarray:
+def corpus_bleu(summed: np.ndarray) -> np.ndarray:
     """Corpus BLEU of every row of summed sufficient statistics."""
     metric = _bleu()
     return np.array([metric._compute_score_from_stats(list(row)).score for row in summed])
@@ -78,14 +78,14 @@ def _seed_stats(
     if not references:
         raise ValueError("cannot test on an empty test set")
     return (
-        [_sentence_stats(references, hyps) for hyps in baseline],
-        [_sentence_stats(references, hyps) for hyps in system],
+        [sentence_stats(references, hyps) for hyps in baseline],
+        [sentence_stats(references, hyps) for hyps in system],
     )
 
 
 def _mean_bleu(stats: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     """Seed-mean corpus BLEU for each row of `weights` (how often each sentence is drawn)."""
-    return np.mean([_corpus_bleu(weights @ seed) for seed in stats], axis=0)
+    return np.mean([corpus_bleu(weights @ seed) for seed in stats], axis=0)
 
 
 def _p_value(null_statistics: np.ndarray, observed: float) -> float:
@@ -148,8 +148,8 @@ def approximate_randomisation(
     keep = (~swap).astype(np.float64)
     swap = swap.astype(np.float64)
     pairs = list(zip(baseline_stats, system_stats, strict=True))
-    shuffled_a = np.mean([_corpus_bleu(swap @ b + keep @ s) for b, s in pairs], axis=0)
-    shuffled_b = np.mean([_corpus_bleu(keep @ b + swap @ s) for b, s in pairs], axis=0)
+    shuffled_a = np.mean([corpus_bleu(swap @ b + keep @ s) for b, s in pairs], axis=0)
+    shuffled_b = np.mean([corpus_bleu(keep @ b + swap @ s) for b, s in pairs], axis=0)
     return _p_value(np.abs(shuffled_a - shuffled_b), observed)
 
 

@@ -8,15 +8,26 @@ from pathlib import Path
 
 import polars as pl
 
-from regurgitate.analysis.aggregate import bleu_losses, load_runs
+from regurgitate.analysis.aggregate import (
+    bleu_losses,
+    load_run_translations,
+    load_runs,
+    summarise,
+)
 from regurgitate.analysis.diversity import common_sample_tokens, token_total
 from regurgitate.analysis.mechanisms import mechanisms_table, source_mechanisms
-from regurgitate.analysis.real_data_worth import real_pair_points, real_pairs_needed
+from regurgitate.analysis.real_data_worth import (
+    PARTIAL_SCHEMA,
+    WORTH_COLUMNS,
+    partial_rows,
+    real_pair_points,
+    real_pairs_worth,
+)
 from regurgitate.io import read_json, write_json, write_table
 from regurgitate.plots.mechanisms import loss_figure, mechanisms_figure
 from regurgitate.plots.real_data_worth import plot_real_pairs
 from regurgitate.plots.style import save_figure
-from regurgitate.study.vocabulary import HUMAN
+from regurgitate.study.vocabulary import HUMAN, REAL
 
 log = logging.getLogger(__name__)
 
@@ -122,30 +133,107 @@ def figure_mechanisms(
     loss_figure(table, experiments, loss_out["png"], loss_out["pdf"])
 
 
-def table_partial(summaries: dict[str, str], specs: dict[str, dict], out: Path) -> pl.DataFrame:
-    """The fewest human pairs matching each generator's full synthetic set, per experiment.
+def table_partial(
+    run_paths: list[str],
+    hypothesis_paths: list[str],
+    test_path: Path,
+    specs: dict[str, dict],
+    out: Path,
+    seed: int,
+) -> pl.DataFrame:
+    """How many human pairs each generator's full synthetic set is worth (the crossing of the
+    `real` curve, with its bootstrap interval), and each partial mix against the full set, per
+    experiment (analysis.real_data_worth).
 
     `specs` maps each experiment to {"size": largest size, "conditions": {generator: condition}}.
     """
-    rows = [
-        real_pairs_needed(
-            pl.read_csv(summaries[experiment]), experiment, spec["conditions"], spec["size"]
-        )
-        for experiment, spec in specs.items()
-    ]
-    table = pl.concat(rows, how="diagonal_relaxed")
-    for row in table.iter_rows(named=True):
+    runs, translations = load_run_translations(run_paths, hypothesis_paths)
+    references = pl.read_parquet(test_path)["target"].to_list()
+    summary = summarise(runs)
+    rows = []
+    for experiment, spec in specs.items():
+        by_run = _translations_by_condition(translations, experiment)
+        for generator, condition in spec["conditions"].items():
+            rows += _worth_rows(references, by_run, summary, experiment, generator, condition,
+                                spec["size"], seed)  # fmt: skip
+    table = pl.DataFrame(rows, schema=PARTIAL_SCHEMA)
+    for row in table.filter(pl.col("compared") == REAL).iter_rows(named=True):
         log.info(
-            "%s %s: %s pairs at BLEU %.2f matched by %s human pairs (%s)",
+            "%s %s: %s pairs at BLEU %.2f are worth %s human pairs [%s, %s] (%s)",
             row["experiment"],
             row["generator"],
             f"{row['synthetic_pairs']:,}",
             row["synthetic_bleu_mean"],
-            row["real_pairs_needed"],
-            row["matched_by"],
+            row["real_pairs_worth"],
+            row["real_pairs_worth_low"] or row["low_note"],
+            row["real_pairs_worth_high"] or row["high_note"],
+            row["worth_note"],
         )
     write_table(table, out)
     return table
+
+
+def _translations_by_condition(translations: dict, experiment: str) -> dict:
+    """condition -> size -> seed -> test translations of one experiment's runs."""
+    grouped: dict[str, dict[int, dict[int, list[str]]]] = {}
+    for (run_experiment, condition, size, run_seed), lines in translations.items():
+        if run_experiment == experiment:
+            grouped.setdefault(condition, {}).setdefault(size, {})[run_seed] = lines
+    return grouped
+
+
+def _bleu_of(summary: pl.DataFrame, experiment: str, condition: str, size: int) -> dict:
+    row = summary.filter(
+        (pl.col("experiment") == experiment)
+        & (pl.col("condition") == condition)
+        & (pl.col("size") == size)
+    )
+    if row.height != 1:
+        raise ValueError(f"{experiment}: no runs of {condition} at size {size}")
+    return {c: row[c][0] for c in ("bleu_mean", "bleu_ci_low", "bleu_ci_high")}
+
+
+def _worth_rows(
+    references: list[str],
+    by_run: dict,
+    summary: pl.DataFrame,
+    experiment: str,
+    generator: str,
+    condition: str,
+    full_size: int,
+    seed: int,
+) -> list[dict]:
+    """The crossing row and the partial mixes' rows of one generator in one experiment."""
+    full = by_run[condition]
+    head = {
+        "experiment": experiment,
+        "generator": generator,
+        "synthetic_condition": condition,
+        "synthetic_pairs": full_size,
+        **{
+            f"synthetic_{k}": v
+            for k, v in _bleu_of(summary, experiment, condition, full_size).items()
+        },
+    }
+    worth = real_pairs_worth(references, by_run[REAL], full[full_size], seed=seed)
+    rows = [
+        {
+            **head,
+            "compared": REAL,
+            **{k: worth[k] for k in WORTH_COLUMNS},
+            "paired_seeds": worth["paired_seeds"],
+        }
+    ]
+    partial = {
+        (name, size): runs
+        for name, sizes in by_run.items()
+        if name.startswith(f"partial-{generator}-")
+        for size, runs in sizes.items()
+    }
+    for row in partial_rows(references, partial, full, seed=seed):
+        bleu = _bleu_of(summary, experiment, row["condition"], row["size"])
+        rows.append({**head, "compared": row.pop("condition"), **bleu, **row})
+    return rows
 
 
 def figure_partial(

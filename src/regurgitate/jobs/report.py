@@ -10,13 +10,12 @@ import polars as pl
 
 from regurgitate.analysis.aggregate import (
     GROUP_KEY,
-    RUN_KEY,
     generator_table,
-    load_runs,
+    load_run_translations,
     summarise,
 )
 from regurgitate.analysis.significance import differences_to_baseline
-from regurgitate.io import read_json, read_lines, write_table
+from regurgitate.io import read_json, write_table
 from regurgitate.plots.learning_curves import learning_curves
 from regurgitate.study.vocabulary import REAL, condition_kind
 
@@ -33,12 +32,8 @@ def table_experiment(
     condition's BLEU difference to `real` at the same size with the paired tests over test
     sentences (analysis.significance); `hypothesis_paths[i]` are the test translations of the
     run whose metrics are `run_paths[i]`."""
-    runs = load_runs(run_paths)
+    runs, hypotheses = load_run_translations(run_paths, hypothesis_paths)
     references = pl.read_parquet(test_path)["target"].to_list()
-    hypotheses = {
-        run: read_lines(path)
-        for run, path in zip(runs.select(RUN_KEY).iter_rows(), hypothesis_paths, strict=True)
-    }
     differences = differences_to_baseline(references, hypotheses, REAL, seed=seed)
     summary = summarise(runs).join(differences, on=GROUP_KEY, how="left")
     log.info(

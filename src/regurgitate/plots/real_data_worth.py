@@ -37,6 +37,7 @@ def _draw_real_pairs(ax: Axes, points: pl.DataFrame, needed: pl.DataFrame, title
 
     `points` and `needed` come from `regurgitate.analysis.real_data_worth` for one experiment.
     """
+    needed = needed.filter(pl.col("compared") == REAL)
     generators = needed["generator"].to_list()
     styles = condition_styles([REAL, *generators])
     real = points.filter(pl.col("condition") == REAL).sort("real_pairs")
@@ -70,6 +71,8 @@ def _draw_real_pairs(ax: Axes, points: pl.DataFrame, needed: pl.DataFrame, title
             (colour, marker),
         )
         ax.axhline(row["synthetic_bleu_mean"], color=colour, linestyle="--", linewidth=1.0)
+        _draw_crossing(ax, row, colour)
+    ax.set_xlim(left=0)
     ax.set_xlabel("Human pairs in the training data", fontsize=LABEL_SIZE)
     ax.set_ylabel("BLEU", fontsize=LABEL_SIZE)
     ax.set_title(title, fontsize=TITLE_SIZE)
@@ -77,3 +80,35 @@ def _draw_real_pairs(ax: Axes, points: pl.DataFrame, needed: pl.DataFrame, title
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
     ax.grid(True, color="#dddddd", linewidth=0.6)
     ax.legend(fontsize=LEGEND_SIZE, frameon=False, loc="lower right")
+
+
+def _draw_crossing(ax: Axes, row: dict, colour: str) -> None:
+    """Where the real curve reaches the synthetic set's BLEU, with its bootstrap interval; an
+    open interval end runs to the edge of the trained sizes."""
+    worth, level = row["real_pairs_worth"], row["synthetic_bleu_mean"]
+    if worth is None:
+        ax.annotate(
+            row["worth_note"],
+            (0.02, level),
+            xycoords=("axes fraction", "data"),
+            va="bottom",
+            fontsize=TICK_SIZE,
+            color=colour,
+        )
+        return
+    low = row["real_pairs_worth_low"] if row["real_pairs_worth_low"] is not None else 0
+    high = row["real_pairs_worth_high"]
+    if high is None:
+        high = ax.get_xlim()[1]
+    ax.errorbar(
+        [worth],
+        [level],
+        xerr=[[worth - low], [high - worth]],
+        color=colour,
+        marker="D",
+        markersize=6,
+        capsize=4,
+        linewidth=1.6,
+        zorder=4,
+        label=f"{row['synthetic_condition']} worth {worth:,.0f} human pairs",
+    )
