@@ -35,6 +35,17 @@ def validate(config):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_presets_span_a_generator_ladder_with_three_seeds(path):
+    if path.parent.name == "config" and path.parents[1].name == "tests":
+        pytest.skip("the tiny CI study keeps two generators")
+    config = load(path)
+    local = [g for g in config["generators"].values() if g["backend"] == "local"]
+    assert len(local) >= 4
+    for experiment in experiments(config):
+        assert len(config[experiment]["seeds"]) >= 3
+
+
+@pytest.mark.parametrize("path", CONFIGS)
 def test_shipped_configs_are_valid(path):
     config = load(path)
     validate(config)
@@ -48,6 +59,8 @@ def test_conditions_of_the_default_study():
     assert experiment_conditions(config, "scratch") == [
         "real",
         "gen-weak",
+        "gen-fair",
+        "gen-good",
         "gen-strong",
         *mitigated,
     ]
@@ -56,10 +69,18 @@ def test_conditions_of_the_default_study():
         "real",
         "self",
         "gen-weak",
+        "gen-fair",
+        "gen-good",
         *partial,
         *mitigated,
     ]
-    assert full_set_conditions(config, "finetune") == {"weak": "gen-weak", "strong": "self"}
+    assert full_set_conditions(config, "finetune") == {
+        "weak": "gen-weak",
+        "fair": "gen-fair",
+        "good": "gen-good",
+        "strong": "self",
+    }
+    assert full_set_conditions(config, "scratch")["strong"] == "gen-strong"
 
 
 def test_partial_conditions_train_at_the_largest_size_unless_told():

@@ -1,5 +1,6 @@
 import polars as pl
 import pytest
+from matplotlib.collections import PolyCollection
 
 from regurgitate.analysis.diversity import MEASURES
 from regurgitate.analysis.mechanisms import mechanisms_table, source_mechanisms
@@ -120,3 +121,28 @@ def test_every_source_gets_the_sample_the_smallest_can_give(student, tmp_path, c
     assert record["totals"]["short"] == 2 * student.height  # "." is not a word
     assert record["sample_tokens"] == 2 * student.height
     assert "capped" in caplog.text and "short" in caplog.text
+
+
+def test_loss_is_a_curve_over_the_generator_ladder():
+    ladder = pl.DataFrame(
+        {
+            "source": ["human", "g1", "g2", "g3", "g4"],
+            "error_rate": [None, 0.8, 0.5, 0.3, 0.1],
+            "mtld": [50.0, 8.0, 15.0, 20.0, 30.0],
+            "mtld_ci_low": [49.0, 7.0, 14.0, 19.0, 29.0],
+            "mtld_ci_high": [51.0, 9.0, 16.0, 21.0, 31.0],
+            "generator_bleu": [None, 5.0, 12.0, 20.0, 28.0],
+            "bleu_loss_scratch_mean": [None, 15.0, 9.0, 4.0, 1.0],
+            "bleu_loss_scratch_ci_low": [None, 14.0, 8.0, 3.0, 0.0],
+            "bleu_loss_scratch_ci_high": [None, 16.0, 10.0, 5.0, 2.0],
+        }
+    )
+    figure = plot_loss_vs_mechanisms(ladder, ["scratch"])
+    for ax, column in zip(figure.axes, ["error_rate", "mtld", "generator_bleu"], strict=True):
+        (curve,) = [line for line in ax.get_lines() if line.get_label() == "E2 scratch"]
+        order = ladder.filter(pl.col("source") != "human").sort(column)
+        assert list(curve.get_xdata()) == order[column].to_list()
+        assert list(curve.get_ydata()) == order["bleu_loss_scratch_mean"].to_list()
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(bands) == 1  # the interval band
+        assert len(ax.containers) == 4  # a point with its interval per generator

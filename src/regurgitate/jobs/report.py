@@ -60,7 +60,20 @@ def figure_experiment(
     learning_curves(summary, png, pdf, title=title, reference_lines=lines)
 
 
+# Test BLEU below which a generator has not learnt to translate: its "translations" measure
+# nothing about generated text, and a ladder of generators needs every rung to translate.
+MIN_GENERATOR_BLEU = 1.0
+
+
 def table_generators(metric_paths: list[str], out: Path) -> pl.DataFrame:
     table = generator_table([read_json(path) for path in metric_paths])
+    for row in table.filter(pl.col("bleu") < MIN_GENERATOR_BLEU).iter_rows(named=True):
+        log.warning(
+            "generator %s has test BLEU %.2f: it did not learn to translate; give it more "
+            "teacher pairs or training steps (generators.%s)",
+            row["generator"],
+            row["bleu"],
+            row["generator"],
+        )
     write_table(table, out)
     return table

@@ -176,35 +176,21 @@ LOSS_PANELS = [
 ]
 
 
+EXPERIMENT_LINE_COLOURS = {SCRATCH: "#333333", FINETUNE: "#8c564b"}
+
+
 def plot_loss_vs_mechanisms(table: pl.DataFrame, experiments: list[str]) -> Figure:
     """BLEU lost by the students (real minus the generator's condition, at the largest size,
-    with its interval over seeds) against each generator's error rate, diversity and quality."""
+    with its interval over seeds) against each generator's error rate, diversity and quality:
+    per experiment a curve through the generators from weak to strong, with its interval as a
+    band (and MTLD's own interval as horizontal bars); each point names its generator."""
     styles = source_styles(table["source"].to_list())
     generators = table.filter(pl.col("source") != HUMAN)
     human = table.filter(pl.col("source") == HUMAN)
     figure, axes = _new_figure(1, len(LOSS_PANELS), (13.0, 4.4))
     for ax, (column, label) in zip(axes, LOSS_PANELS, strict=True):
         for experiment in experiments:
-            mean = f"bleu_loss_{experiment}_mean"
-            for row in generators.iter_rows(named=True):
-                if row[mean] is None or row[column] is None:
-                    continue
-                low, high = (
-                    row[f"bleu_loss_{experiment}_ci_low"],
-                    row[f"bleu_loss_{experiment}_ci_high"],
-                )
-                yerr = None if low is None else [[row[mean] - low], [high - row[mean]]]
-                ax.errorbar(
-                    row[column],
-                    row[mean],
-                    yerr=yerr,
-                    color=styles[row["source"]][0],
-                    marker=EXPERIMENT_MARKERS[experiment],
-                    markersize=8,
-                    capsize=4,
-                    linestyle="none",
-                    label=f"{row['source']}, {EXPERIMENTS[experiment].legend}",
-                )
+            _draw_loss_curve(ax, generators, experiment, column, styles)
         if column == "mtld" and human.height:
             ax.axvline(human["mtld"][0], color="#000000", linestyle="--", linewidth=1.0)
             ax.annotate(" human", (human["mtld"][0], 0), fontsize=LEGEND_SIZE)
@@ -217,6 +203,46 @@ def plot_loss_vs_mechanisms(table: pl.DataFrame, experiments: list[str]) -> Figu
         fontsize=TITLE_SIZE,
     )
     return figure
+
+
+def _draw_loss_curve(
+    ax, generators: pl.DataFrame, experiment: str, column: str, styles: dict
+) -> None:
+    mean, low, high = (f"bleu_loss_{experiment}_{s}" for s in ("mean", "ci_low", "ci_high"))
+    rows = generators.filter(pl.col(mean).is_not_null() & pl.col(column).is_not_null())
+    rows = rows.sort(column)
+    if not rows.height:
+        return
+    x = rows[column].to_numpy()
+    y = rows[mean].to_numpy()
+    colour = EXPERIMENT_LINE_COLOURS[experiment]
+    ax.plot(x, y, color=colour, linewidth=1.4, label=EXPERIMENTS[experiment].legend, zorder=2)
+    if rows[low].null_count() == 0:
+        ax.fill_between(x, rows[low].to_numpy(), rows[high].to_numpy(), color=colour, alpha=0.12)
+    has_x_interval = f"{column}_ci_low" in rows.columns
+    for row in rows.iter_rows(named=True):
+        xerr = None
+        if has_x_interval and row[f"{column}_ci_low"] is not None:
+            xerr = [
+                [row[column] - row[f"{column}_ci_low"]],
+                [row[f"{column}_ci_high"] - row[column]],
+            ]
+        yerr = None if row[low] is None else [[row[mean] - row[low]], [row[high] - row[mean]]]
+        ax.errorbar(
+            row[column],
+            row[mean],
+            xerr=xerr,
+            yerr=yerr,
+            color=styles[row["source"]][0],
+            marker=EXPERIMENT_MARKERS[experiment],
+            markersize=7,
+            capsize=3,
+            linestyle="none",
+            zorder=3,
+        )
+        ax.annotate(
+            f" {row['source']}", (row[column], row[mean]), fontsize=LEGEND_SIZE - 1, color="#444444"
+        )
 
 
 def loss_figure(
