@@ -30,6 +30,7 @@ rule all:
         "results/tables/generators.csv",
         "results/tables/mechanisms.csv",
         "results/tables/partial.csv",
+        "results/tables/curricula.csv",
         expand("results/tables/{name}.csv", name=MITIGATION_TABLES),
         expand(
             "results/figures/gap_closed.{ext}",

@@ -55,7 +55,9 @@ def test_shipped_configs_are_valid(path):
 def test_conditions_of_the_default_study():
     config = load(CONFIGS[0])
     metrics = ["confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle"]
-    mitigated = [*[f"ordered-weak-{m}" for m in metrics], "mixed-weak+strong", "detector-weak"]
+    selecting = [*[f"ordered-weak-{m}" for m in metrics], "detector-weak"]
+    mitigated = [*selecting[:-1], "mixed-weak+strong", "detector-weak"]
+    mitigated += [f"sources-{c}" for c in selecting]
     assert experiment_conditions(config, "scratch") == [
         "real",
         "gen-weak",

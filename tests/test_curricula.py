@@ -4,9 +4,11 @@ import pytest
 from regurgitate.study.curricula import (
     detector_curriculum,
     generated_curriculum,
+    human_targets_of,
     mixed_curriculum,
     ordered_curriculum,
     partial_curriculum,
+    prefix_tokens,
     real_curriculum,
 )
 
@@ -159,3 +161,34 @@ def test_mixed_assignment_is_seeded_and_validated():
         mixed_curriculum(pool, {"a": synthetics["a"]}, seed=1)
     with pytest.raises(ValueError, match="generator 'b' has no target"):
         mixed_curriculum(pool, {"a": synthetics["a"], "b": synthetics["b"].head(39)}, seed=1)
+
+
+def test_prefix_tokens_count_what_each_size_trains_on():
+    curriculum = pl.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "source": ["ein haus", "der hund bellt", "ja"],
+            "target": ["a house", "the dog barks loudly", "yes"],
+            "origin": ["human"] * 3,
+        }
+    )
+    rows = prefix_tokens(curriculum, [1, 3])
+    assert rows == [
+        {"size": 1, "source_tokens": 2, "target_tokens": 2, "target_tokens_per_pair": 2.0},
+        {"size": 3, "source_tokens": 6, "target_tokens": 7, "target_tokens_per_pair": 7 / 3},
+    ]
+    with pytest.raises(ValueError, match="a prefix of 4 pairs"):
+        prefix_tokens(curriculum, [4])
+
+
+def test_a_source_control_keeps_the_order_and_restores_human_targets():
+    student = pl.DataFrame(
+        {"id": ["a", "b", "c"], "source": ["x", "y", "z"], "target": ["X", "Y", "Z"]}
+    )
+    ordered = pl.DataFrame(
+        {"id": ["c", "a"], "source": ["z", "x"], "target": ["zz", "xx"], "origin": ["g", "g"]}
+    )
+    control = human_targets_of(ordered, student)
+    assert control.rows() == [("c", "z", "Z", "human"), ("a", "x", "X", "human")]
+    with pytest.raises(ValueError, match="not in the student pool"):
+        human_targets_of(ordered.with_columns(id=pl.lit("q")), student)

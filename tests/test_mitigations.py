@@ -312,8 +312,35 @@ def test_gap_closed_figure_has_a_dot_and_interval_per_condition(tmp_path):
     assert "2,000 pairs" in ax.get_title()
     assert any(text.get_text() == "gap below min_gap" for text in ax.texts)
     labels = [label.get_text() for label in ax.get_yticklabels()]
-    assert labels == ["S1  ordered-a-oracle", "S1  ordered-strong-oracle", "S3  detector-a"]
+    # The oracle orders are upper bounds, listed apart below the deployable strategies.
+    assert labels == [
+        "S3  detector-a",
+        "S1  ordered-a-oracle\n(upper bound)",
+        "S1  ordered-strong-oracle\n(upper bound)",
+    ]
     gap_closed_figure(table, tmp_path / "gap.png", tmp_path / "gap.pdf")
     assert (tmp_path / "gap.png").read_bytes().startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="empty"):
         plot_gap_closed(table.head(0))
+
+
+def test_source_selection_is_measured_apart_and_the_oracle_is_not_deployable():
+    data = runs(
+        {
+            "real": [30, 32],
+            "gen-a": [20, 22],
+            "ordered-a-oracle": [25, 27],
+            "ordered-a-confidence": [22, 24],
+            # The oracle's sources with human targets: 3 BLEU above real on both seeds.
+            "sources-ordered-a-oracle": [33, 35],
+        }
+    )
+    table = mitigations_table(data)
+    rows = {(r["condition"], r["size"]): r for r in table.iter_rows(named=True)}
+    oracle = rows[("ordered-a-oracle", 1000)]
+    assert oracle["selection_effect_mean"] == pytest.approx(3.0)
+    assert oracle["selection_effect_ci_low"] == pytest.approx(3.0)
+    assert oracle["deployable"] is False
+    confidence = rows[("ordered-a-confidence", 1000)]
+    assert confidence["deployable"] is True and confidence["selection_effect_mean"] is None
+    assert ("sources-ordered-a-oracle", 1000) not in rows  # a control, not a mitigation

@@ -29,11 +29,14 @@ from regurgitate.study.vocabulary import (
         ("ordered-weak-round_trip", ("ordered", ["weak"], "round_trip", None)),
         ("detector-strong", ("detector", ["strong"], None, None)),
         ("partial-weak-25", ("partial", ["weak"], None, 25)),
+        ("sources-ordered-weak-oracle", ("sources", ["weak"], "oracle", None)),
+        ("sources-detector-weak", ("sources", ["weak"], None, None)),
     ],
 )
 def test_condition_ids_parse(condition, parts):
     parsed = parse_condition(condition)
     assert (parsed["kind"], parsed["generators"], parsed["metric"], parsed["pct"]) == parts
+    assert parsed["of"] == (condition.removeprefix("sources-") if parts[0] == "sources" else None)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +52,8 @@ def test_condition_ids_parse(condition, parts):
         "mixed-a+",
         "realx",
         "partial-weak",
+        "sources-gen-weak",
+        "sources-sources-detector-weak",
     ],
 )
 def test_bad_condition_ids_are_rejected(condition):

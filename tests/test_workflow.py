@@ -35,7 +35,8 @@ def test_table_has_a_row_per_condition_and_size(finished_run):
     table = pl.read_csv(finished_run / "results" / "tables" / "scratch.csv")
     rows = set(zip(table["condition"], table["size"], strict=True))
     metrics = ["confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle"]
-    mitigated = [*[f"ordered-weak-{m}" for m in metrics], "mixed-weak+strong", "detector-weak"]
+    selecting = [*[f"ordered-weak-{m}" for m in metrics], "detector-weak"]
+    mitigated = [*selecting, "mixed-weak+strong", *[f"sources-{c}" for c in selecting]]
     assert rows == {(c, s) for c in ("real", "gen-strong", "gen-weak") for s in (100, 300)} | {
         (c, 100)
         for c in mitigated  # mitigations.sizes
@@ -339,6 +340,21 @@ def test_mitigations_are_trained_and_reported(finished_run):
     assert (table["size"] == 100).all() and (table["experiment"] == "scratch").all()
     mixed = table.filter(pl.col("strategy") == "S2").row(0, named=True)
     assert mixed["mtld"] > 0 and mixed["unmitigated_bleu"] is not None
+    assert set(table.filter(pl.col("strategy") == "S2")["baseline"]) == {
+        "best: gen-strong",
+        "mean(gen-strong, gen-weak)",
+    } or set(table.filter(pl.col("strategy") == "S2")["baseline"]) == {
+        "best: gen-weak",
+        "mean(gen-strong, gen-weak)",
+    }
+    # Every S1 and S3 row has its source-selection control; the oracle is not deployable.
+    selecting = table.filter(pl.col("strategy").is_in(["S1", "S3"]))
+    assert selecting["selection_effect_mean"].is_not_null().all()
+    assert set(selecting.filter(~pl.col("deployable"))["condition"]) == {"ordered-weak-oracle"}
+    curricula = pl.read_csv(finished_run / "results" / "tables" / "curricula.csv")
+    runs = list((finished_run / "results" / "runs").glob("*/*/*/*/metrics.json"))
+    assert curricula.height == len(runs)
+    assert (curricula["target_tokens"] > 0).all()
     quality = pl.read_csv(finished_run / "results" / "tables" / "quality.csv")
     assert sorted(quality["metric"]) == sorted(m for m in metrics if m != "oracle")
     detector = pl.read_csv(finished_run / "results" / "tables" / "detector.csv")

@@ -130,14 +130,37 @@ def curriculum_seed(run_seed):
     return int(run_seed) if config["curriculum_seed"] == "run" else config["seed"]
 
 
-def curriculum(wildcards):
+def curriculum_path(experiment, condition, run_seed):
     """Where a condition's curriculum lives: `self` is the experiment's own model's output, so
     it depends on the experiment; every other curriculum is the same in every experiment.
     """
-    seed = curriculum_seed(wildcards.seed)
-    if wildcards.condition == SELF:
-        return f"results/curricula/{wildcards.experiment}/self/{seed}.parquet"
-    return f"results/curricula/{wildcards.condition}/{seed}.parquet"
+    seed = curriculum_seed(run_seed)
+    if condition == SELF:
+        return f"results/curricula/{experiment}/self/{seed}.parquet"
+    return f"results/curricula/{condition}/{seed}.parquet"
+
+
+def curriculum(wildcards):
+    return curriculum_path(wildcards.experiment, wildcards.condition, wildcards.seed)
+
+
+def curriculum_prefixes(wildcards=None):
+    """Each run's curriculum and the prefix it trains on."""
+    return [
+        {
+            "experiment": experiment,
+            "condition": condition,
+            "seed": seed,
+            "size": size,
+            "path": curriculum_path(experiment, condition, seed),
+        }
+        for experiment in EXPERIMENTS
+        for condition, size, seed in experiment_runs(config, experiment)
+    ]
+
+
+def curriculum_files(wildcards):
+    return sorted({prefix["path"] for prefix in curriculum_prefixes()})
 
 
 def self_synthetic(wildcards):

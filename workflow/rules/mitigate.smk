@@ -278,6 +278,25 @@ rule table_detector:
         "../../scripts/table_detector.py"
 
 
+# --- S1 and S3: the source-selection controls -------------------------------------------------
+# Below the pool's size, S1 and S3 choose which sources to train on as well as which targets;
+# sources-<c> trains on the same sources in the same order with the human targets.
+
+
+rule curriculum_sources:
+    input:
+        student="results/pools/student.parquet",
+        selecting="results/curricula/{selecting}/{seed}.parquet",
+    output:
+        "results/curricula/sources-{selecting}/{seed}.parquet",
+    log:
+        "logs/curricula/sources-{selecting}/{seed}.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/curriculum_sources.py"
+
+
 # --- every strategy: the share of the gap closed ----------------------------------------------
 
 

@@ -68,6 +68,27 @@ rule curriculum_partial:
         "../../scripts/curriculum_partial.py"
 
 
+# What each run trains on, in tokens: conditions of one size can differ in text (S1 and S3
+# favour some lengths, generated targets are shorter or longer than human ones).
+rule table_curricula:
+    input:
+        curriculum_files,
+    output:
+        report(
+            "results/tables/curricula.csv",
+            caption="../report/curricula_table.rst",
+            category="Experiments",
+        ),
+    log:
+        "logs/report/table_curricula.log",
+    conda:
+        ENV
+    params:
+        prefixes=curriculum_prefixes(),
+    script:
+        "../../scripts/table_curricula.py"
+
+
 rule train_student:
     input:
         unpack(student_init),

@@ -36,8 +36,15 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from regurgitate.analysis.aggregate import CONFIDENCE, summarise
-from regurgitate.study.vocabulary import REAL, STRATEGY_OF_KIND, gen_condition, parse_condition
+from regurgitate.analysis.aggregate import CONFIDENCE, paired_difference, summarise
+from regurgitate.study.vocabulary import (
+    ORACLE,
+    REAL,
+    STRATEGY_OF_KIND,
+    gen_condition,
+    parse_condition,
+    sources_condition,
+)
 
 # BLEU below which a gap between real and unmitigated data is treated as none.
 MIN_GAP = 0.5
@@ -196,6 +203,10 @@ TABLE_COLUMNS = [
     *list(GAP_COLUMNS)[2:],
     "gap_significant",
     "gap_note",
+    "selection_effect_mean",
+    "selection_effect_ci_low",
+    "selection_effect_ci_high",
+    "deployable",
 ]
 
 NO_SIGNIFICANT_GAP = "no significant gap"
@@ -227,6 +238,35 @@ def _baselines(
         at_size = runs.filter(pl.col("size") == size)
         out.append((f"best: {best}", (at_size, [best])))
     return out
+
+
+SELECTION_COLUMNS = {
+    "experiment": pl.String,
+    "size": pl.Int64,
+    "selection_effect_mean": pl.Float64,
+    "selection_effect_ci_low": pl.Float64,
+    "selection_effect_ci_high": pl.Float64,
+}
+
+
+def _selection_effect(runs: pl.DataFrame, condition: str, real: str) -> pl.DataFrame:
+    """BLEU of the `sources-<condition>` control minus `real`, paired by seed, per experiment
+    and size: what choosing these sources does on its own, with human targets."""
+    control = sources_condition(condition)
+    rows = []
+    at = runs.filter(pl.col("condition") == control).select("experiment", "size").unique()
+    for experiment, size in at.sort(["experiment", "size"]).iter_rows():
+        effect = paired_difference(runs, experiment, size, control, real)
+        rows.append(
+            {
+                "experiment": experiment,
+                "size": size,
+                "selection_effect_mean": effect["mean"],
+                "selection_effect_ci_low": effect["ci_low"],
+                "selection_effect_ci_high": effect["ci_high"],
+            }
+        )
+    return pl.DataFrame(rows, schema=SELECTION_COLUMNS)
 
 
 def _gate_on_significance(
@@ -281,20 +321,25 @@ def mitigations_table(
     frames = []
     for mitigation in mitigations:
         bleu = summarise(runs.filter(pl.col("condition") == mitigation.condition), ("bleu",))
+        selection = _selection_effect(runs, mitigation.condition, real)
         for label, (baseline_runs, baseline) in _baselines(runs, mitigation):
             gaps = gap_closed(baseline_runs, real, baseline, mitigation.condition, min_gap=min_gap)
             gaps = _gate_on_significance(gaps, baseline, significant)
             frames.append(
-                bleu.join(gaps, on=["experiment", "size"], how="inner").with_columns(
+                bleu.join(gaps, on=["experiment", "size"], how="inner")
+                .join(selection, on=["experiment", "size"], how="left")
+                .with_columns(
                     strategy=pl.lit(mitigation.strategy),
                     generator=pl.lit(mitigation.generator),
                     baseline=pl.lit(label),
+                    deployable=pl.lit(parse_condition(mitigation.condition)["metric"] != ORACLE),
                 )
             )
     if not frames:
         schema = {c: GAP_COLUMNS.get(c, pl.Float64) for c in TABLE_COLUMNS}
         schema.update(strategy=pl.String, generator=pl.String, condition=pl.String)
         schema.update(baseline=pl.String, gap_significant=pl.Boolean, gap_note=pl.String)
+        schema.update(deployable=pl.Boolean)
         return pl.DataFrame(schema={**schema, "n_seeds": pl.UInt32})
     table = pl.concat(frames, how="vertical_relaxed").select(TABLE_COLUMNS)
     return table.sort(["strategy", "generator", "condition", "baseline", "experiment", "size"])

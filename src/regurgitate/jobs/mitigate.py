@@ -261,6 +261,15 @@ def table_quality(paths: list[str], out: Path) -> pl.DataFrame:
     return table
 
 
+def curriculum_sources(student_path: Path, selecting_path: Path, out: Path) -> None:
+    """`sources-<c>`: the sources an S1 or S3 curriculum selects, in its order, with human
+    targets."""
+    curriculum = curricula.human_targets_of(
+        pl.read_parquet(selecting_path), pl.read_parquet(student_path)
+    )
+    write_curriculum(curriculum, out)
+
+
 def table_detector(paths: list[str], out: Path) -> pl.DataFrame:
     table = pl.DataFrame([read_json(p) for p in paths], infer_schema_length=None)
     write_table(table, out, decimals=4)

@@ -14,7 +14,7 @@ from regurgitate.engine.model import ModelConfig, load_model, save_model
 from regurgitate.engine.tokenizer import Tokenizer
 from regurgitate.engine.train import DevSet, TrainConfig, train
 from regurgitate.generators.openai_finetune import finetune
-from regurgitate.io import write_json, write_parquet
+from regurgitate.io import write_json, write_parquet, write_table
 from regurgitate.study import curricula
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,23 @@ def curriculum_partial(
         pl.read_parquet(student_path), pl.read_parquet(synthetic_path), generator, percent, seed
     )
     write_curriculum(curriculum, out)
+
+
+def table_curricula(prefixes: list[dict], out: Path) -> pl.DataFrame:
+    """The source and target tokens of every curriculum prefix a run trains on; `prefixes`
+    holds experiment, condition, seed, size and the curriculum's path per run."""
+    rows = []
+    by_path: dict[str, list[dict]] = {}
+    for prefix in prefixes:
+        by_path.setdefault(prefix["path"], []).append(prefix)
+    for path, runs in by_path.items():
+        counts = curricula.prefix_tokens(pl.read_parquet(path), [run["size"] for run in runs])
+        for run, count in zip(runs, counts, strict=True):
+            labels = {k: run[k] for k in ("experiment", "condition", "seed")}
+            rows.append({**labels, **count})
+    table = pl.DataFrame(rows).sort("experiment", "condition", "size", "seed")
+    write_table(table, out)
+    return table
 
 
 def read_pairs(path: Path, rows: int | None) -> pl.DataFrame:

@@ -81,8 +81,13 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
     experiments = sorted(table["experiment"].unique().to_list())
     if "baseline" not in table.columns:
         table = table.with_columns(baseline=pl.lit(None, pl.String))
-    ordered = table.sort(["strategy", "condition", "baseline"], nulls_last=True)
+    if "deployable" not in table.columns:
+        table = table.with_columns(deployable=pl.lit(True))
+    # The oracle reads the human reference: an upper bound, drawn apart below the strategies.
+    table = table.with_columns(upper_bound=pl.col("deployable").fill_null(True).not_())
+    ordered = table.sort(["upper_bound", "strategy", "condition", "baseline"], nulls_last=True)
     conditions = ordered.select("condition", "baseline").unique(maintain_order=True).rows()
+    bounds = set(ordered.filter(pl.col("upper_bound")).select("condition", "baseline").rows())
     styles = condition_styles(sorted({c for c, _ in conditions}))
     height = max(FIGSIZE[1], 1.2 + 0.32 * len(conditions))
     figure = new_figure((FIGSIZE[0] * max(1, 0.75 * len(experiments)), height))
@@ -95,6 +100,8 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
         for row in rows.iter_rows(named=True):
             key = (row["condition"], row["baseline"])
             _draw_share(ax, row, y[key], styles[row["condition"]])
+        if bounds and len(bounds) < len(conditions):
+            ax.axhline(len(bounds) - 0.5, color="#999999", linestyle=":", linewidth=1.0)
         ax.axvline(0.0, color="#555555", linestyle="--", linewidth=1.0)
         ax.axvline(1.0, color="#000000", linestyle="-", linewidth=1.0)
         for x, label in ((0.0, "unmitigated"), (1.0, "real")):
@@ -112,7 +119,8 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
         ax.grid(True, axis="x", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
         ax.tick_params(labelsize=TICK_SIZE)
-    axes[0].set_yticks(list(y.values()), [_row_label(c, b) for c, b in y])
+    labels = [_row_label(c, b) + ("\n(upper bound)" if (c, b) in bounds else "") for c, b in y]
+    axes[0].set_yticks(list(y.values()), labels)
     axes[0].set_ylim(-0.7, len(conditions) - 0.3)
     return figure
 

@@ -15,6 +15,7 @@ from regurgitate.study.vocabulary import (
     mixed_condition,
     ordered_condition,
     partial_condition,
+    sources_condition,
 )
 
 
@@ -277,7 +278,8 @@ def partial_sizes(config: dict, experiment: str) -> list[int]:
 
 
 def mitigation_conditions(config: dict, experiment: str) -> list[str]:
-    """S1 ordered-<g>-<metric>, S2 mixed-<g1>+<g2>, S3 detector-<g>, where configured."""
+    """S1 ordered-<g>-<metric>, S2 mixed-<g1>+<g2>, S3 detector-<g>, where configured, and the
+    sources-<c> control of every S1 and S3 condition (unless source_controls is off)."""
     settings = config.get("mitigations")
     if not settings or experiment not in settings["experiments"]:
         return []
@@ -285,7 +287,10 @@ def mitigation_conditions(config: dict, experiment: str) -> list[str]:
     ordered = [ordered_condition(g, m) for g in generators for m in settings.get("metrics", [])]
     mixed = [mixed_condition(mix) for mix in settings.get("mixes", [])]
     detector = [detector_condition(g) for g in generators] if settings.get("detector", True) else []
-    return [*ordered, *mixed, *detector]
+    controls = [sources_condition(c) for c in [*ordered, *detector]]
+    if not settings.get("source_controls", True):
+        controls = []
+    return [*ordered, *mixed, *detector, *controls]
 
 
 def experiment_conditions(config: dict, experiment: str) -> list[str]:

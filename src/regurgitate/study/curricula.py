@@ -165,3 +165,40 @@ def mixed_curriculum(
         pl.Series("target", chosen, dtype=pl.String),
         pl.Series("origin", np.asarray(names)[picks], dtype=pl.String),
     )
+
+
+def human_targets_of(curriculum: pl.DataFrame, student: pl.DataFrame) -> pl.DataFrame:
+    """`curriculum`'s sources in its order, each with its human target from the student pool:
+    the control that separates which sources a mitigation selects from which targets it keeps."""
+    human = student.select("id", pl.col("target").alias("human_target"))
+    joined = curriculum.join(human, on="id", how="left", maintain_order="left")
+    missing = joined.filter(pl.col("human_target").is_null())
+    if missing.height:
+        raise ValueError(
+            f"{missing.height} curriculum ids are not in the student pool "
+            f"(first: {missing['id'][0]})"
+        )
+    return joined.select(
+        "id", "source", pl.col("human_target").alias("target"), origin=pl.lit("human")
+    )
+
+
+def prefix_tokens(curriculum: pl.DataFrame, sizes: list[int]) -> list[dict]:
+    """Whitespace tokens of the sources and targets in each size-k prefix: what a run of size k
+    trains on. Conditions of one size can differ in text: S1 and S3 favour short or long pairs,
+    and generated targets are shorter or longer than human ones."""
+    target = curriculum["target"].str.split(" ").list.len().cum_sum()
+    source = curriculum["source"].str.split(" ").list.len().cum_sum()
+    rows = []
+    for size in sizes:
+        if size > curriculum.height:
+            raise ValueError(f"a prefix of {size} pairs from a curriculum of {curriculum.height}")
+        rows.append(
+            {
+                "size": size,
+                "source_tokens": int(source[size - 1]),
+                "target_tokens": int(target[size - 1]),
+                "target_tokens_per_pair": int(target[size - 1]) / size,
+            }
+        )
+    return rows

@@ -59,6 +59,9 @@ MIX = rf"{NAME}(\+{NAME})+"
 PERCENT = r"[0-9]+"
 
 REAL, SELF = "real", "self"
+# The conditions that choose which sources of the pool they train on (S1, S3): a `sources-`
+# control trains on the same sources with the human targets.
+SELECTING = rf"ordered-{NAME}-{NAME}|detector-{NAME}"
 # Each kind of condition and the pattern of its ids (docs/study.md: conditions are curricula).
 CONDITION_KINDS = {
     "real": REAL,
@@ -68,6 +71,7 @@ CONDITION_KINDS = {
     "ordered": rf"ordered-{NAME}-{NAME}",
     "detector": rf"detector-{NAME}",
     "partial": rf"partial-{NAME}-{PERCENT}",
+    "sources": rf"sources-({SELECTING})",
 }
 CONDITION = "|".join(CONDITION_KINDS.values())
 _CONDITION = re.compile(rf"^({CONDITION})$")
@@ -93,22 +97,31 @@ def partial_condition(generator: str, percent: int) -> str:
     return f"partial-{generator}-{percent}"
 
 
+def sources_condition(selecting: str) -> str:
+    """The control of an S1 or S3 condition: its sources, in its order, with human targets."""
+    return f"sources-{selecting}"
+
+
 def parse_condition(condition: str) -> dict:
-    """The parts of a condition id: {"kind", "generators", "metric", "pct"}.
+    """The parts of a condition id: {"kind", "generators", "metric", "pct", "of"}.
 
     kind is a key of CONDITION_KINDS; generators lists the generator names in the id (empty for
-    real and self); metric and pct are None unless the kind has one. Raises ValueError for an
-    id that matches no kind.
+    real and self); metric and pct are None unless the kind has one; `of` is the condition a
+    `sources-` control selects its sources like (None for the other kinds). Raises ValueError
+    for an id that matches no kind.
     """
     if not _CONDITION.match(condition):
         raise ValueError(f"not a condition id: {condition!r}")
     kind, _, rest = condition.partition("-")
+    if kind == "sources":
+        return {**parse_condition(rest), "kind": kind, "of": rest}
     parts = rest.split("-")
     return {
         "kind": kind,
         "generators": rest.split("+") if kind == "mixed" else parts[:1] if rest else [],
         "metric": parts[1] if kind == "ordered" else None,
         "pct": int(parts[1]) if kind == "partial" else None,
+        "of": None,
     }
 
 
@@ -120,6 +133,8 @@ def condition_kind(condition: str) -> str:
 
 # S1's per-pair quality metrics: the <metric> of ordered-<g>-<metric>.
 QUALITY_METRICS = ("confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle")
+# The metric that reads the human reference: an upper bound for S1, not a deployable strategy.
+ORACLE = "oracle"
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,7 @@ SCORES = {"bleu": "BLEU", "chrf": "chrF"}
 WILDCARD_CONSTRAINTS = {
     "experiment": "|".join(EXPERIMENT_ORDER),
     "condition": CONDITION,
+    "selecting": SELECTING,
     "generator": NAME,
     "mix": MIX,
     "metric": NAME,

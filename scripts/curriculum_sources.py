@@ -1,0 +1,9 @@
+from pathlib import Path
+
+from regurgitate.jobs.log import job
+from regurgitate.jobs.mitigate import curriculum_sources
+
+with job(snakemake.log[0]):
+    curriculum_sources(
+        Path(snakemake.input.student), Path(snakemake.input.selecting), Path(snakemake.output[0])
+    )
