@@ -10,4 +10,5 @@ with job(snakemake.log[0]):
         Path(snakemake.input.test),
         Path(snakemake.output[0]),
         seed=snakemake.params.seed,
+        base_path=Path(snakemake.input.base) if snakemake.input.get("base") else None,
     )

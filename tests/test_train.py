@@ -154,6 +154,54 @@ def test_epoch_cap_ends_with_one_evaluation(tmp_path, toy_tokenizer, toy_pairs):
     assert [h["step"] for h in summary["dev_history"]] == [summary["steps"]]
 
 
+def _scripted(monkeypatch, values):
+    """Dev scores given in advance; the weights at each evaluation are recorded."""
+    scores, weights = iter(values), []
+
+    def scripted_evaluate(model, tokenizer, dev, metric, bf16):
+        weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return next(scores)
+
+    monkeypatch.setattr("regurgitate.engine.train.evaluate", scripted_evaluate)
+    return weights
+
+
+SELECT_CFG = dict(max_tokens=400, lr=3e-3, warmup_steps=5, eval_every=3, log_every=3)
+
+
+def test_select_last_keeps_the_final_weights_and_trains_the_whole_budget(
+    tmp_path, toy_tokenizer, toy_pairs, monkeypatch
+):
+    data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
+    weights = _scripted(monkeypatch, [30.0, 20.0, 10.0, 5.0])
+    cfg = TrainConfig(**SELECT_CFG, max_steps=12, patience=1, select="last")
+    model, summary = train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "s.pt")
+    # Patience would have stopped at step 6; `last` trains to max_steps and keeps step 12.
+    assert summary["steps"] == 12 and summary["selected_step"] == 12
+    assert summary["best_step"] == 3 and summary["select"] == "last"
+    returned = model.state_dict()
+    assert all(torch.equal(returned[name], value) for name, value in weights[-1].items())
+
+
+def test_select_best_evaluates_the_init_weights_first(
+    tmp_path, toy_tokenizer, toy_pairs, monkeypatch
+):
+    """E1 with dev selection: fine-tuning that only hurts keeps the base model (step 0)."""
+    data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
+    torch.manual_seed(5)
+    base = {k: v.clone() for k, v in Transformer(model_cfg).state_dict().items()}
+    weights = _scripted(monkeypatch, [25.0, 20.0, 18.0, 15.0])
+    cfg = TrainConfig(**SELECT_CFG, max_steps=100, patience=3)
+    model, summary = train(
+        model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "s.pt", init_state=base
+    )
+    assert [h["step"] for h in summary["dev_history"]] == [0, 3, 6, 9]
+    assert summary["selected_step"] == 0 and summary["steps"] == 9
+    returned = model.state_dict()
+    assert all(torch.equal(returned[name], base[name]) for name in base)
+    assert all(torch.equal(weights[0][name], base[name]) for name in base)
+
+
 def test_finetuning_starts_from_the_init_models_weights(tmp_path, toy_tokenizer, toy_pairs):
     """E1: `train_model` with `init_model` trains the base model on, not a fresh one. With a
     learning rate too small to move any weight by 1e-5, the student is the base model."""

@@ -189,7 +189,9 @@ def student_architecture_of(wildcards):
 def student_training(wildcards):
     experiment = config[wildcards.experiment]
     return training_settings(
-        config, experiment.get("training"), {"seed": int(wildcards.seed)}
+        config,
+        experiment.get("training"),
+        {"seed": int(wildcards.seed), "select": experiment["select"]},
     )
 
 
@@ -269,6 +271,11 @@ def reference_metrics(wildcards):
             f"base model ({base}) before fine-tuning": f"results/generators/{base}/metrics.json"
         }
     return {}
+
+
+def base_model_metrics(wildcards):
+    """E1's table carries the base model's own BLEU."""
+    return {"base": path for path in reference_metrics(wildcards).values()}
 
 
 # --- data and mechanisms ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 rule table_experiment:
     input:
+        unpack(base_model_metrics),
         metrics=experiment_run_metrics,
         hypotheses=experiment_run_hypotheses,
         test="results/pools/test.parquet",

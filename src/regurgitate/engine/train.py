@@ -48,8 +48,15 @@ class TrainConfig:
     # "fp32", "bf16", or "auto": bf16 on CUDA devices that support it and on CPUs with AVX-512
     # BF16 or AMX, fp32 elsewhere
     precision: str = "auto"
+    # Which weights training returns: "best" (the best dev score; patience stops early; with
+    # init weights, those are evaluated first, so the starting model can win) or "last" (the
+    # weights after the whole budget, max_steps or max_epochs, as a fine-tuning API returns
+    # them; dev scores are still logged).
+    select: str = "best"
 
     def __post_init__(self):
+        if self.select not in ("best", "last"):
+            raise ValueError(f"select must be 'best' or 'last', got {self.select!r}")
         if self.eval_metric not in ("bleu", "chrf"):
             raise ValueError(f"eval_metric must be 'bleu' or 'chrf', got {self.eval_metric!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -156,6 +163,8 @@ def train(
         run.device,
         _precision(run.bf16),
     )
+    if cfg.select == "best" and init_state is not None and not state["history"]:
+        _evaluate_and_keep_best(run, state)  # step 0: the starting model may stay the best
     run.model.train()
     stop = state.get("stopped", False)
     window = _Throughput()
@@ -163,7 +172,7 @@ def train(
     while not stop and state["step"] < cfg.max_steps and state["epoch"] < cfg.max_epochs:
         stop = _train_epoch(run, state, window, on_step)
 
-    if state["best_state"] is not None:
+    if cfg.select == "best" and state["best_state"] is not None:
         run.model.load_state_dict(state["best_state"])
     run.model.eval()
     return run.model, _summary(run, state)
@@ -308,6 +317,8 @@ def _summary(run: _Run, state: dict) -> dict:
     return {
         "steps": state["step"],
         "epochs_completed": state["epoch"],
+        "select": cfg.select,
+        "selected_step": state["best_step"] if cfg.select == "best" else state["step"],
         "best_step": state["best_step"],
         f"best_dev_{cfg.eval_metric}": state["best"],
         "dev_history": state["history"],
@@ -359,4 +370,4 @@ def _evaluate_and_keep_best(run: _Run, state: dict) -> bool:
         state["best"],
         state["best_step"],
     )
-    return state["bad_evals"] >= run.cfg.patience
+    return run.cfg.select == "best" and state["bad_evals"] >= run.cfg.patience

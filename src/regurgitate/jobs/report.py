@@ -26,16 +26,28 @@ LEARNING_CURVE_KINDS = ("real", "self", "gen")
 
 
 def table_experiment(
-    run_paths: list[str], hypothesis_paths: list[str], test_path: Path, out: Path, seed: int
+    run_paths: list[str],
+    hypothesis_paths: list[str],
+    test_path: Path,
+    out: Path,
+    seed: int,
+    base_path: Path | None = None,
 ) -> pl.DataFrame:
     """Mean and 95% interval over seeds of every condition and size of one experiment, and each
     condition's BLEU difference to `real` at the same size with the paired tests over test
     sentences (analysis.significance); `hypothesis_paths[i]` are the test translations of the
-    run whose metrics are `run_paths[i]`."""
+    run whose metrics are `run_paths[i]`. The steps whose weights the runs kept (`select`,
+    `selected_step_min/max`) and, for E1, the base model's BLEU (`base_path`) stand beside."""
     runs, hypotheses = load_run_translations(run_paths, hypothesis_paths)
     references = pl.read_parquet(test_path)["target"].to_list()
     differences = differences_to_baseline(references, hypotheses, REAL, seed=seed)
-    summary = summarise(runs).join(differences, on=GROUP_KEY, how="left")
+    summary = (
+        summarise(runs)
+        .join(differences, on=GROUP_KEY, how="left")
+        .join(_selected_steps(run_paths), on=GROUP_KEY, how="left")
+    )
+    if base_path is not None:
+        summary = summary.with_columns(base_bleu=pl.lit(read_json(base_path)["bleu"]))
     log.info(
         "%d runs summarised into %d rows; %d of %d conditions differ from %s (both paired tests)",
         len(run_paths),
@@ -46,6 +58,33 @@ def table_experiment(
     )
     write_table(summary, out)
     return summary
+
+
+def _selected_steps(run_paths: list[str]) -> pl.DataFrame:
+    """Per condition and size: how the runs chose their weights, and the range of the steps
+    they kept."""
+    rows = []
+    for path in run_paths:
+        record = read_json(path)
+        train = record.get("train", {})
+        rows.append(
+            {
+                **{key: record[key] for key in GROUP_KEY},
+                "select": train.get("select", "best"),
+                "step": train.get("selected_step", train.get("best_step")),
+            }
+        )
+    schema = {"experiment": pl.String, "condition": pl.String, "size": pl.Int64}
+    schema |= {"select": pl.String, "step": pl.Int64}
+    return (
+        pl.DataFrame(rows, schema=schema)
+        .group_by(GROUP_KEY)
+        .agg(
+            pl.col("select").first(),
+            pl.col("step").min().alias("selected_step_min"),
+            pl.col("step").max().alias("selected_step_max"),
+        )
+    )
 
 
 def figure_experiment(
