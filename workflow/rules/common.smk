@@ -336,12 +336,14 @@ MITIGATED_EXPERIMENTS = MITIGATIONS.get("experiments", [])
 MITIGATED_GENERATORS = MITIGATIONS.get("generators", [])
 CONFIGURED_QUALITY_METRICS = MITIGATIONS.get("metrics", [])
 MIXES = ["+".join(mix) for mix in MITIGATIONS.get("mixes", [])]
-# The strategies (S1, S2, S3) of the configured mitigated conditions.
+# The strategies (S1, S2, S3) of the configured mitigated conditions (the sources- controls
+# belong to none).
 MITIGATION_STRATEGIES = sorted(
     {
-        mitigation_of(condition).strategy
+        mitigation.strategy
         for experiment in EXPERIMENTS
         for condition in mitigation_conditions(config, experiment)
+        if (mitigation := mitigation_of(condition))
     }
 )
 # The mitigations' tables that this configuration makes: every strategy adds to mitigations.csv;
