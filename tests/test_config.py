@@ -229,3 +229,12 @@ def test_readme_line_points_the_cpu_preset_at_a_local_copy():
     assert config["corpus"]["format"] == "tsv"
     assert config["corpus"]["tsv"] == f"{shared}/train.tsv"
     assert config["corpus"]["test_tsv"] == f"{shared}/test_2016_flickr.tsv"
+
+
+def test_the_schema_fills_in_what_the_rules_read():
+    config = load(CONFIGS[2])
+    validate(config)
+    assert config["curriculum_seed"] == "run"
+    assert (config["scratch"]["select"], config["finetune"]["select"]) == ("best", "last")
+    assert config["mechanisms"]["keep_punctuation"] is False
+    assert config["mitigations"]["source_controls"] is True
