@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,8 @@ import polars as pl
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# The line regurgitate.engine.train logs at the end of a training run.
+THROUGHPUT = re.compile(r"trained at (\d+) target tokens/s")
 SHARED_MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
 
 
@@ -92,8 +95,9 @@ def summarise(workdir: Path) -> dict:
     results = workdir / "results"
     table = pl.read_csv(results / "tables" / "scratch.csv")
     largest = table.filter(pl.col("size") == table["size"].max())
-    students = [json.loads(p.read_text()) for p in (results / "runs").rglob("train.json")]
-    throughput = [s["target_tokens_per_second"] for s in students if s["target_tokens_per_second"]]
+    # Timings stay out of results (they would differ between identical runs): the logs have them.
+    logs = (workdir / "logs" / "train_student").rglob("*.log")
+    throughput = [float(m[-1]) for p in logs if (m := THROUGHPUT.findall(p.read_text()))]
     return {
         "largest_size": int(table["size"].max()),
         "bleu_at_largest_size": {

@@ -58,7 +58,7 @@ def training_flops(args, vocab: int, src_tokens: int, tgt_tokens: int) -> float:
 
 def project_side(args) -> dict:
     from regurgitate.engine.batching import epoch_batches
-    from regurgitate.engine.train import DevSet, TrainConfig, train
+    from regurgitate.engine.train import TIMING, DevSet, TrainConfig, train
 
     tokenizer, sources, data = encoded(args)
     batches = epoch_batches(data, args.max_tokens, args.seed, 0)[: args.steps]
@@ -88,9 +88,10 @@ def project_side(args) -> dict:
             device=args.device,
         )
     _, peak = common.memory_mb(args.device)
-    seconds = summary["target_tokens"] / summary["target_tokens_per_second"]
+    throughput = summary[TIMING]["target_tokens_per_second"]
+    seconds = summary["target_tokens"] / throughput
     return {
-        "target_tokens_per_second": summary["target_tokens_per_second"],
+        "target_tokens_per_second": throughput,
         "target_tokens": summary["target_tokens"],
         "seconds": seconds,
         "flops_per_second": training_flops(args, tokenizer.vocab_size, src_tokens, tgt_tokens)

@@ -7,5 +7,4 @@ with job(snakemake.log[0]):
         snakemake.output.model,
         dict(snakemake.params.settings),
         snakemake.params.seed,
-        snakemake.threads,
     )

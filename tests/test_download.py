@@ -112,7 +112,7 @@ def test_connection_refused(tmp_path):
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/de-en.tgz"
     with pytest.raises(DownloadError) as caught:
-        download(url, tmp_path / "de-en.tgz", None, timeout=5)
+        download(url, tmp_path / "de-en.tgz", None, timeout=5, backoff_seconds=0)
     assert url in str(caught.value)
     assert _leftovers(tmp_path) == []
 

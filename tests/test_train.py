@@ -4,7 +4,16 @@ import torch
 
 from regurgitate.engine.batching import encode_pairs
 from regurgitate.engine.model import ModelConfig, Transformer, load_model, save_model
-from regurgitate.engine.train import DevSet, TrainConfig, evaluate, learning_rate, train
+from regurgitate.engine.train import (
+    TIMING,
+    DevSet,
+    TrainConfig,
+    checkpoint_files,
+    evaluate,
+    learning_rate,
+    split_timing,
+    train,
+)
 from regurgitate.io import write_parquet
 
 
@@ -28,34 +37,100 @@ def setup(tokenizer, pairs):
     return data, dev, model_cfg
 
 
-def test_resumed_training_ends_like_uninterrupted(tmp_path, toy_tokenizer, toy_pairs):
+RESUMED = TrainConfig(
+    max_tokens=400,
+    lr=3e-3,
+    warmup_steps=5,
+    max_steps=24,
+    eval_every=6,
+    patience=100,
+    log_every=5,
+    seed=3,
+)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, toy_tokenizer, toy_pairs):
     data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
-    cfg = TrainConfig(
-        max_tokens=400,
-        lr=3e-3,
-        warmup_steps=5,
-        max_steps=24,
-        eval_every=6,
-        patience=100,
-        log_every=5,
-        seed=3,
-    )
-    whole, summary = train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "a.pt")
+    path = tmp_path_factory.mktemp("whole") / "a.pt"
+    return train(model_cfg, RESUMED, data, dev, toy_tokenizer, path)
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def garble(path):
+    path.write_bytes(b"not a zip file at all")
+
+
+# How a kill at step 14 (checkpoints at steps 6 and 12) is damaged, and the step it resumes from.
+DAMAGES = {
+    "none": ([], 12),
+    "truncated": ([truncate], 6),
+    "not_a_zip": ([garble], 6),
+    "both": ([truncate, garble], 0),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_resumed_training_ends_like_uninterrupted(
+    tmp_path, toy_tokenizer, toy_pairs, uninterrupted, damage, caplog
+):
+    """A kill at step 14 resumes from the checkpoint of step 12; when that one cannot be read
+    it is set aside and the one of step 6 resumed, and when neither can, training starts over:
+    every way, it ends exactly as the uninterrupted run."""
+    data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
+    whole, summary = uninterrupted
 
     def kill_at_14(step):
         if step == 14:
             raise Killed
 
+    checkpoint = tmp_path / "b.pt"
     with pytest.raises(Killed):
-        train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "b.pt", on_step=kill_at_14)
-    assert torch.load(tmp_path / "b.pt", weights_only=False)["state"]["step"] == 12
-    resumed, resumed_summary = train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "b.pt")
+        train(model_cfg, RESUMED, data, dev, toy_tokenizer, checkpoint, on_step=kill_at_14)
+    assert torch.load(checkpoint, weights_only=False)["state"]["step"] == 12
+    damages, resumed_from = DAMAGES[damage]
+    for damage_file, path in zip(damages, checkpoint_files(checkpoint), strict=False):
+        damage_file(path)
+    started = []
+    resumed, resumed_summary = train(
+        model_cfg, RESUMED, data, dev, toy_tokenizer, checkpoint, on_step=started.append
+    )
+    assert started[0] == resumed_from + 1
     for (name, a), (_, b) in zip(
         whole.state_dict().items(), resumed.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
     assert resumed_summary["dev_history"] == summary["dev_history"]
     assert resumed_summary["steps"] == 24
+    for path in checkpoint_files(checkpoint)[: len(damages)]:
+        assert (path.parent / f"{path.name}.corrupt").exists()
+        assert f"{path} cannot be read" in caplog.text
+
+
+def test_a_killed_checkpoint_write_is_cleaned_up_by_the_next_run(
+    tmp_path, toy_tokenizer, toy_pairs
+):
+    data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
+    cfg = TrainConfig(max_tokens=400, warmup_steps=5, max_steps=1, eval_every=1, log_every=1)
+    # What a kill in the middle of writing the checkpoint leaves (the pid is no process's).
+    stale = tmp_path / ".last.pt.999999999.x1y2z3.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    there = []  # at each step, whether the leftover is still there: gone before training
+    checkpoint = tmp_path / "last.pt"
+    train(
+        model_cfg,
+        cfg,
+        data,
+        dev,
+        toy_tokenizer,
+        checkpoint,
+        on_step=lambda _: there.append(stale.exists()),
+    )
+    assert there == [False]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
 def test_checkpoint_of_other_configuration_is_not_resumed(tmp_path, toy_tokenizer, toy_pairs):
@@ -86,7 +161,11 @@ def test_training_learns_and_returns_its_best_model(tmp_path, toy_tokenizer, toy
     assert history[cfg.eval_every] < 40  # and was not known at the first evaluation
     bf16 = summary["precision"] == "bf16"
     assert evaluate(model, toy_tokenizer, dev, "chrf", bf16) == summary["best_dev_chrf"]
-    assert summary["target_tokens_per_second"] > 0
+    assert summary[TIMING]["target_tokens_per_second"] > 0
+    assert split_timing(summary) == (
+        {k: v for k, v in summary.items() if k != TIMING},
+        summary[TIMING],
+    )
 
 
 def test_early_stopping_returns_the_best_evaluations_weights(

@@ -1,10 +1,20 @@
-"""Whole-or-nothing file output: write to a temporary name beside the target, then rename."""
+"""Whole-or-nothing file output: write to a temporary name beside the target, then rename.
+
+A temporary file is named `.<target name>.<pid>.<random>.tmp`, so that the next write of the same
+target can remove what a killed writer left behind (its process is gone) without touching the
+file of a writer that is still running. The renamed file gets the permissions the user's umask
+gives a new file, as a plain `open` would, not the 0600 of a temporary file. A write that fails
+because the disk is full raises `DiskFullError`, which says so.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,18 +22,100 @@ from pathlib import Path
 import polars as pl
 import polars.selectors as cs
 
+# The errors of a file system without room: no space left, or the user's quota exceeded.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """Writing an output failed because its file system has no room left."""
+
+
+def _process_umask() -> int:
+    """The umask, read without changing it where the system allows (os.umask sets it, which would
+    race with threads creating files)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The permissions a file created now with open() would get."""
+    return 0o666 & ~_process_umask()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of earlier writes of `path` whose writer has gone (killed);
+    return them."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        writer = candidate.name[len(prefix) :].split(".", 1)[0]
+        if writer.isdigit() and int(writer) == os.getpid():
+            continue  # this process's own write (reentrant use)
+        if writer.isdigit() and _alive(int(writer)):
+            continue
+        candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
+
+
+def _no_room(error: BaseException) -> bool:
+    """Whether `error`, or an error it was raised from or while handling, is a full disk (torch
+    reports one as a RuntimeError raised while handling the OSError)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _NO_ROOM:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _disk_full(path: Path, error: BaseException) -> DiskFullError:
+    free = shutil.disk_usage(path.parent).free
+    return DiskFullError(
+        errno.ENOSPC,
+        f"the disk is full: writing {path} failed with {free} bytes left on its file system "
+        f"({os.strerror(getattr(error, 'errno', None) or errno.ENOSPC)}); free some space and "
+        "run again, finished outputs and checkpoints are kept",
+    )
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; rename it onto `path` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, new_file_mode())
         os.replace(tmp_path, path)
+    except BaseException as err:
+        if _no_room(err):
+            raise _disk_full(path, err) from err
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -3,6 +3,7 @@
 from snakemake.utils import min_version, validate
 
 from regurgitate.analysis.mitigations import mitigation_of
+from regurgitate.jobs.stopping import forward_interrupts
 from regurgitate.study.config import (
     check_config,
     corpus_downloads,
@@ -31,6 +32,8 @@ min_version("8.20")
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
+# A SIGINT that reaches Snakemake alone stops the running jobs too, instead of waiting for them.
+forward_interrupts()
 
 
 wildcard_constraints:

@@ -1,12 +1,13 @@
 # The corpus, its pools and the shared tokenizer.
 
 
+# download() tries a network failure again itself; a wrong checksum fails at once (no retries:
+# the same bytes would come again).
 rule download_corpus:
     output:
         "resources/corpus/europarl-v7.tgz",
     log:
         "logs/download_corpus.log",
-    retries: 2
     conda:
         ENV
     resources:
@@ -26,7 +27,6 @@ rule download_corpus_file:
         "logs/download_corpus/{file}.log",
     wildcard_constraints:
         file=r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.(de|en)\.gz",
-    retries: 2
     conda:
         ENV
     resources:
@@ -72,6 +72,8 @@ rule train_tokenizer:
         "logs/train_tokenizer.log",
     conda:
         ENV
+    # SentencePiece always runs regurgitate.engine.tokenizer.TRAIN_THREADS threads (its scores
+    # depend on the count), whatever --cores grants.
     threads: 2
     resources:
         mem_mb=8000,

@@ -155,8 +155,18 @@ def evaluate_detector(
 
 
 def save_detector(detector: Detector, path: str | Path) -> None:
+    """Pickle the detector: the same detector gives the same bytes."""
+    _drop_identity_caches(detector.pipeline)
     with atomic_path(path) as tmp:
         joblib.dump(detector, tmp)
+
+
+def _drop_identity_caches(pipeline: Pipeline) -> None:
+    """A fitted vectorizer remembers the id() of its stop-word list, to skip checking it again;
+    an object id differs from run to run, so it is left out of the file (the vectorizer checks
+    the list again when it next needs to)."""
+    for _, transformer, _ in pipeline.named_steps["features"].transformers_:
+        vars(transformer).pop("_stop_words_id", None)
 
 
 def load_detector(path: str | Path) -> Detector:

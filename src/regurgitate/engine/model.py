@@ -237,13 +237,21 @@ class Transformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def save_model(model: Transformer, path, extra: dict | None = None) -> None:
-    """Save weights and architecture together, so a model file is all a decoder needs."""
+def save_torch(payload: dict, path) -> None:
+    """torch.save `payload` to `path`, whole or not at all, the same bytes for the same payload.
+
+    torch.save names the folder inside its zip archive after the file it is given, which here
+    would be a random temporary name; through an open file it is always `archive`."""
     from regurgitate.io import atomic_path
 
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        torch.save(payload, handle)
+
+
+def save_model(model: Transformer, path, extra: dict | None = None) -> None:
+    """Save weights and architecture together, so a model file is all a decoder needs."""
     payload = {"config": model.cfg.to_dict(), "state_dict": model.state_dict(), **(extra or {})}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 def load_model(path, device: str | torch.device = "cpu") -> tuple[Transformer, dict]:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -23,10 +24,13 @@ from regurgitate.analysis.metrics import score
 from regurgitate.engine.batching import EncodedPairs, collate, epoch_batches
 from regurgitate.engine.decode import DecodeConfig, translate
 from regurgitate.engine.device import autocast_context, use_bf16
-from regurgitate.engine.model import ModelConfig, Transformer
-from regurgitate.io import atomic_path
+from regurgitate.engine.model import ModelConfig, Transformer, save_torch
+from regurgitate.io import remove_stale_temporaries
 
 log = logging.getLogger(__name__)
+
+# The key of the summary's measured timings, which `split_timing` takes out before it is saved.
+TIMING = "timing"
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,12 @@ def evaluate(model, tokenizer, dev: DevSet, metric: str, bf16: bool) -> float:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Write a checkpoint, keeping the one before it until this one is whole: a kill, a full
+    disk or a damaged file leaves a checkpoint to resume from."""
+    latest, previous = checkpoint_files(path)
+    if latest.exists():
+        os.replace(latest, previous)
+    save_torch(state, latest)
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,14 @@ def train(
     if cfg.select == "best" and state["best_state"] is not None:
         run.model.load_state_dict(state["best_state"])
     run.model.eval()
-    return run.model, _summary(run, state)
+    summary = _summary(run, state)
+    if summary[TIMING]["target_tokens_per_second"] is not None:
+        log.info(
+            "trained at %.0f target tokens/s (%.1f s of training, evaluation excluded)",
+            summary[TIMING]["target_tokens_per_second"],
+            summary[TIMING]["seconds"],
+        )
+    return run.model, summary
 
 
 def _setup(model_cfg, cfg, data, dev, tokenizer, checkpoint, device, init_state) -> _Run:
@@ -215,22 +230,67 @@ def _fresh_state() -> dict:
 
 def _resume(run: _Run) -> dict | None:
     """Load model, optimizer and random state from a matching checkpoint; return its progress, or
-    None when there is no checkpoint or it was written for another configuration or data."""
-    if not run.checkpoint.exists():
+    None when there is no checkpoint or it was written for another configuration or data. The
+    latest checkpoint is tried first, then the one before it (when the latest cannot be read)."""
+    remove_stale_temporaries(run.checkpoint)  # a write that a kill interrupted
+    for path in checkpoint_files(run.checkpoint):
+        saved = _load_checkpoint(path, run.device)
+        if saved is None:
+            continue
+        if saved["fingerprint"] != run.key:
+            log.info("ignoring %s: it was written for another configuration or data", path)
+            return None
+        run.model.load_state_dict(saved["model"])
+        run.optimizer.load_state_dict(saved["optimizer"])
+        # The random state goes on where the killed run left it: the same dropout masks follow.
+        torch.set_rng_state(saved["rng"])
+        if run.device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"])
+        state = saved["state"]
+        log.info("resuming from %s at step %d", path, state["step"])
+        return state
+    return None
+
+
+CHECKPOINT_KEYS = ("fingerprint", "model", "optimizer", "rng", "state")
+
+
+def checkpoint_files(path: Path) -> tuple[Path, Path]:
+    """The latest checkpoint and the one before it, which is kept until the next is whole."""
+    path = Path(path)
+    return path, path.with_name(f"{path.stem}.previous{path.suffix}")
+
+
+def remove_checkpoints(path: Path) -> None:
+    """Remove a finished run's checkpoints (the set-aside unreadable ones stay for a look)."""
+    for file in checkpoint_files(path):
+        file.unlink(missing_ok=True)
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict | None:
+    """A checkpoint's contents, or None when there is none. One that cannot be read (truncated,
+    not a zip, damaged on disk) is set aside as `<name>.corrupt` with a warning, and gives None:
+    failing on it would fail every retry of the job."""
+    if not path.exists():
         return None
-    saved = torch.load(run.checkpoint, map_location=run.device, weights_only=False)
-    if saved.get("fingerprint") != run.key:
-        log.info("ignoring %s: it was written for another configuration or data", run.checkpoint)
+    try:
+        saved = torch.load(path, map_location=device, weights_only=False)
+        missing = [key for key in CHECKPOINT_KEYS if key not in saved]
+        if missing:
+            raise KeyError(f"it has no {', '.join(missing)}")
+    except Exception as err:
+        aside = path.with_name(f"{path.name}.corrupt")
+        os.replace(path, aside)
+        log.warning(
+            "%s cannot be read (%s: %s); it is set aside as %s and training goes on from the "
+            "checkpoint before it, or from the start",
+            path,
+            type(err).__name__,
+            err,
+            aside,
+        )
         return None
-    run.model.load_state_dict(saved["model"])
-    run.optimizer.load_state_dict(saved["optimizer"])
-    # The random state goes on where the killed run left it: the same dropout masks follow.
-    torch.set_rng_state(saved["rng"])
-    if run.device.type == "cuda" and saved.get("cuda_rng") is not None:
-        torch.cuda.set_rng_state(saved["cuda_rng"])
-    state = saved["state"]
-    log.info("resuming from %s at step %d", run.checkpoint, state["step"])
-    return state
+    return saved
 
 
 def _train_epoch(run: _Run, state: dict, window: _Throughput, on_step) -> bool:
@@ -323,13 +383,24 @@ def _summary(run: _Run, state: dict) -> dict:
         f"best_dev_{cfg.eval_metric}": state["best"],
         "dev_history": state["history"],
         "target_tokens": state["tokens"],
-        "target_tokens_per_second": (
-            state["timed_tokens"] / state["elapsed"] if state["elapsed"] else None
-        ),
         "parameters": run.model.num_parameters(),
         "precision": _precision(run.bf16),
         "device": str(run.device),
+        # Measured, so different in every run: for logs and benchmarks, never for a result file
+        # (those must be the same bytes whenever the configuration is the same).
+        TIMING: {
+            "seconds": state["elapsed"],
+            "target_tokens_per_second": (
+                state["timed_tokens"] / state["elapsed"] if state["elapsed"] else None
+            ),
+        },
     }
+
+
+def split_timing(summary: dict) -> tuple[dict, dict]:
+    """The summary without its timings (what results hold) and the timings (what logs hold)."""
+    rest = {key: value for key, value in summary.items() if key != TIMING}
+    return rest, summary.get(TIMING, {})
 
 
 def _precision(bf16: bool) -> str:

@@ -46,10 +46,9 @@ def prepare_pools(
     )
 
 
-def train_tokenizer(
-    teacher_pool: Path, model_out: Path, settings: dict, seed: int, threads: int
-) -> Path:
-    """The joint SentencePiece model, trained on both sides of the teacher pool."""
+def train_tokenizer(teacher_pool: Path, model_out: Path, settings: dict, seed: int) -> Path:
+    """The joint SentencePiece model, trained on both sides of the teacher pool (with a fixed
+    thread count whatever the job was granted: the model's scores depend on it)."""
     teacher = pl.read_parquet(teacher_pool)
     sentences = teacher["source"].to_list() + teacher["target"].to_list()
     log.info("training SentencePiece on %d sentences: %s", len(sentences), settings)
@@ -60,5 +59,4 @@ def train_tokenizer(
         model_type=settings["model_type"],
         max_sentences=settings["max_sentences"],
         seed=seed,
-        threads=threads,
     )

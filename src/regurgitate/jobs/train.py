@@ -12,9 +12,15 @@ from regurgitate.engine.batching import encode_pairs
 from regurgitate.engine.device import pick_device
 from regurgitate.engine.model import ModelConfig, load_model, save_model
 from regurgitate.engine.tokenizer import Tokenizer
-from regurgitate.engine.train import DevSet, TrainConfig, train
+from regurgitate.engine.train import (
+    DevSet,
+    TrainConfig,
+    remove_checkpoints,
+    split_timing,
+    train,
+)
 from regurgitate.generators.openai_finetune import finetune
-from regurgitate.io import write_json, write_parquet, write_table
+from regurgitate.io import remove_stale_temporaries, write_json, write_parquet, write_table
 from regurgitate.study import curricula
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,8 @@ def train_model(
 ) -> dict:
     """Train one model on the first `rows` pairs (all when None) of a pool or curriculum;
     `init_model` starts it from a trained model's weights (E1 fine-tuning)."""
+    for out in (model_out, summary_out):
+        remove_stale_temporaries(out)  # what a killed attempt was writing
     tokenizer = Tokenizer(tokenizer_path)
     pairs = read_pairs(pairs_path, rows)
     max_positions = architecture.get("max_positions", ModelConfig.max_positions)
@@ -114,6 +122,7 @@ def train_model(
         device=pick_device(device),
         init_state=init_state,
     )
+    summary, _ = split_timing(summary)  # the log has them; results stay reproducible
     summary.update(
         pairs=pairs.height,
         training=training,
@@ -122,7 +131,7 @@ def train_model(
     )
     save_model(model, model_out, extra={"summary": summary})
     write_json(summary, summary_out)
-    checkpoint.unlink(missing_ok=True)  # the finished model supersedes it
+    remove_checkpoints(checkpoint)  # the finished model supersedes them
     return summary
 
 

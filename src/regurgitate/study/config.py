@@ -46,6 +46,36 @@ def check_config(config: dict) -> None:
         _check_sizes(config, experiment)
         _check_partial(config, experiment)
     _check_corpus(config)
+    _check_pools(config)
+
+
+# What each pool is for, where a size of 0 would leave the study without it.
+POOL_USES = {
+    "teacher": "the tokenizer and the generators learn from it",
+    "student": "every condition's sources come from it",
+    "dev": "training stops early and keeps the best model on its scores",
+}
+
+
+def _check_pools(config: dict) -> None:
+    """No pool the study needs is asked to be empty (a null size takes what the others leave,
+    which only reading the corpus can tell: prepare_pools checks that one)."""
+    pools = config["pools"]
+    for pool, use in POOL_USES.items():
+        if pools[pool] == 0:
+            raise ConfigError(f"pools.{pool}: 0 pairs, but {use}; give it pairs (or null)")
+    settings = config.get("mitigations") or {}
+    detectors = settings.get("detector", True) and settings.get("generators")
+    if (
+        detectors
+        and settings.get("experiments")
+        and pools["detector"] is not None
+        and pools["detector"] < 2
+    ):
+        raise ConfigError(
+            f"pools.detector: {pools['detector']} pairs, but S3 (mitigations.detector) trains "
+            "each detector on it and scores it on a held-out share: it needs at least 2"
+        )
 
 
 def _check_corpus(config: dict) -> None:

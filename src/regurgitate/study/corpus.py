@@ -76,7 +76,32 @@ def _decode_line(raw: bytes, name: str, line_no: int) -> str:
     # A byte-order mark at the start of a file is an encoding artefact, not text.
     if line_no == 1:
         text = text.removeprefix("\ufeff")
+    _check_text(raw, text, name, line_no)
     return text
+
+
+def _check_text(raw: bytes, text: str, name: str, line_no: int) -> None:
+    """Refuse what valid UTF-8 can hold but text does not: NUL bytes (a binary or UTF-16 file),
+    a byte-order mark past the file's start (files concatenated with theirs), and a file whose
+    lines end in CR alone (classic Mac OS), which reads as one long line."""
+    where = f"{name}:{line_no}"
+    if "\0" in text:
+        raise CorpusError(
+            f"{where}: NUL byte at character {text.index(chr(0)) + 1} of the line; the corpus "
+            "must be UTF-8 text (a NUL byte means a binary or UTF-16 file)"
+        )
+    if "\ufeff" in text:
+        raise CorpusError(
+            f"{where}: byte-order mark (U+FEFF) at character {text.index(chr(0xFEFF)) + 1} of "
+            "the line; only a file's first line may start with one (were files with their own "
+            "marks joined together?); remove it, e.g. sed 's/\\xEF\\xBB\\xBF//g'"
+        )
+    if line_no == 1 and not raw.endswith(b"\n") and "\r" in text:
+        raise CorpusError(
+            f"{name}: the lines end in CR (\\r) alone, old Mac style, so the whole file reads as "
+            f"one line ({text.count(chr(13)) + 1} lines in it); convert the line endings to LF "
+            "(\\n), e.g. tr '\\r' '\\n'"
+        )
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -409,6 +434,12 @@ def split_pools(
             if pool in HELD_OUT_POOLS:
                 held_out.setdefault(_source_of(pair), pool)
             pools[pool].append(pair)
+        if wanted is None and not pools[pool]:
+            raise CorpusError(
+                f"pool {pool!r} (pools.{pool}: null) takes the pairs the other pools leave, "
+                f"and they leave none: {_describe_sizes(sizes)} of {len(pairs)} pairs after "
+                "cleaning"
+            )
         if wanted is not None and len(pools[pool]) < wanted:
             raise CorpusError(
                 f"the pool sizes ask for {fixed_total} pairs ({_describe_sizes(sizes)}) but "
@@ -432,19 +463,33 @@ def _log_report(name: str, report: dict) -> None:
 
 def _read_corpus(
     corpus: dict, archive: Path | None, files: dict[str, Path] | None
-) -> Iterator[tuple[int, str, str]]:
+) -> tuple[str, Iterator[tuple[int, str, str]]]:
+    """(a name for messages, the pairs) of the corpus the pools are carved from."""
     fmt = corpus.get("format")
     if fmt == "multi30k":
-        return _parallel_split(files, corpus.get("train_split"), "corpus.train_split")[1]
+        return _parallel_split(files, corpus.get("train_split"), "corpus.train_split")
     if fmt == "tsv":
         if not corpus.get("tsv"):
             raise CorpusError("corpus format is 'tsv' but no corpus.tsv path is given")
-        return read_tsv(corpus["tsv"])
+        return str(corpus["tsv"]), read_tsv(corpus["tsv"])
     if fmt == "europarl":
         if archive is None:
             raise CorpusError("corpus format is 'europarl' but no archive was given")
-        return read_europarl_archive(archive, corpus["de_member"], corpus["en_member"])
+        pairs = read_europarl_archive(archive, corpus["de_member"], corpus["en_member"])
+        return str(archive), pairs
     raise CorpusError(f"unknown corpus format {fmt!r}; allowed: {list(CORPUS_FORMATS)}")
+
+
+def _what_cleaning_left(report: dict) -> str:
+    """How many pairs were read and kept, and why the others were dropped."""
+    if not report["read"]:
+        return "it holds no lines"
+    dropped = ", ".join(
+        f"{count} {reason.replace('_', ' ')}"
+        for reason, count in report["dropped"].items()
+        if count
+    )
+    return f"{report['read']} pairs read, {report['kept']} kept, dropped: {dropped or 'none'}"
 
 
 def _test_set(
@@ -520,22 +565,30 @@ def prepare(
         test_pairs, test_report = clean(test_read, as_published)
         _log_report(f"test set {test_name}", test_report)
         if not test_pairs:
-            raise CorpusError(f"{test_name}: no test pairs left after cleaning")
+            left = _what_cleaning_left(test_report)
+            raise CorpusError(f"{test_name}: no test pairs left after cleaning ({left})")
 
     exclude = frozenset(de for de, _ in test_pairs) if test_pairs else frozenset()
-    packed, corpus_report = _clean_packed(_read_corpus(corpus, archive, files), cleaning, exclude)
+    corpus_name, corpus_pairs = _read_corpus(corpus, archive, files)
+    packed, corpus_report = _clean_packed(corpus_pairs, cleaning, exclude)
     _log_report("corpus", corpus_report)
+    if not packed:
+        raise CorpusError(
+            f"{corpus_name}: no pairs left after cleaning ({_what_cleaning_left(corpus_report)})"
+        )
 
     # A separate test set replaces the test pool carved from the corpus.
     carve_sizes = {pool: size for pool, size in sizes.items() if not (test_set and pool == "test")}
-    carved = split_pools(packed, carve_sizes, seed, corpus_report)
+    try:
+        carved = split_pools(packed, carve_sizes, seed, corpus_report)
+    except CorpusError as err:
+        raise CorpusError(f"{corpus_name}: {err} ({_what_cleaning_left(corpus_report)})") from None
     log.info(
         "corpus: skipped %d pairs whose source is in the test or dev pool",
         corpus_report["held_out_sources"],
     )
     pools = {pool: _unpack(items) for pool, items in carved.items()}
-    del carved
-    del packed
+    del packed, carved
     if test_pairs is not None:
         pools["test"] = test_pairs
     for pool in POOLS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,7 +20,17 @@ PROGRESS_BYTES_UNKNOWN_TOTAL = 64 << 20
 
 
 class DownloadError(RuntimeError):
-    """A download failed (HTTP or connection error, truncation, checksum mismatch)."""
+    """A download failed (HTTP or connection error, truncation, checksum mismatch). `transient`
+    says whether trying again may help: a network failure may pass, a wrong checksum or a
+    missing file will not."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+# HTTP statuses worth another attempt: the server is busy or failing, not the request wrong.
+RETRY_STATUS = {408, 429}  # and every 5xx
 
 
 def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -104,19 +115,38 @@ def download(
     *,
     timeout: float = 60,
     chunk_size: int = 1 << 20,
+    attempts: int = 3,
+    backoff_seconds: float = 10.0,
 ) -> Path:
     """Download `url` to `dest`, verifying the SHA-256 when given; return `dest`.
 
     The body is written to a temporary file beside `dest` and renamed only once complete and
     verified, so `dest` never holds a partial or wrong file. If `dest` already holds the
-    expected file, nothing is downloaded.
+    expected file, nothing is downloaded. A network failure (connection, timeout, truncated
+    body, HTTP 5xx, 408, 429) is tried again, up to `attempts` in all, after `backoff_seconds`
+    doubling each time; a checksum mismatch or another HTTP error fails at once: the same bytes
+    would come again.
     """
     dest = Path(dest)
     expected = _normalise_checksum(sha256)
     if _already_present(dest, expected):
         return dest
+    for attempt in range(1, attempts + 1):
+        try:
+            return _fetch(url, dest, expected, timeout, chunk_size)
+        except DownloadError as err:
+            if not err.transient or attempt == attempts:
+                raise
+            delay = backoff_seconds * 2 ** (attempt - 1)
+            log.warning("%s; attempt %d of %d in %.0f s", err, attempt + 1, attempts, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
+
+def _fetch(url: str, dest: Path, expected: str | None, timeout: float, chunk_size: int) -> Path:
+    """One attempt of `download`."""
     log.info("downloading %s to %s", url, dest)
+    failed = f"download of {url} failed"
     try:
         with (
             urllib.request.urlopen(url, timeout=timeout) as response,
@@ -127,18 +157,24 @@ def download(
             received, actual = _stream_to_file(response, out, url, total, chunk_size)
             if total is not None and received != total:
                 raise DownloadError(
-                    f"download of {url} is truncated: received {received} of {total} bytes"
+                    f"download of {url} is truncated: received {received} of {total} bytes",
+                    transient=True,
                 )
             if expected is not None and actual != expected:
                 raise DownloadError(
                     f"checksum mismatch for {url}: expected SHA-256 {expected}, got {actual}"
                 )
     except urllib.error.HTTPError as err:
-        raise DownloadError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
+        transient = err.code in RETRY_STATUS or err.code >= 500
+        raise DownloadError(f"{failed}: HTTP {err.code} {err.reason}", transient) from None
     except urllib.error.URLError as err:
-        raise DownloadError(f"download of {url} failed: {err.reason}") from None
+        # A refused connection or a failed name lookup may pass; a missing local file will not.
+        transient = isinstance(err.reason, OSError) and not isinstance(
+            err.reason, FileNotFoundError | PermissionError | IsADirectoryError
+        )
+        raise DownloadError(f"{failed}: {err.reason}", transient) from None
     except (http.client.HTTPException, TimeoutError, ConnectionError) as err:
-        raise DownloadError(f"download of {url} failed: {type(err).__name__}: {err}") from None
+        raise DownloadError(f"{failed}: {type(err).__name__}: {err}", transient=True) from None
 
     log.info("downloaded %s (%d bytes, SHA-256 %s)", dest, received, actual)
     return dest
