@@ -1,15 +1,21 @@
 """The persistent answer cache of API generators.
 
-SQLite in WAL mode with synchronous=FULL: each answer is committed (and fsynced) the moment it
-arrives, as one transaction, so a process killed at any point leaves every answer it received
-before the kill intact and never a half-written one; a re-run reads them instead of paying again.
-One file serves all generators (keys are hashes of everything that determines an answer), and
-the WAL lets parallel Snakemake jobs write to it at once.
+SQLite in WAL mode with synchronous=FULL: answers are committed (and fsynced) as they arrive,
+so a process killed at any point leaves every committed answer intact and never a half-written
+one; a re-run reads them instead of paying again. A writer thread does the committing, so that
+the event loop never waits on the disk: it takes every answer that arrived while it was busy into
+one transaction, and a request's worker goes on only once its answer is committed (a kill loses
+what is in flight, never an answer the run has counted). One file serves all generators (keys
+are hashes of everything that determines an answer), and the WAL lets parallel Snakemake jobs
+write to it at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,14 +57,54 @@ class Answer:
     via: str  # "request" or "batch"
 
 
+INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def connect(path: Path, check_same_thread: bool = True) -> sqlite3.Connection:
+    db = sqlite3.connect(
+        path, timeout=60, isolation_level=None, check_same_thread=check_same_thread
+    )
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(SCHEMA)
+    return db
+
+
+def record(key: str, generator: str, model: str, source: str, answer: Answer) -> tuple:
+    """One row of the answers table."""
+    reply = answer.reply
+    return (
+        key,
+        generator,
+        model,
+        source,
+        reply.text,
+        reply.finish_reason,
+        reply.input_tokens,
+        reply.output_tokens,
+        reply.logprob,
+        answer.cost,
+        answer.via,
+        time.time(),
+    )
+
+
+def commit(db: sqlite3.Connection, rows: list[tuple]) -> None:
+    """All of `rows` in one transaction: on disk together, or not at all."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(INSERT, rows)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class Cache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute(SCHEMA)
+        self.db = connect(self.path)
 
     def __enter__(self) -> Cache:
         return self
@@ -83,22 +129,67 @@ class Cache:
                 found[key] = Answer(Reply(text, finish, tokens_in, tokens_out, logprob), cost, via)
         return found
 
-    def put(self, key: str, generator: str, model: str, source: str, answer: Answer) -> None:
-        reply = answer.reply
-        self.db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                generator,
-                model,
-                source,
-                reply.text,
-                reply.finish_reason,
-                reply.input_tokens,
-                reply.output_tokens,
-                reply.logprob,
-                answer.cost,
-                answer.via,
-                time.time(),
-            ),
-        )
+    def put_many(self, rows: list[tuple]) -> None:
+        """Rows made by `record`, committed in one transaction."""
+        commit(self.db, rows)
+
+
+class Writer:
+    """Commits answers on a thread of its own, everything that waits in one transaction."""
+
+    def __init__(self, path: str | Path):
+        # Opened here, so that a cache that cannot be opened fails the run at once; used only
+        # by the thread from then on.
+        self.db = connect(Path(path), check_same_thread=False)
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.commits = 0
+        # A daemon, so that a process stopping on an error never hangs on it; close() drains it.
+        self.thread = threading.Thread(target=self.loop, name="cache-writer", daemon=True)
+        self.thread.start()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def put(self, row: tuple) -> None:
+        """Returns once `row` (made by `record`) is committed."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self.queue.put((row, done, loop))
+        await done
+
+    def loop(self) -> None:
+        db = self.db
+        try:
+            while (item := self.queue.get()) is not None:
+                items = [item]
+                while not self.queue.empty() and (item := self.queue.get()) is not None:
+                    items.append(item)
+                error = None
+                try:
+                    commit(db, [row for row, _, _ in items])
+                    self.commits += 1
+                except Exception as err:  # noqa: BLE001 - handed to every waiting put()
+                    error = err
+                for _, done, loop in items:
+                    loop.call_soon_threadsafe(settle, done, error)
+                if item is None:
+                    return
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        """Commits what waits and stops the thread."""
+        self.queue.put(None)
+        self.thread.join()
+
+
+def settle(done: asyncio.Future, error: Exception | None) -> None:
+    if done.done():  # its put() was cancelled; the row is committed all the same
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
