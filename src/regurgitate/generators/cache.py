@@ -4,15 +4,16 @@ SQLite in WAL mode with synchronous=FULL: answers are committed (and fsynced) as
 so a process killed at any point leaves every committed answer intact and never a half-written
 one; a re-run reads them instead of paying again. A writer thread does the committing, so that
 the event loop never waits on the disk: it takes every answer that arrived while it was busy into
-one transaction, and a request's worker goes on only once its answer is committed (a kill loses
-what is in flight, never an answer the run has counted). One file serves all generators (keys
-are hashes of everything that determines an answer), and the WAL lets parallel Snakemake jobs
-write to it at once.
+one transaction (a kill loses the requests in flight and the answers of the commit under way).
+One file serves all generators (keys are hashes of everything that determines an answer), and
+the WAL lets parallel Snakemake jobs write to it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -135,12 +136,19 @@ class Cache:
 
 
 class Writer:
-    """Commits answers on a thread of its own, everything that waits in one transaction."""
+    """Commits answers on a thread of its own, everything that waits in one transaction.
 
-    def __init__(self, path: str | Path):
+    `put` only queues: the request's worker goes on at once, unless more than `backlog` answers
+    wait for the disk (a disk slower than the answers), so that a kill loses at most the requests
+    in flight and the answers of the commit under way (a few milliseconds' worth)."""
+
+    def __init__(self, path: str | Path, backlog: int = 16):
         # Opened here, so that a cache that cannot be opened fails the run at once; used only
         # by the thread from then on.
         self.db = connect(Path(path), check_same_thread=False)
+        self.backlog = backlog
+        self.waiting: collections.deque[asyncio.Future] = collections.deque()
+        self.error: Exception | None = None
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.commits = 0
         # A daemon, so that a process stopping on an error never hangs on it; close() drains it.
@@ -150,15 +158,23 @@ class Writer:
     def __enter__(self) -> Writer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind, *exc: object) -> None:
+        self.close(check=kind is None)
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
 
     async def put(self, row: tuple) -> None:
-        """Returns once `row` (made by `record`) is committed."""
+        """Queues `row` (made by `record`) for the next commit."""
+        self.check()
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self.queue.put((row, done, loop))
-        await done
+        self.waiting.append(done)
+        while self.waiting and (self.waiting[0].done() or len(self.waiting) > self.backlog):
+            await self.waiting.popleft()
+        self.check()
 
     def loop(self) -> None:
         db = self.db
@@ -167,29 +183,28 @@ class Writer:
                 items = [item]
                 while not self.queue.empty() and (item := self.queue.get()) is not None:
                     items.append(item)
-                error = None
                 try:
                     commit(db, [row for row, _, _ in items])
                     self.commits += 1
-                except Exception as err:  # noqa: BLE001 - handed to every waiting put()
-                    error = err
+                except Exception as err:  # noqa: BLE001 - raised by the next put() and close()
+                    self.error = self.error or err
                 for _, done, loop in items:
-                    loop.call_soon_threadsafe(settle, done, error)
+                    # a loop that has ended has no one left to tell
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(settle, done)
                 if item is None:
                     return
         finally:
             db.close()
 
-    def close(self) -> None:
+    def close(self, check: bool = True) -> None:
         """Commits what waits and stops the thread."""
         self.queue.put(None)
         self.thread.join()
+        if check:
+            self.check()
 
 
-def settle(done: asyncio.Future, error: Exception | None) -> None:
-    if done.done():  # its put() was cancelled; the row is committed all the same
-        return
-    if error is None:
+def settle(done: asyncio.Future) -> None:
+    if not done.done():  # a put() cancelled while it waited: the row is committed all the same
         done.set_result(None)
-    else:
-        done.set_exception(error)

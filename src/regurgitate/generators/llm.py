@@ -160,7 +160,7 @@ class ApiGenerator:
                 if pending and settings.batch:
                     pending = await self.batches(backend, pending, cache, retrier)
                 if pending:
-                    with Writer(self.cache_path) as writer:
+                    with Writer(self.cache_path, settings.concurrency) as writer:
                         runner = Runner(settings, backend, retrier, writer, account, self.progress)
                         await runner.run(pending)
             finally:
