@@ -4,8 +4,11 @@ toy corpus word by word, counts requests per source, and injects faults on reque
 
 Faults, per source and attempt: `429` (with Retry-After), `500`, `529`, `slow` (answers after the
 client's timeout), `malformed` (a 200 with a broken JSON body), `drop` (closes the connection
-without answering), `echo` (a 400 that quotes the key); and final answers that need cleaning or
-flagging: `refusal`, `preamble`.
+without answering), `echo` (a 400 that quotes the key), `400` (a request the server rejects);
+and final answers that need cleaning or flagging: `refusal`, `preamble`, `wrap:<template>` (the
+translation `{t}` of the source `{s}` inside the template). `default_fault` applies to every
+request that has no fault of its own; a model in `missing_models` gets a 404 as a wrong model name
+does from the providers.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class FakeApi(http.server.ThreadingHTTPServer):
         self.slow_seconds = slow_seconds
         self.retry_after = retry_after
         self.faults: dict[str, list[str]] = {}
+        self.default_fault: str | None = None
+        self.missing_models: set[str] = set()
         self.requests: Counter[str] = Counter()  # attempts per source
         self.answered: Counter[str] = Counter()  # good answers per source
         self.models: Counter[str] = Counter()
@@ -64,13 +69,15 @@ class FakeApi(http.server.ThreadingHTTPServer):
         with self.lock:
             self.requests[source] += 1
             faults = self.faults.get(source) or []
-            return faults.pop(0) if faults else None
+            return faults.pop(0) if faults else self.default_fault
 
     def answer_text(self, source: str, fault: str | None) -> str:
         if fault == "refusal":
             return REFUSAL
         if fault == "preamble":
             return f'Here is the translation:\n\n"{toy_translation(source)}"'
+        if fault and fault.startswith("wrap:"):
+            return fault.removeprefix("wrap:").format(t=toy_translation(source), s=source)
         return toy_translation(source)
 
     def chat(self, body: dict, fault: str | None = None) -> dict:
@@ -211,17 +218,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if fault == "echo":  # a 400 whose message quotes the key, as some servers' do
             key = self.headers.get("x-api-key") or self.headers.get("Authorization", "")
             return self.send_json(400, {"error": {"message": f"bad request with key {key}"}})
+        if fault == "400":
+            message = "max_tokens is too large: 99999999. This model supports at most 4096."
+            error = {"error": {"message": message, "type": "invalid_request_error"}}
+            return self.send_json(400, error)
         if fault == "drop":
             self.close_connection = True
             return None
         if fault == "slow":
             time.sleep(server.slow_seconds)
+        if body["model"] in server.missing_models:
+            return self.missing_model(body["model"])
         anthropic = self.path.startswith("/v1/messages")
         reply = server.message(body, fault) if anthropic else server.chat(body, fault)
         self.send_json(200, reply)
         if fault != "slow":
             with server.lock:
                 server.answered[source] += 1
+
+    def missing_model(self, model: str) -> None:
+        if self.path.startswith("/v1/messages"):
+            error = {
+                "type": "error",
+                "error": {"type": "not_found_error", "message": f"model: {model}"},
+            }
+        else:
+            message = f"The model `{model}` does not exist or you do not have access to it."
+            error = {"error": {"message": message, "type": "invalid_request_error",
+                               "code": "model_not_found"}}  # fmt: skip
+        self.send_json(404, error)
 
     def upload(self, raw: bytes) -> None:
         head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
@@ -356,3 +381,20 @@ def file_object(file_id: str, content: bytes, purpose: str) -> dict:
         "purpose": purpose,
         "status": "processed",
     }
+
+
+def main() -> None:
+    """Serves on its own (for benchmarks/llm_throughput.py, so that the server's threads do not
+    share an interpreter with the clients measured): prints the URL, serves until killed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FakeApi(latency=args.latency)
+    print(server.url, flush=True)
+    server.serve_forever(poll_interval=0.05)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
-from regurgitate.generators.llm import make_backend
-from regurgitate.generators.retry import Redactor, Retrier
+from regurgitate.generators.llm import make_backend, make_retrier
+from regurgitate.generators.retry import Redactor
 from regurgitate.generators.settings import ApiSettings
 from regurgitate.io import write_json, write_lines
 
@@ -84,7 +84,7 @@ def finetune(
 async def _run(settings, key, redact, data, state, state_path, options, poll):
     backend = make_backend(settings, key)
     client = backend.client
-    retry = Retrier(backend.transient, redact, settings.max_retries, settings.backoff_seconds)
+    retry = make_retrier(settings, backend, redact)
 
     def save() -> None:
         write_json(state, state_path)

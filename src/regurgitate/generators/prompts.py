@@ -1,8 +1,7 @@
-"""Prompt templates for API generators, and the cleaning and flagging of what they return."""
+"""Prompt templates for API generators (cleaning.py cleans and flags what they return)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 DEFAULT_PROMPT = {
@@ -69,75 +68,3 @@ def resolve_prompt(prompts: dict | None, name: str, version: int | None) -> Prom
         source_language=template["source_language"],
         target_language=template["target_language"],
     )
-
-
-PREAMBLE = re.compile(
-    r"^\s*(?:(?:sure|certainly|of course)[,!.]?\s*)?"
-    r"(?:here(?:'s| is)[^:\n]{0,60}translation[^:\n]{0,30}"
-    r"|(?:the\s+)?(?:english\s+)?translation|translated text|english|übersetzung)\s*:\s*",
-    re.IGNORECASE,
-)
-FENCE = re.compile(r"^```[\w-]*\s*\n?(.*?)\n?```$", re.DOTALL)
-QUOTES = [('"', '"'), ("'", "'"), ("“", "”"), ("„", "“"), ("«", "»"), ("‘", "’")]
-REFUSAL = re.compile(
-    r"\b(?:I(?:'m| am) sorry|I apologi[sz]e|I can(?:not|'t)|I(?:'m| am) (?:not able|unable)"
-    r"|as an AI|I won't)\b",
-    re.IGNORECASE,
-)
-
-
-def clean_output(text: str) -> str:
-    """One line of translation: without a preamble, code fences, surrounding quotes, notes."""
-    text = text.strip()
-    fenced = FENCE.match(text)
-    if fenced:
-        text = fenced.group(1).strip()
-    text = PREAMBLE.sub("", text, count=1).strip()
-    fenced = FENCE.match(text)
-    if fenced:
-        text = fenced.group(1).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    for left, right in QUOTES:
-        if len(text) >= 2 and text.startswith(left) and text.endswith(right):
-            text = text[len(left) : -len(right)].strip()
-            break
-    return text
-
-
-# Function words: enough to tell the study's two languages apart in a sentence.
-STOPWORDS = {
-    "English": {
-        "the", "a", "an", "and", "of", "to", "in", "is", "that", "it", "for", "on", "with",
-        "we", "this", "are", "be", "not", "as", "by", "have", "was", "which", "i", "you",
-    },
-    "German": {
-        "der", "die", "das", "und", "ist", "nicht", "ein", "eine", "mit", "auf", "für", "wir",
-        "den", "dem", "des", "zu", "von", "sich", "es", "im", "ich", "sie", "auch", "dass",
-    },
-}  # fmt: skip
-
-
-def looks_like(text: str, language: str) -> bool | None:
-    """Whether `text` reads as `language` rather than another known one; None = cannot tell."""
-    if language not in STOPWORDS:
-        return None
-    words = re.findall(r"[^\W\d_]+", text.lower())
-    hits = {lang: sum(w in stop for w in words) for lang, stop in STOPWORDS.items()}
-    if sum(hits.values()) < 2:
-        return None
-    return hits[language] >= max(hits.values())
-
-
-def output_flags(raw: str, cleaned: str, finish_reason: str, prompt: Prompt) -> list[str]:
-    """Why a row may not be a usable translation: refusal, empty, cut_off, wrong_language."""
-    flags = []
-    if finish_reason == "refusal" or REFUSAL.search(raw):
-        flags.append("refusal")
-    if not cleaned:
-        flags.append("empty")
-    if finish_reason == "length":
-        flags.append("cut_off")
-    if cleaned and looks_like(cleaned, prompt.target_language) is False:
-        flags.append("wrong_language")
-    return flags

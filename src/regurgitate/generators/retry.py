@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import functools
 import json
 import logging
 import random
+import re
+import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -23,11 +26,18 @@ MAX_DELAY = 120.0
 
 
 class ApiError(RuntimeError):
-    """A request that failed for good; the message never holds the key."""
+    """A request that failed for good; the message never holds the key. `fatal`: every further
+    request would fail too; `signature`: what the same failure of another row has in common
+    with this one."""
 
-    def __init__(self, message: str, fatal: bool = False):
+    def __init__(self, message: str, fatal: bool = False, signature: str = ""):
         super().__init__(message)
         self.fatal = fatal
+        self.signature = signature or message
+
+
+class Stopped(ApiError):
+    """A row given up while it waited to retry, because the run is stopping."""
 
 
 class MalformedReply(ValueError):
@@ -136,9 +146,34 @@ def failure_kind(err: BaseException, transient: tuple[type, ...]) -> str | None:
     return None
 
 
+def unreachable(err: BaseException) -> str | None:
+    """Why no connection could be made (refused, no such host, no route), if that is the error:
+    the underlying OS error, wherever the client library wrapped it."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(err, socket.gaierror):
+            return f"the host name does not resolve ({err.strerror or err})"
+        if isinstance(err, OSError) and err.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return f"no route to the host ({err.strerror})"
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def signature(err: BaseException) -> str:
+    """The failure without what differs from row to row (ids, numbers)."""
+    status = getattr(err, "status_code", None)
+    text = re.sub(r"\b[\w-]*\d[\w-]*\b", "#", str(err))
+    return f"{type(err).__name__} {status or ''}: {text}"
+
+
 class Retrier:
     """Runs a call until it succeeds: exponential backoff with full jitter, never shorter than
-    what Retry-After asks; counts every retry by kind."""
+    what Retry-After asks; counts every retry by kind. Until a first call has succeeded, a server
+    that cannot be reached (connection refused, a host name that does not resolve) fails at once,
+    naming `where`: retrying cannot help a wrong address. `stop()` ends every wait for a retry."""
 
     def __init__(
         self,
@@ -146,13 +181,22 @@ class Retrier:
         redact: Callable[[str], str],
         max_retries: int = 8,
         backoff_seconds: float = 1.0,
+        where: str = "the server",
     ):
         self.transient = transient
         self.redact = redact
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
+        self.where = where
         self.retries: Counter[str] = Counter()
         self.requests = 0
+        self.reached = False  # a call has succeeded: the address is right
+        self.stopping: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        if self.stopping is None:
+            self.stopping = asyncio.Event()
+        self.stopping.set()
 
     def delay(self, attempt: int, asked: float | None) -> float:
         ceiling = min(MAX_DELAY, self.backoff_seconds * 2.0**attempt)
@@ -163,16 +207,41 @@ class Retrier:
         for attempt in range(self.max_retries + 1):
             self.requests += 1
             try:
-                return await call()
+                result = await call()
             except Exception as err:  # noqa: BLE001 - classified below, re-raised when final
+                self.check_reachable(err, what)
                 kind = failure_kind(err, self.transient)
                 message = self.redact(f"{what}: {type(err).__name__}: {err}")
                 if kind is None or attempt == self.max_retries:
                     status = getattr(err, "status_code", None)
                     tries = f" after {attempt + 1} attempts" if kind else ""
-                    raise ApiError(message + tries, fatal=status in FATAL_STATUS) from None
+                    fatal = status in FATAL_STATUS
+                    raise ApiError(message + tries, fatal, self.redact(signature(err))) from None
                 self.retries[kind] += 1
                 wait = self.delay(attempt, retry_after(err))
                 log.warning("%s; retry %d in %.2f s", message, attempt + 1, wait)
-                await asyncio.sleep(wait)
+                await self.sleep(wait, message)
+            else:
+                self.reached = True
+                return result
         raise AssertionError("unreachable")
+
+    def check_reachable(self, err: BaseException, what: str) -> None:
+        reason = None if self.reached else unreachable(err)
+        if reason:
+            raise ApiError(
+                self.redact(f"{what}: cannot reach {self.where}: {reason}"),
+                fatal=True,
+                signature=f"unreachable: {reason}",
+            ) from None
+
+    async def sleep(self, seconds: float, message: str) -> None:
+        if self.stopping is None:
+            self.stopping = asyncio.Event()
+        if self.stopping.is_set():
+            raise Stopped(f"{message}; not retried, the run is stopping")
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            return
+        raise Stopped(f"{message}; not retried, the run is stopping")

@@ -70,7 +70,16 @@ def translate_pool_by_api(
     rows = api.translate(pool["source"].to_list())
     record = cost_record(name, settings.backend, settings.model, rows)
     run = asdict(api.account)
-    record["this_run"] = {k: run[k] for k in ("cached_rows", "requests", "retries", "spent_now")}
+    kept = (
+        "cached_rows",
+        "answered",
+        "batch_rows",
+        "requests",
+        "retries",
+        "spent_now",
+        "batch_spent",
+    )
+    record["this_run"] = {k: run[k] for k in kept}
     record["prices_per_million"] = {"input": settings.price_input, "output": settings.price_output}
     log.info("%s: %d rows written to %s; flags %s", name, len(rows), out, record["flags"])
     write_parquet(generations_frame(pool["id"].to_list(), pool["source"].to_list(), rows), out)
