@@ -2,6 +2,14 @@
 # students' loss), and what real data is worth (partial real data).
 
 
+# Tables and figures take seconds.
+localrules:
+    table_mechanisms,
+    figure_mechanisms,
+    table_partial,
+    figure_partial,
+
+
 rule mechanisms_source:
     input:
         unpack(source_synthetic),
@@ -10,6 +18,8 @@ rule mechanisms_source:
         "results/mechanisms/{source}.json",
     log:
         "logs/mechanisms/{source}.log",
+    benchmark:
+        "benchmarks/results/mechanisms_source/{source}.tsv"
     conda:
         ENV
     resources:
@@ -30,11 +40,7 @@ rule table_mechanisms:
             "results/generators/{generator}/metrics.json", generator=GENERATORS
         ),
     output:
-        report(
-            "results/tables/mechanisms.csv",
-            caption="../report/mechanisms_table.rst",
-            category="Mechanisms",
-        ),
+        "results/tables/mechanisms.csv",
     log:
         "logs/report/table_mechanisms.log",
     conda:
@@ -76,11 +82,7 @@ rule table_partial:
     input:
         unpack(experiment_tables),
     output:
-        report(
-            "results/tables/partial.csv",
-            caption="../report/partial_table.rst",
-            category="Partial real data",
-        ),
+        "results/tables/partial.csv",
     log:
         "logs/report/table_partial.log",
     conda:

@@ -1,6 +1,12 @@
 # The corpus, its pools and the shared tokenizer.
 
 
+# Downloads run where Snakemake runs: cluster nodes often have no way out.
+localrules:
+    download_corpus,
+    download_corpus_file,
+
+
 rule download_corpus:
     output:
         "resources/corpus/europarl-v7.tgz",
@@ -70,6 +76,8 @@ rule train_tokenizer:
         vocab="results/tokenizer/spm.vocab",
     log:
         "logs/train_tokenizer.log",
+    benchmark:
+        "benchmarks/results/train_tokenizer.tsv"
     conda:
         ENV
     threads: 2
