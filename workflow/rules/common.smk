@@ -58,8 +58,8 @@ DECODE_THREADS = RESOURCES.get("decode_threads", 1)
 GPUS = footprint.gpus(config)
 GPU_MODEL = RESOURCES.get("gpu_model") if GPUS else None
 # Each heavy job's time and memory, from the study's scale (what
-# `python -m regurgitate.study.footprint` prints).
-SCALE = footprint.Scale(config)
+# `python -m regurgitate.study.footprint` prints), with the pools' sizes once they exist.
+SCALE = footprint.Scale(config, made=footprint.pools_made(footprint.CLEANING_REPORT))
 # A student's model is read only by its evaluation: temp() unless the config keeps it.
 KEEP_STUDENT_MODELS = footprint.keeps_student_models(config)
 # A regex of the openai and anthropic generators' names (one that matches none if there are none).
@@ -418,6 +418,10 @@ def mem_mb_of(estimate):
         return footprint.memory_mb(estimate(wildcards))
 
     return mem_mb
+
+
+def tokenizer_scale(wildcards):
+    return SCALE.tokenizer_training()
 
 
 def generator_training_scale(wildcards):

@@ -82,7 +82,7 @@ rule train_tokenizer:
         ENV
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=mem_mb_of(tokenizer_scale),
         runtime=60,
     params:
         settings=config["tokenizer"],

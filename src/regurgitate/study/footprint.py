@@ -15,6 +15,7 @@ Sentence lengths are not in the configuration: `--words` (25, Europarl's mean) s
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Iterator
@@ -69,6 +70,9 @@ PROCESS_BYTES = 1.0 * GB
 ENCODER_ACTIVATIONS = (20, 5)
 DECODER_ACTIVATIONS = (30, 5)
 LOGIT_COPIES = 5
+# SentencePiece's peak memory per character of the sentences it trains on (unigram, measured on
+# 58k and 232k Multi30k sentences: 24 bytes a character).
+SENTENCEPIECE_BYTES_PER_CHAR = 24
 # Bytes per parameter: fp32 weights; in training also their gradients, AdamW's two moments and
 # the best weights so far, which the checkpoint holds too (weights, moments, best).
 WEIGHT_BYTES = 4
@@ -263,6 +267,18 @@ def scoring(
     return Estimate(seconds=work / where.decode_flops, memory=host, kept=sentences * 16.0)
 
 
+# Pairs a pool of `null` size is taken to hold until the pools exist: Europarl's, an upper bound.
+REMAINING = 2_000_000
+CLEANING_REPORT = Path("results/pools/cleaning.json")
+
+
+def pools_made(cleaning_report: Path) -> dict[str, int]:
+    """The sizes of the pools prepare_pools wrote (its cleaning report), or none before."""
+    if not cleaning_report.exists():
+        return {}
+    return json.loads(cleaning_report.read_text())["pools"]
+
+
 # --- the study's jobs -------------------------------------------------------------------------
 
 
@@ -282,13 +298,21 @@ def keeps_student_models(config: dict) -> bool:
 
 class Scale:
     """The estimate of each heavy job of a study, by what names it in the workflow (a
-    generator, an experiment and size, a pool). `remaining` is the size of a `null` pool
-    (Europarl v7 de-en holds about 1.9M pairs)."""
+    generator, an experiment and size, a pool). Pools hold what `made` says (the pool sizes of
+    results/pools/cleaning.json, once the pools exist), else what the config says, and a `null`
+    pool `remaining` pairs (Europarl v7 de-en holds about 1.9M)."""
 
-    def __init__(self, config: dict, words: float = WORDS_PER_SENTENCE, remaining: int = 2_000_000):
+    def __init__(
+        self,
+        config: dict,
+        words: float = WORDS_PER_SENTENCE,
+        remaining: int = REMAINING,
+        made: dict[str, int] | None = None,
+    ):
         self.config = config
         self.words = words
         self.remaining = remaining
+        self.made = made or {}
         self.vocab = config["tokenizer"]["vocab_size"]
         resources = config.get("resources", {})
         self.train_on_threads = resources.get("train_threads", 1)
@@ -296,6 +320,8 @@ class Scale:
         self.decode_on = machine(config, resources.get("decode_threads", 1))
 
     def rows(self, pool: str) -> int:
+        if pool in self.made:
+            return self.made[pool]
         return pool_rows(self.config, pool, self.remaining)
 
     def _architecture(self, name: str) -> dict:
@@ -303,6 +329,12 @@ class Scale:
 
     def _generator(self, name: str) -> dict:
         return self.config["generators"][name]
+
+    def tokenizer_training(self) -> Estimate:
+        """SentencePiece on at most `tokenizer.max_sentences` of the teacher pool's sentences."""
+        sentences = min(self.config["tokenizer"]["max_sentences"], 2 * self.rows("teacher"))
+        text = sentences * self.words * BYTES_PER_WORD
+        return Estimate(seconds=0.0, memory=PROCESS_BYTES + SENTENCEPIECE_BYTES_PER_CHAR * text)
 
     def generator_training(self, generator: str) -> Estimate:
         settings = self._generator(generator)
@@ -515,15 +547,15 @@ def table(rules: dict[str, Rule], config: dict) -> list[dict]:
     ]
 
 
-def summary(config: dict, jobs: int, words: float, remaining: int) -> dict:
+def summary(config: dict, jobs: int, words: float, remaining: int, made: dict) -> dict:
     """The table of rules, the total device-hours, and the disk as configured and with every
     student's model kept."""
-    scale = Scale(config, words, remaining)
+    scale = Scale(config, words, remaining, made)
     rules = study(scale)
-    keeping = Scale({**config, "keep_student_models": True}, words, remaining)
+    keeping = Scale({**config, "keep_student_models": True}, words, remaining, made)
     return {
         "rules": table(rules, config),
-        "device": "one GPU" if gpus(config) else f"{scale.train_on_threads} CPU threads",
+        "device": "one GPU" if gpus(config) else f"{scale.train_on_threads} CPU thread(s)",
         "device_hours": sum(r.seconds for r in rules.values()) / 3600,
         "disk": disk(scale, rules, jobs),
         "disk_keeping_student_models": disk(keeping, study(keeping), jobs),
@@ -555,13 +587,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--words", type=float, default=WORDS_PER_SENTENCE, help="per sentence")
     parser.add_argument("--jobs", type=int, default=10, help="training jobs at once (peak disk)")
     parser.add_argument(
-        "--remaining", type=int, default=2_000_000, help="pairs in a pool of `null` size"
+        "--remaining", type=int, default=REMAINING, help="pairs in a pool of `null` size"
+    )
+    parser.add_argument(
+        "--directory", type=Path, default=Path("."), help="the workflow's (pool sizes, if made)"
     )
     args = parser.parse_args(argv)
     config = yaml.safe_load(args.configfile.read_text())
     if args.device:
         config["device"] = args.device
-    write(summary(config, args.jobs, args.words, args.remaining), sys.stdout)
+    made = pools_made(args.directory / CLEANING_REPORT)
+    write(summary(config, args.jobs, args.words, args.remaining, made), sys.stdout)
     return 0
 
 
