@@ -79,12 +79,12 @@ def filled_in_profile(tmp_path):
     return profile
 
 
-def run_on_cluster(cluster, workdir, configfile, *targets):
+def run_on_cluster(cluster, workdir, configfile, *arguments):
     command = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
         "--configfile", str(configfile), "--profile", str(filled_in_profile(workdir)),
         # jobs here take seconds: ask for their state every few seconds, not every 40
-        "--slurm-init-seconds-before-status-checks", "2", *targets,
+        "--slurm-init-seconds-before-status-checks", "2", *arguments,
     ]  # fmt: skip
     result = subprocess.run(command, cwd=workdir, env=cluster.env, capture_output=True, text=True)
     output = result.stdout + result.stderr
@@ -162,9 +162,12 @@ def test_gpu_jobs_ask_slurm_for_their_gpus(cluster, slurm_run, tmp_path):
     config = yaml.safe_load(TINY.read_text())
     config["resources"].update(gpu=1, gpu_model=GPU_TYPE)
     configfile = tmp_path / "gpu.yaml"
-    configfile.write_text(yaml.safe_dump(config))
+    # in the file's order: Snakemake compares params as written, and a reordered dict would rerun
+    # the jobs upstream
+    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
     target = "results/generators/weak/model.pt"
-    run_on_cluster(cluster, workdir, configfile, "--forcerun", "train_generator", target)
+    # the target first: --forcerun takes every name after it
+    run_on_cluster(cluster, workdir, configfile, target, "--forcerun", "train_generator")
 
     jobs = [job for job in accounted_jobs(cluster) if job["JobID"] not in known]
     assert [job["rule"] for job in jobs] == ["train_generator"]
@@ -188,7 +191,7 @@ def test_generic_profile_submits_through_a_batch_system(cluster, slurm_run, fini
     command = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
         "--configfile", str(TINY), "--profile", str(profile),
-        "--forcerun", "train_tokenizer", "results/tokenizer/spm.model",
+        "results/tokenizer/spm.model", "--forcerun", "train_tokenizer",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=workdir, env=cluster.env, capture_output=True, text=True)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:] + cluster.logs()
@@ -196,5 +199,5 @@ def test_generic_profile_submits_through_a_batch_system(cluster, slurm_run, fini
     jobs = [job for job in accounted_jobs(cluster) if job["JobID"] not in known]
     assert len(jobs) == 1 and jobs[0]["State"] == "COMPLETED", jobs
     assert "cpu=2" in jobs[0]["AllocTRES"], jobs  # the tokenizer's two threads
-    path = "results/tokenizer/spm.model"
+    path = "results/tokenizer/spm.vocab"
     assert (workdir / path).read_bytes() == (finished_run / path).read_bytes()
