@@ -6,12 +6,20 @@ import re
 
 import pytest
 import yaml
-from conftest import REPO, TINY, run_snakemake
+from conftest import REPO, TINY, run_snakemake, write_toy_corpus
 
 from regurgitate.engine.model import ModelConfig, Transformer, save_model
 from regurgitate.study import footprint
 
-PAPER = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load(path) -> dict:
+    """A configuration as the workflow sees it, the schema's defaults filled in."""
+    return footprint.with_defaults(yaml.safe_load(path.read_text()), SCHEMA)
+
+
+PAPER = load(REPO / "config" / "config.yaml")
 ARCHITECTURE = {"d_model": 64, "heads": 4, "encoder_layers": 2, "decoder_layers": 1}
 ARCHITECTURE |= {"ffn_dim": 128, "dropout": 0.1, "max_positions": 64}
 
@@ -67,7 +75,7 @@ def test_runtime_has_a_margin_and_a_cap():
 
 
 def test_max_runtime_default_is_the_schema_default():
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    schema = yaml.safe_load(SCHEMA.read_text())
     resources = schema["properties"]["resources"]["properties"]
     assert resources["max_runtime"]["default"] == footprint.MAX_RUNTIME
 
@@ -97,7 +105,8 @@ def test_pools_made_replace_the_configured_sizes(tmp_path):
 
 
 def test_command_prints_the_rules_and_the_disk(capsys):
-    assert footprint.main(["--configfile", str(REPO / "config" / "config.yaml")]) == 0
+    configfile = str(REPO / "config" / "config.yaml")
+    assert footprint.main(["--configfile", configfile, "--schema", str(SCHEMA)]) == 0
     out = capsys.readouterr().out
     assert "train_student" in out and "618" in out
     assert re.search(r"disk at the end: [\d.]+ GB \(1[23]\d\.\d GB with keep_student_models", out)
@@ -106,9 +115,10 @@ def test_command_prints_the_rules_and_the_disk(capsys):
 @pytest.mark.slow
 def test_jobs_are_the_workflows_jobs(tmp_path):
     """The footprint's jobs per rule are those a dry run of the tiny study schedules."""
+    write_toy_corpus(tmp_path / "data" / "corpus.tsv", 1500)
     result = run_snakemake(tmp_path, TINY, "--dry-run", "--quiet", "rules")
     scheduled = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
-    rules = footprint.study(footprint.Scale(yaml.safe_load(TINY.read_text())))
+    rules = footprint.study(footprint.Scale(load(TINY)))
     assert rules, "no jobs"
     for name, rule in rules.items():
         assert int(scheduled[name]) == rule.jobs, name

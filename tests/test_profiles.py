@@ -4,7 +4,7 @@ import re
 
 import pytest
 import yaml
-from conftest import REPO, TINY, run_snakemake
+from conftest import REPO, TINY, run_snakemake, write_toy_corpus
 
 PROFILES = REPO / "profiles"
 CLUSTER_PROFILES = ["slurm", "generic"]
@@ -40,6 +40,7 @@ def test_slurm_profile_asks_only_what_the_plugin_accepts():
 
 def job_resources(workdir, *args) -> dict[str, list[dict]]:
     """Each rule's jobs' resources, as a dry run of the tiny study prints them."""
+    write_toy_corpus(workdir / "data" / "corpus.tsv", 1500)
     result = run_snakemake(workdir, TINY, "--dry-run", *args)
     jobs: dict[str, list[dict]] = {}
     for rule, resources in re.findall(

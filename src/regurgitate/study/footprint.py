@@ -15,6 +15,7 @@ Sentence lengths are not in the configuration: `--words` (25, Europarl's mean) s
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -270,6 +271,7 @@ def scoring(
 # Pairs a pool of `null` size is taken to hold until the pools exist: Europarl's, an upper bound.
 REMAINING = 2_000_000
 CLEANING_REPORT = Path("results/pools/cleaning.json")
+SCHEMA = Path("workflow/schemas/config.schema.yaml")
 
 
 def pools_made(cleaning_report: Path) -> dict[str, int]:
@@ -578,6 +580,27 @@ def write(result: dict, out) -> None:
     )
 
 
+def with_defaults(config: dict, schema_path: Path) -> dict:
+    """The configuration as the workflow sees it: checked against its schema, with the
+    schema's defaults filled in (as Snakemake's validate does)."""
+    import jsonschema
+
+    schema = yaml.safe_load(schema_path.read_text())
+    base = jsonschema.validators.validator_for(schema)
+    check_properties = base.VALIDATORS["properties"]
+
+    def fill_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    config = copy.deepcopy(config)
+    jsonschema.validators.extend(base, {"properties": fill_defaults})(schema).validate(config)
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", type=Path, required=True)
@@ -592,8 +615,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--directory", type=Path, default=Path("."), help="the workflow's (pool sizes, if made)"
     )
+    parser.add_argument("--schema", type=Path, default=SCHEMA, help="the workflow's config schema")
     args = parser.parse_args(argv)
-    config = yaml.safe_load(args.configfile.read_text())
+    if not args.schema.exists():
+        parser.error(f"--schema {args.schema}: no such file (run from the repository's root)")
+    config = with_defaults(yaml.safe_load(args.configfile.read_text()), args.schema)
     if args.device:
         config["device"] = args.device
     made = pools_made(args.directory / CLEANING_REPORT)
