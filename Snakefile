@@ -28,6 +28,7 @@ rule all:
             ext=["png", "pdf"],
         ),
         "results/tables/generators.csv",
+        expand("results/tables/{name}.html", name=TABLES),
         "results/tables/mechanisms.csv",
         "results/tables/partial.csv",
         "results/tables/curricula.csv",

@@ -14,6 +14,7 @@ from toy import toy_pair, write_toy_corpus  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+TINY = REPO / "tests" / "config" / "tiny.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -72,4 +73,14 @@ def run_snakemake(workdir, configfile, *args, check=True) -> subprocess.Complete
     return result
 
 
-__all__ = ["REPO", "SHARED_DATA", "run_snakemake", "serve_directory", "write_toy_corpus"]
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """The tiny study run to the end on the local executor, once per session: the workflow's
+    tests read it, and the cluster tests compare their runs with it."""
+    workdir = tmp_path_factory.mktemp("study")
+    write_toy_corpus(workdir / "data" / "corpus.tsv", 1500)
+    run_snakemake(workdir, TINY, "--cores", "2")
+    return workdir
+
+
+__all__ = ["REPO", "SHARED_DATA", "TINY", "run_snakemake", "serve_directory", "write_toy_corpus"]

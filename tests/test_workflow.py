@@ -1,34 +1,27 @@
 """End to end: the whole DAG on a toy corpus, in a temporary directory."""
 
+import base64
+import csv
 import gzip
 import hashlib
+import html
 import json
+import shutil
 import tarfile
 
 import polars as pl
 import pytest
 import torch
 import yaml
-from conftest import REPO, run_snakemake, serve_directory, write_toy_corpus
+from conftest import TINY, run_snakemake, serve_directory, write_toy_corpus
 
 from regurgitate.engine.model import Transformer, load_model
 
 pytestmark = pytest.mark.slow
 
 
-TINY = REPO / "tests" / "config" / "tiny.yaml"
-
-
 def snakemake(workdir, *args, check=True):
     return run_snakemake(workdir, TINY, "--cores", "2", *args, check=check)
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    write_toy_corpus(workdir / "data" / "corpus.tsv", 1500)
-    snakemake(workdir)
-    return workdir
 
 
 def test_table_has_a_row_per_condition_and_size(finished_run):
@@ -74,7 +67,7 @@ def test_figures_exist(finished_run, name):
     assert pdf.read_bytes()[:4] == b"%PDF"
 
 
-def test_finetune_starts_from_the_base_model(finished_run):
+def test_finetune_starts_from_the_base_model(finished_run, tmp_path):
     table = pl.read_csv(finished_run / "results" / "tables" / "finetune.csv")
     rows = set(zip(table["condition"], table["size"], strict=True))
     base = {(c, s) for c in ("real", "self", "gen-weak") for s in (100, 300)}
@@ -86,7 +79,7 @@ def test_finetune_starts_from_the_base_model(finished_run):
     # The student's weights are the base model's, moved a little: closer to them than the
     # fresh model of its seed is, where a student that ignored the base would have started.
     base, _ = load_model(finished_run / "results/generators/strong/model.pt")
-    student, _ = load_model(run / "model.pt")
+    student, _ = load_model(kept_student_model(finished_run, tmp_path, run))
     torch.manual_seed(train["training"]["seed"])
     fresh = Transformer(base.cfg)
     assert student.cfg == base.cfg
@@ -96,6 +89,43 @@ def test_finetune_starts_from_the_base_model(finished_run):
     self_targets = pl.read_parquet(finished_run / "results/curricula/finetune/self/1.parquet")
     strong = pl.read_parquet(finished_run / "results/synthetic/strong.parquet")
     assert set(self_targets["target"]) == set(strong["target"])
+
+
+def kept_student_model(finished_run, tmp_path, run):
+    """A student's model file: the study deletes each once it is evaluated, so train it again in
+    a copy of the finished run, keeping it (training is deterministic)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run, copy, symlinks=True)
+    model = run.relative_to(finished_run) / "model.pt"
+    snakemake(copy, "--notemp", str(model))
+    return copy / model
+
+
+def test_student_models_are_temporary_and_the_rest_stays(finished_run):
+    """Students' models go once their evaluation has read them (keep_student_models: false);
+    generators, the base model and the reverse model stay; every heavy job left a benchmark."""
+    runs = finished_run / "results" / "runs"
+    assert len(list(runs.glob("*/*/*/*/metrics.json"))) == 33
+    assert not list(runs.glob("**/model.pt"))
+    for model in ["generators/weak", "generators/strong", "reverse"]:
+        assert (finished_run / "results" / model / "model.pt").stat().st_size > 0
+    assert not list((finished_run / "results").glob("checkpoints/**/*.pt"))
+    benchmarks = finished_run / "benchmarks" / "results"
+    for rule in [
+        "train_generator",
+        "train_student",
+        "evaluate_run",
+        "evaluate_generator",
+        "generate_synthetic",
+        "train_reverse",
+        "back_translate",
+        "pair_nll",
+        "quality_scores",
+        "train_detector",
+        "detector_scores",
+        "mechanisms_source",
+    ]:
+        assert list((benchmarks / rule).glob("**/*.tsv")), rule
 
 
 def distance(a, b) -> float:
@@ -171,23 +201,69 @@ def test_synthetic_data_and_pools(finished_run):
     assert set(generators["generator"]) == {"weak", "strong"}
 
 
-def test_report_renders_every_table_and_figure(finished_run):
-    """`snakemake --report` on the finished study: one self-contained HTML page that holds
-    every output marked report() in the rules, with its caption."""
+# What `snakemake --report` shows of the tiny study: every table (as the HTML page rendered from
+# its CSV) and every figure the README lists, the per-strategy mitigation curves included.
+REPORT_FILES = sorted(
+    [f"results/tables/{t}.html" for t in ["scratch", "finetune", "generators", "mechanisms"]]
+    + [f"results/tables/{t}.html" for t in ["partial", "mitigations", "quality", "detector"]]
+    + [f"results/figures/{f}.png" for f in ["scratch", "finetune", "mechanisms", "partial"]]
+    + ["results/figures/loss_vs_mechanisms.png", "results/figures/gap_closed.png"]
+    + [f"results/figures/mitigations/scratch-S{s}.png" for s in (1, 2, 3)]
+)
+
+
+def report_data(page: str, variable: str):
+    """A value the report page defines in JavaScript (`var results = {...}`) as JSON: the last
+    definition, after the libraries'."""
+    start = page.rindex(f"var {variable} = ") + len(f"var {variable} = ")
+    return json.JSONDecoder().raw_decode(page, start)[0]
+
+
+def embedded(entry: dict) -> bytes:
+    return base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
+
+
+def test_report_shows_every_table_figure_the_study_and_its_config(finished_run):
+    """`snakemake --report` on the finished study: one self-contained HTML page that holds every
+    table rendered and every figure, each with its caption, a page describing the study and the
+    configuration used."""
     snakemake(finished_run, "--report", "report.html")
-    html = (finished_run / "report.html").read_text()
-    assert html.lstrip().lower().startswith("<!doctype html")
-    tables = ["scratch", "finetune", "generators", "mechanisms", "partial"]
-    tables += ["mitigations", "quality", "detector"]
-    figures = ["scratch", "finetune", "mechanisms", "loss_vs_mechanisms", "partial", "gap_closed"]
-    for path in [f"results/tables/{t}.csv" for t in tables] + [
-        f"results/figures/{f}.png" for f in figures
-    ]:
-        assert path in html, path
+    page = (finished_run / "report.html").read_text()
+    assert page.lstrip().lower().startswith("<!doctype html")
+    results = report_data(page, "results")
+    assert sorted(results) == REPORT_FILES
+    # Nothing the study makes is left out: every table and figure in results/ is in the report.
+    made = [p.relative_to(finished_run) for p in (finished_run / "results").glob("tables/*.csv")]
+    made += [
+        p.relative_to(finished_run) for p in (finished_run / "results").glob("figures/**/*.png")
+    ]
+    shown = {str(p.with_suffix(".html")) if p.suffix == ".csv" else str(p) for p in made}
+    assert shown == set(REPORT_FILES)
+    for path, entry in results.items():
+        assert embedded(entry) == (finished_run / path).read_bytes(), path
+        assert entry["caption"].strip(), path
+    for path in REPORT_FILES:
+        if path.endswith(".html"):
+            table = embedded(results[path]).decode()
+            rows = list(csv.reader((finished_run / path).with_suffix(".csv").open()))
+            assert table.count("<tr>") == len(rows), path  # the header and every row
+            assert all(html.escape(value) in table for row in rows for value in row), path
+    curves = results["results/figures/mitigations/scratch-S2.png"]
+    assert curves["labels"] == {"experiment": "scratch", "strategy": "S2"}
     # captions, rendered from workflow/report/*.rst with the job's wildcards
-    assert "Learning curves of experiment E1 (fine-tuning" in html
-    assert "Learning curves of experiment E2 (students from scratch)" in html
-    assert "The share of the gap to real data closed by every mitigated condition" in html
+    captions = " ".join(entry["caption"] for entry in results.values())
+    assert "Learning curves of experiment E1 (fine-tuning" in captions
+    assert "Learning curves of experiment E2 (students from scratch)" in captions
+    assert "Experiment E1: test BLEU and chrF of the base model fine-tuned" in captions
+    assert "The share of the gap to real data closed by every mitigated condition" in captions
+    assert "Learning curves of one mitigation strategy" in captions
+    description = report_data(page, "workflow_desc")
+    assert "The regurgitative-training study" in description
+    assert 'the generator <tt class="docutils literal">strong</tt> fine-tuned' in description
+    # the configuration used: the file's keys, and the schema's defaults filled in
+    used = html.unescape(description.split("The configuration used", 1)[1])
+    assert '"vocab_size": 80' in used and '"sample_tokens": 800' in used
+    assert '"max_runtime": 1440' in used and '"keep_student_models": false' in used
 
 
 def test_rerun_has_nothing_to_do(finished_run):

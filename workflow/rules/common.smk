@@ -4,6 +4,7 @@ from snakemake.utils import min_version, validate
 
 from regurgitate.analysis.mitigations import mitigation_of
 from regurgitate.jobs.stopping import forward_interrupts
+from regurgitate.study import footprint
 from regurgitate.study.config import (
     check_config,
     corpus_downloads,
@@ -55,7 +56,15 @@ MECHANISMS = config["mechanisms"]  # the schema fills in the defaults
 RESOURCES = config.get("resources", {})
 TRAIN_THREADS = RESOURCES.get("train_threads", 1)
 DECODE_THREADS = RESOURCES.get("decode_threads", 1)
-GPUS = RESOURCES.get("gpu", 0)
+# GPUs a training or decoding job asks the executor for: from `device` unless `resources.gpu`
+# says (a CPU study asks for none), and their model where `resources.gpu_model` names one.
+GPUS = footprint.gpus(config)
+GPU_MODEL = RESOURCES.get("gpu_model") if GPUS else None
+# Each heavy job's time and memory, from the study's scale (what
+# `python -m regurgitate.study.footprint` prints), with the pools' sizes once they exist.
+SCALE = footprint.Scale(config, made=footprint.pools_made(footprint.CLEANING_REPORT))
+# A student's model is read only by its evaluation: temp() unless the config keeps it.
+KEEP_STUDENT_MODELS = footprint.keeps_student_models(config)
 # A regex of the openai and anthropic generators' names (one that matches none if there are none).
 API_GENERATORS = (
     "|".join(name for name, g in GENERATORS.items() if g["backend"] != "local")
@@ -93,6 +102,10 @@ def generator_decoding(wildcards):
 
 def generator_gpus(wildcards):
     return GPUS if is_local(wildcards.generator) else 0
+
+
+def generator_gpu_model(wildcards):
+    return GPU_MODEL if is_local(wildcards.generator) else None
 
 
 def generator_labels(wildcards):
@@ -368,6 +381,37 @@ MITIGATION_CURVES = {
 }
 
 
+# Every table of the study: rule all asks for each with its page of the report (table_html).
+TABLES = [
+    *EXPERIMENTS,
+    "generators",
+    "curricula",
+    "mechanisms",
+    "partial",
+    *MITIGATION_TABLES,
+]
+# Where a table appears in the report, beside the figures of the same part of the study.
+TABLE_CATEGORIES = {
+    "curricula": "Experiments",
+    "generators": "Generators",
+    "mechanisms": "Mechanisms",
+    "partial": "Partial real data",
+    "mitigations": "Mitigations",
+    "quality": "Mitigations",
+    "detector": "Mitigations",
+}
+
+
+def table_category(wildcards):
+    if wildcards.table in EXPERIMENTS:
+        return "Experiments"
+    return TABLE_CATEGORIES.get(wildcards.table, "Tables")
+
+
+def table_subcategory(wildcards):
+    return wildcards.table if wildcards.table in EXPERIMENTS else None
+
+
 def reverse_architecture(wildcards):
     return config["architectures"][MITIGATIONS["reverse_architecture"]]
 
@@ -438,3 +482,68 @@ def mitigated_run_metrics(wildcards):
 def unmitigated_conditions(wildcards):
     """Per mitigated experiment, each generator's unmitigated condition (`self` or gen-<g>)."""
     return {e: full_set_conditions(config, e) for e in MITIGATED_EXPERIMENTS}
+
+
+# --- what a job asks the executor for ---------------------------------------------------------
+# The runtime (minutes) and memory (MB) of the jobs that train, decode or score with a model come
+# from SCALE's estimate of the job; `--set-resources <rule>:runtime=<minutes>` (on the command
+# line or in a profile) overrides them.
+
+
+def runtime_of(estimate):
+    def runtime(wildcards):
+        return footprint.runtime_minutes(estimate(wildcards), config)
+
+    return runtime
+
+
+def mem_mb_of(estimate):
+    def mem_mb(wildcards):
+        return footprint.memory_mb(estimate(wildcards))
+
+    return mem_mb
+
+
+def tokenizer_scale(wildcards):
+    return SCALE.tokenizer_training()
+
+
+def generator_training_scale(wildcards):
+    return SCALE.generator_training(wildcards.generator)
+
+
+def synthetic_scale(wildcards):
+    return SCALE.generation(wildcards.generator, "student")
+
+
+def detector_pool_scale(wildcards):
+    return SCALE.generation(wildcards.generator, "detector")
+
+
+def generator_test_scale(wildcards):
+    return SCALE.generation(wildcards.generator, "test")
+
+
+def student_training_scale(wildcards):
+    return SCALE.student_training(wildcards.experiment, int(wildcards.size))
+
+
+def student_test_scale(wildcards):
+    return SCALE.student_decoding(wildcards.experiment)
+
+
+def reverse_training_scale(wildcards):
+    return SCALE.reverse_training()
+
+
+def back_translation_scale(wildcards):
+    return SCALE.back_translation()
+
+
+def pair_nll_scale(wildcards):
+    return SCALE.pair_scoring(wildcards.direction)
+
+
+def student_model(path):
+    """A student's model file: temporary unless `keep_student_models`."""
+    return path if KEEP_STUDENT_MODELS else temp(path)

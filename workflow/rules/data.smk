@@ -1,6 +1,12 @@
 # The corpus, its pools and the shared tokenizer.
 
 
+# Downloads run where Snakemake runs: cluster nodes often have no way out.
+localrules:
+    download_corpus,
+    download_corpus_file,
+
+
 # download() tries a network failure again itself; a wrong checksum fails at once (no retries:
 # the same bytes would come again).
 rule download_corpus:
@@ -70,13 +76,15 @@ rule train_tokenizer:
         vocab="results/tokenizer/spm.vocab",
     log:
         "logs/train_tokenizer.log",
+    benchmark:
+        "benchmarks/results/train_tokenizer.tsv"
     conda:
         ENV
     # SentencePiece always runs regurgitate.engine.tokenizer.TRAIN_THREADS threads (its scores
     # depend on the count), whatever --cores grants.
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=mem_mb_of(tokenizer_scale),
         runtime=60,
     params:
         settings=config["tokenizer"],

@@ -2,6 +2,11 @@
 # generators, and models fine-tuned through the OpenAI API.
 
 
+# The API's answers need the network, which cluster nodes often lack.
+localrules:
+    evaluate_api_generator,
+
+
 rule evaluate_run:
     input:
         model="results/runs/{experiment}/{condition}/{size}/{seed}/model.pt",
@@ -12,15 +17,18 @@ rule evaluate_run:
         hypotheses="results/runs/{experiment}/{condition}/{size}/{seed}/test.hyp.txt",
     log:
         "logs/evaluate_run/{experiment}/{condition}/{size}/{seed}.log",
+    benchmark:
+        "benchmarks/results/evaluate_run/{experiment}/{condition}/{size}/{seed}.tsv"
     wildcard_constraints:
         experiment=LOCAL_EXPERIMENTS,
     conda:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=mem_mb_of(student_test_scale),
+        runtime=runtime_of(student_test_scale),
         gpu=GPUS,
+        gpu_model=GPU_MODEL,
     params:
         decoding=decoding_settings(config),
         labels=run_labels,
@@ -40,13 +48,16 @@ rule evaluate_generator:
         hypotheses="results/generators/{generator}/test.hyp.txt",
     log:
         "logs/evaluate_generator/{generator}.log",
+    benchmark:
+        "benchmarks/results/evaluate_generator/{generator}.tsv"
     conda:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=mem_mb_of(generator_test_scale),
+        runtime=runtime_of(generator_test_scale),
         gpu=GPUS,
+        gpu_model=GPU_MODEL,
     params:
         decoding=generator_decoding,
         labels=generator_labels,
@@ -69,6 +80,8 @@ rule evaluate_api_generator:
         hypotheses="results/generators/{generator}/test.hyp.txt",
     log:
         "logs/evaluate_generator/{generator}.log",
+    benchmark:
+        "benchmarks/results/evaluate_api_generator/{generator}.tsv"
     wildcard_constraints:
         generator=API_GENERATORS,
     conda:
@@ -83,6 +96,9 @@ rule evaluate_api_generator:
 
 if FINETUNE_API:
 
+    localrules:
+        evaluate_finetuned_api,
+
     rule evaluate_finetuned_api:
         input:
             model="results/runs/{experiment}/{condition}/{size}/{seed}/model.json",
@@ -92,6 +108,8 @@ if FINETUNE_API:
             hypotheses="results/runs/{experiment}/{condition}/{size}/{seed}/test.hyp.txt",
         log:
             "logs/evaluate_run/{experiment}/{condition}/{size}/{seed}.log",
+        benchmark:
+            "benchmarks/results/evaluate_finetuned_api/{experiment}/{condition}/{size}/{seed}.tsv"
         wildcard_constraints:
             experiment=FINETUNE,
         conda:

@@ -18,9 +18,10 @@ rule train_generator:
         ENV
     threads: TRAIN_THREADS
     resources:
-        mem_mb=8000,
-        runtime=24 * 60,
+        mem_mb=mem_mb_of(generator_training_scale),
+        runtime=runtime_of(generator_training_scale),
         gpu=GPUS,
+        gpu_model=GPU_MODEL,
     params:
         rows=generator_teacher_pairs,
         architecture=generator_architecture,
@@ -46,9 +47,10 @@ rule generate_synthetic:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=4000,
-        runtime=6 * 60,
+        mem_mb=mem_mb_of(synthetic_scale),
+        runtime=runtime_of(synthetic_scale),
         gpu=generator_gpus,
+        gpu_model=generator_gpu_model,
     params:
         generator=generator_settings,
         prompts=config.get("prompts"),

@@ -2,6 +2,20 @@
 # needs, and their tables and figures. Mitigated conditions train and evaluate through the shared
 # rules of train.smk and evaluate.smk.
 
+
+# Reshaping tables, curricula, tables and figures take seconds.
+localrules:
+    reverse_pairs,
+    reverse_synthetic,
+    curriculum_ordered,
+    table_quality,
+    curriculum_mixed,
+    curriculum_detector,
+    table_detector,
+    table_mitigations,
+    figure_mitigations,
+
+
 # --- S1: quality-ordered ----------------------------------------------------------------------
 # A reverse (English to German) model trained on the teacher pool back-translates each pair
 # (round trip) and scores it backwards (dual cross-entropy); quality_scores puts every metric of
@@ -44,6 +58,11 @@ use rule train_generator as train_reverse with:
         "logs/train_reverse.log",
     benchmark:
         "benchmarks/results/train_reverse/reverse.tsv"
+    resources:
+        mem_mb=mem_mb_of(reverse_training_scale),
+        runtime=runtime_of(reverse_training_scale),
+        gpu=GPUS,
+        gpu_model=GPU_MODEL,
     params:
         rows=None,
         architecture=reverse_architecture,
@@ -61,12 +80,16 @@ rule back_translate:
         "results/quality/backtranslation/{generator}.parquet",
     log:
         "logs/back_translate/{generator}.log",
+    benchmark:
+        "benchmarks/results/back_translate/{generator}.tsv"
     conda:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb_of(back_translation_scale),
+        runtime=runtime_of(back_translation_scale),
         gpu=GPUS,
+        gpu_model=GPU_MODEL,
     params:
         decoding=decoding_settings(config),
         device=DEVICE,
@@ -84,14 +107,18 @@ rule pair_nll:
         "results/quality/nll/{direction}/{generator}.parquet",
     log:
         "logs/pair_nll/{direction}/{generator}.log",
+    benchmark:
+        "benchmarks/results/pair_nll/{direction}/{generator}.tsv"
     wildcard_constraints:
         direction="forward|reverse",
     conda:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb_of(pair_nll_scale),
+        runtime=runtime_of(pair_nll_scale),
         gpu=GPUS,
+        gpu_model=GPU_MODEL,
     params:
         device=DEVICE,
         precision=PRECISION,
@@ -109,6 +136,8 @@ rule quality_scores:
         correlation="results/quality/{generator}.correlation.csv",
     log:
         "logs/quality_scores/{generator}.log",
+    benchmark:
+        "benchmarks/results/quality_scores/{generator}.tsv"
     conda:
         ENV
     params:
@@ -141,11 +170,7 @@ rule table_quality:
             generator=MITIGATED_GENERATORS,
         ),
     output:
-        report(
-            "results/tables/quality.csv",
-            caption="../report/quality_table.rst",
-            category="Mitigations",
-        ),
+        "results/tables/quality.csv",
     log:
         "logs/report/table_quality.log",
     conda:
@@ -185,6 +210,8 @@ use rule mechanisms_source as mixed_mechanisms with:
         "results/mechanisms/mixed-{mix}.json",
     log:
         "logs/mechanisms/mixed-{mix}.log",
+    benchmark:
+        "benchmarks/results/mechanisms_source/mixed-{mix}.tsv"
     params:
         name="mixed-{mix}",
         settings=MECHANISMS,
@@ -207,6 +234,11 @@ use rule generate_synthetic as generate_detector_pool with:
         "logs/generate_synthetic/detector/{generator}.log",
     benchmark:
         "benchmarks/results/generate_detector_pool/{generator}.tsv"
+    resources:
+        mem_mb=mem_mb_of(detector_pool_scale),
+        runtime=runtime_of(detector_pool_scale),
+        gpu=generator_gpus,
+        gpu_model=generator_gpu_model,
 
 
 rule train_detector:
@@ -218,6 +250,8 @@ rule train_detector:
         metrics="results/detector/{generator}/metrics.json",
     log:
         "logs/train_detector/{generator}.log",
+    benchmark:
+        "benchmarks/results/train_detector/{generator}.tsv"
     conda:
         ENV
     params:
@@ -236,6 +270,8 @@ rule detector_scores:
         "results/detector/{generator}/p_human.parquet",
     log:
         "logs/detector_scores/{generator}.log",
+    benchmark:
+        "benchmarks/results/detector_scores/{generator}.tsv"
     conda:
         ENV
     script:
@@ -265,11 +301,7 @@ rule table_detector:
             "results/detector/{generator}/metrics.json", generator=MITIGATED_GENERATORS
         ),
     output:
-        report(
-            "results/tables/detector.csv",
-            caption="../report/detector_table.rst",
-            category="Mitigations",
-        ),
+        "results/tables/detector.csv",
     log:
         "logs/report/table_detector.log",
     conda:
@@ -308,11 +340,7 @@ rule table_mitigations:
             "results/tables/{experiment}.csv", experiment=MITIGATED_EXPERIMENTS
         ),
     output:
-        report(
-            "results/tables/mitigations.csv",
-            caption="../report/mitigations_table.rst",
-            category="Mitigations",
-        ),
+        "results/tables/mitigations.csv",
     log:
         "logs/report/table_mitigations.log",
     conda:
@@ -329,11 +357,21 @@ rule figure_mitigations:
         runs=mitigated_run_metrics,
         table="results/tables/mitigations.csv",
     output:
-        curves=[
-            path
+        curves_png=[
+            report(
+                formats["png"],
+                caption="../report/mitigation_curves_figure.rst",
+                category="Mitigations",
+                subcategory="Learning curves per strategy",
+                labels={"experiment": experiment, "strategy": strategy},
+            )
+            for experiment, strategies in MITIGATION_CURVES.items()
+            for strategy, formats in strategies.items()
+        ],
+        curves_pdf=[
+            formats["pdf"]
             for strategies in MITIGATION_CURVES.values()
             for formats in strategies.values()
-            for path in formats.values()
         ],
         gap_png=report(
             "results/figures/gap_closed.png",

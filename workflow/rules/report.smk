@@ -1,6 +1,17 @@
 # Each experiment's table and learning curves, and the generators' own scores.
 
 
+# The report's landing page: the study, and the configuration this run used.
+report: "../report/workflow.rst"
+
+
+# Tables and figures take seconds.
+localrules:
+    figure_experiment,
+    table_generators,
+    table_html,
+
+
 rule table_experiment:
     input:
         unpack(base_model_metrics),
@@ -8,12 +19,7 @@ rule table_experiment:
         hypotheses=experiment_run_hypotheses,
         test="results/pools/test.parquet",
     output:
-        report(
-            "results/tables/{experiment}.csv",
-            caption="../report/experiment_table.rst",
-            category="Experiments",
-            subcategory="{experiment}",
-        ),
+        "results/tables/{experiment}.csv",
     log:
         "logs/report/table_{experiment}.log",
     conda:
@@ -51,14 +57,29 @@ rule table_generators:
     input:
         expand("results/generators/{generator}/metrics.json", generator=GENERATORS),
     output:
-        report(
-            "results/tables/generators.csv",
-            caption="../report/generators_table.rst",
-            category="Generators",
-        ),
+        "results/tables/generators.csv",
     log:
         "logs/report/table_generators.log",
     conda:
         ENV
     script:
         "../../scripts/table_generators.py"
+
+
+# Every table as a page of the report, which shows HTML but only offers CSV for download.
+rule table_html:
+    input:
+        "results/tables/{table}.csv",
+    output:
+        report(
+            "results/tables/{table}.html",
+            caption="../report/table.rst",
+            category=table_category,
+            subcategory=table_subcategory,
+        ),
+    log:
+        "logs/report/table_html/{table}.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/table_html.py"

@@ -3,6 +3,14 @@
 # E1 with an OpenAI base, finetune_api).
 
 
+# Curricula take seconds.
+localrules:
+    curriculum_real,
+    curriculum_self,
+    curriculum_gen,
+    curriculum_partial,
+
+
 rule curriculum_real:
     input:
         "results/pools/student.parquet",
@@ -74,11 +82,7 @@ rule table_curricula:
     input:
         curriculum_files,
     output:
-        report(
-            "results/tables/curricula.csv",
-            caption="../report/curricula_table.rst",
-            category="Experiments",
-        ),
+        "results/tables/curricula.csv",
     log:
         "logs/report/table_curricula.log",
     conda:
@@ -96,7 +100,9 @@ rule train_student:
         dev="results/pools/dev.parquet",
         tokenizer="results/tokenizer/spm.model",
     output:
-        model="results/runs/{experiment}/{condition}/{size}/{seed}/model.pt",
+        model=student_model(
+            "results/runs/{experiment}/{condition}/{size}/{seed}/model.pt"
+        ),
         summary="results/runs/{experiment}/{condition}/{size}/{seed}/train.json",
     log:
         "logs/train_student/{experiment}/{condition}/{size}/{seed}.log",
@@ -108,9 +114,10 @@ rule train_student:
         ENV
     threads: TRAIN_THREADS
     resources:
-        mem_mb=8000,
-        runtime=12 * 60,
+        mem_mb=mem_mb_of(student_training_scale),
+        runtime=runtime_of(student_training_scale),
         gpu=GPUS,
+        gpu_model=GPU_MODEL,
     params:
         rows=student_rows,
         architecture=student_architecture_of,
@@ -123,6 +130,10 @@ rule train_student:
 
 if FINETUNE_API:
 
+    # It waits on a remote job and needs the network, which cluster nodes often lack.
+    localrules:
+        finetune_api,
+
     rule finetune_api:
         input:
             pairs=curriculum,
@@ -130,6 +141,8 @@ if FINETUNE_API:
             "results/runs/{experiment}/{condition}/{size}/{seed}/model.json",
         log:
             "logs/finetune_api/{experiment}/{condition}/{size}/{seed}.log",
+        benchmark:
+            "benchmarks/results/finetune_api/{experiment}/{condition}/{size}/{seed}.tsv"
         wildcard_constraints:
             experiment=FINETUNE,
         conda:

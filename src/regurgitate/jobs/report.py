@@ -1,5 +1,5 @@
-"""Jobs of workflow/rules/report.smk: each experiment's table and learning curves, and the
-generators' own scores."""
+"""Jobs of workflow/rules/report.smk: each experiment's table and learning curves, the
+generators' own scores, and every table as a page of the report."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from regurgitate.analysis.aggregate import (
     summarise,
 )
 from regurgitate.analysis.significance import differences_to_baseline
-from regurgitate.io import read_json, write_table
+from regurgitate.io import atomic_path, read_json, write_table
 from regurgitate.plots.learning_curves import learning_curves
+from regurgitate.plots.tables import table_page
 from regurgitate.study.vocabulary import REAL, condition_kind
 
 log = logging.getLogger(__name__)
@@ -116,3 +117,10 @@ def table_generators(metric_paths: list[str], out: Path) -> pl.DataFrame:
         )
     write_table(table, out)
     return table
+
+
+def table_html(csv: Path, out: Path) -> None:
+    """The report's page of a table: the CSV as written, read as text so nothing is re-rounded."""
+    frame = pl.read_csv(csv, infer_schema=False)
+    with atomic_path(out) as tmp:
+        tmp.write_text(table_page(frame, str(csv)), encoding="utf-8")

@@ -1,0 +1,7 @@
+from pathlib import Path
+
+from regurgitate.jobs.log import job
+from regurgitate.jobs.report import table_html
+
+with job(snakemake.log[0]):
+    table_html(Path(snakemake.input[0]), Path(snakemake.output[0]))

@@ -1,0 +1,124 @@
+"""What a study asks of a cluster, from its configuration: model sizes, GPUs, runtimes, memory
+and disk (regurgitate.study.footprint)."""
+
+import copy
+import re
+
+import pytest
+import yaml
+from conftest import REPO, TINY, run_snakemake, write_toy_corpus
+
+from regurgitate.engine.model import ModelConfig, Transformer, save_model
+from regurgitate.study import footprint
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load(path) -> dict:
+    """A configuration as the workflow sees it, the schema's defaults filled in."""
+    return footprint.with_defaults(yaml.safe_load(path.read_text()), SCHEMA)
+
+
+PAPER = load(REPO / "config" / "config.yaml")
+ARCHITECTURE = {"d_model": 64, "heads": 4, "encoder_layers": 2, "decoder_layers": 1}
+ARCHITECTURE |= {"ffn_dim": 128, "dropout": 0.1, "max_positions": 64}
+
+
+def test_shape_is_the_engine_model_and_its_file(tmp_path):
+    shape = footprint.shape(ARCHITECTURE, vocab_size=500)
+    model = Transformer(ModelConfig(vocab_size=500, **ARCHITECTURE))
+    assert shape.total == model.num_parameters()
+    assert shape.embedding == 500 * 64
+    save_model(model, tmp_path / "model.pt")
+    assert (tmp_path / "model.pt").stat().st_size == pytest.approx(shape.file_bytes, rel=0.05)
+
+
+def test_paper_scale_student_models_are_the_disk_the_issue_counted():
+    """618 students of about 52M parameters: about 130 GB kept, unless they are temporary."""
+    scale = footprint.Scale(PAPER)
+    rules = footprint.study(scale)
+    students = rules["train_student"]
+    assert students.jobs == 618 and students.temporary
+    assert footprint.shape(PAPER["architectures"]["base"], 16000).total == pytest.approx(52e6, 0.01)
+    assert students.kept == pytest.approx(618 * 4 * 52.3e6, rel=0.01)
+    kept = footprint.disk(scale, rules, jobs=10).kept
+    keeping = footprint.Scale({**PAPER, "keep_student_models": True})
+    before = footprint.disk(keeping, footprint.study(keeping), jobs=10).kept
+    assert before - kept == pytest.approx(students.kept)
+    assert kept < 5e9 < 125e9 < before
+
+
+@pytest.mark.parametrize(
+    ("device", "resources", "gpus"),
+    [
+        ("cpu", {}, 0),
+        ("auto", {}, 0),
+        ("cuda", {}, 1),
+        ("cuda:1", {"gpu": None}, 1),
+        ("cuda", {"gpu": 2}, 2),
+        ("cpu", {"gpu": 1}, 1),
+    ],
+)
+def test_gpus_follow_the_device_unless_the_config_says(device, resources, gpus):
+    assert footprint.gpus({"device": device, "resources": resources}) == gpus
+
+
+def test_runtime_has_a_margin_and_a_cap():
+    config = {"resources": {}}
+    assert footprint.runtime_minutes(footprint.Estimate(seconds=0, memory=0), config) == 10
+    hour = footprint.Estimate(seconds=3600, memory=0)
+    assert footprint.runtime_minutes(hour, config) == 100  # 10 + 1.5 x 60
+    week = footprint.Estimate(seconds=7 * 24 * 3600, memory=0)
+    assert footprint.runtime_minutes(week, config) == footprint.MAX_RUNTIME
+    assert footprint.runtime_minutes(week, {"resources": {"max_runtime": 120}}) == 120
+    assert footprint.memory_mb(footprint.Estimate(seconds=0, memory=1e9)) == 1500
+
+
+def test_max_runtime_default_is_the_schema_default():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    resources = schema["properties"]["resources"]["properties"]
+    assert resources["max_runtime"]["default"] == footprint.MAX_RUNTIME
+
+
+def test_a_gpu_study_asks_for_gpu_memory_and_less_time():
+    on_cpu = footprint.Scale(PAPER).student_training("scratch", 10000)
+    cuda = copy.deepcopy(PAPER)
+    cuda["device"] = "cuda"
+    cuda["resources"]["gpu"] = None
+    on_gpu = footprint.Scale(cuda).student_training("scratch", 10000)
+    assert on_cpu.gpu_memory == 0 < on_gpu.gpu_memory
+    assert on_gpu.seconds < on_cpu.seconds / 10 and on_gpu.memory < on_cpu.memory
+
+
+def test_training_stops_at_max_steps_or_max_epochs():
+    training = {"max_tokens": 1000, "max_steps": 50, "max_epochs": 2}
+    assert footprint.training_steps(training, rows=100, words=9) == 4  # 100 x 13.6 pieces
+    assert footprint.training_steps(training, rows=10000, words=9) == 50
+
+
+def test_pools_made_replace_the_configured_sizes(tmp_path):
+    report = tmp_path / "cleaning.json"
+    assert footprint.pools_made(report) == {}
+    report.write_text('{"pools": {"teacher": 677, "student": 300}}')
+    scale = footprint.Scale(PAPER, made=footprint.pools_made(report))
+    assert scale.rows("teacher") == 677 and scale.rows("test") == 10000
+
+
+def test_command_prints_the_rules_and_the_disk(capsys):
+    configfile = str(REPO / "config" / "config.yaml")
+    assert footprint.main(["--configfile", configfile, "--schema", str(SCHEMA)]) == 0
+    out = capsys.readouterr().out
+    assert "train_student" in out and "618" in out
+    assert re.search(r"disk at the end: [\d.]+ GB \(1[23]\d\.\d GB with keep_student_models", out)
+
+
+@pytest.mark.slow
+def test_jobs_are_the_workflows_jobs(tmp_path):
+    """The footprint's jobs per rule are those a dry run of the tiny study schedules."""
+    write_toy_corpus(tmp_path / "data" / "corpus.tsv", 1500)
+    result = run_snakemake(tmp_path, TINY, "--dry-run", "--quiet", "rules")
+    scheduled = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
+    rules = footprint.study(footprint.Scale(load(TINY)))
+    assert rules, "no jobs"
+    for name, rule in rules.items():
+        assert int(scheduled[name]) == rule.jobs, name

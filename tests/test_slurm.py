@@ -1,0 +1,203 @@
+"""The study through snakemake-executor-plugin-slurm with profiles/slurm as shipped (but for the
+two keys a user fills in), on a real single-node SLURM the test starts itself (tests/slurm.py):
+every job goes through sbatch, srun and sacct of the real daemons. Skipped, saying why, where
+SLURM cannot be installed or started."""
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+import torch
+import yaml
+from conftest import REPO, TINY, write_toy_corpus
+from slurm import ACCOUNT, GPU_TYPE, PARTITION, Cluster, SlurmUnavailable, install
+
+pytestmark = pytest.mark.slow
+
+# A part of the tiny study that holds a job of every kind a cluster runs (pools, tokenizer,
+# training, decoding, scoring, mechanisms) and local rules beside them; the whole study is 115
+# jobs, too many for the suite's time on two cores.
+TARGETS = [
+    "results/tables/generators.csv",
+    "results/runs/scratch/gen-weak/100/1/metrics.json",
+    "results/mechanisms/weak.json",
+]
+SUBMITTED = {
+    "prepare_pools": 1,
+    "train_tokenizer": 1,
+    "train_generator": 2,
+    "evaluate_generator": 2,
+    "generate_synthetic": 1,
+    "train_student": 1,
+    "evaluate_run": 1,
+    "mechanisms_source": 1,
+}
+# What must equal the local run's byte for byte: tables, Parquet and hypothesis files. (Model
+# files hold their run's throughput, and the tokenizer's its temporary directory's name.)
+SAME_FILES = [
+    "results/tables/generators.csv",
+    "results/pools/teacher.parquet",
+    "results/pools/test.parquet",
+    "results/tokenizer/spm.vocab",
+    "results/generators/weak/test.hyp.txt",
+    "results/generators/strong/test.hyp.txt",
+    "results/synthetic/weak.parquet",
+    "results/curricula/gen-weak.parquet",
+    "results/runs/scratch/gen-weak/100/1/test.hyp.txt",
+    "results/mechanisms/weak.json",
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    pytest.importorskip(
+        "snakemake_executor_plugin_slurm", reason="pip install -e '.[test]' installs it"
+    )
+    cluster = None
+    try:
+        install()
+        cluster = Cluster(tmp_path_factory.mktemp("slurm"))
+        cluster.start()
+    except SlurmUnavailable as err:
+        if cluster:
+            cluster.stop()
+        pytest.skip(f"no SLURM here: {err}")
+    yield cluster
+    cluster.stop()
+
+
+def filled_in_profile(tmp_path):
+    """profiles/slurm as a user fills it in: the account and the partition, nothing else."""
+    settings = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    settings["default-resources"].update(slurm_account=ACCOUNT, slurm_partition=PARTITION)
+    profile = tmp_path / "profile"
+    profile.mkdir(exist_ok=True)
+    (profile / "config.yaml").write_text(yaml.safe_dump(settings))
+    return profile
+
+
+def run_on_cluster(cluster, workdir, configfile, *arguments):
+    command = [
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+        "--configfile", str(configfile), "--profile", str(filled_in_profile(workdir)),
+        # jobs here take seconds: ask for their state every few seconds, not every 40
+        "--slurm-init-seconds-before-status-checks", "2", *arguments,
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=workdir, env=cluster.env, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:] + cluster.logs()
+    return output
+
+
+def accounted_jobs(cluster) -> list[dict]:
+    """Every job the cluster's accounting holds: its rule (from the plugin's job comment),
+    state, account, partition and the resources SLURM gave it."""
+    fields = ["JobID", "State", "Account", "Partition", "AllocTRES", "Comment"]
+    result = cluster.run(
+        "sacct", "-X", "-n", "-P", "-a", "-S", "2000-01-01", f"--format={','.join(fields)}"
+    )
+    jobs = [dict(zip(fields, line.split("|"), strict=True)) for line in result.stdout.splitlines()]
+    for job in jobs:
+        job["rule"] = job["Comment"].removeprefix("rule_").split("_wildcards_")[0]
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    """The part of the tiny study run through SLURM: its working directory, Snakemake's output,
+    and the jobs the cluster's accounting holds of it."""
+    workdir = tmp_path_factory.mktemp("study")
+    write_toy_corpus(workdir / "data" / "corpus.tsv", 1500)
+    output = run_on_cluster(cluster, workdir, TINY, *TARGETS)
+    return workdir, output, accounted_jobs(cluster)
+
+
+def test_tiny_study_through_slurm_equals_a_local_run(slurm_run, finished_run):
+    workdir, output, jobs = slurm_run
+    assert Counter(job["rule"] for job in jobs) == SUBMITTED, output[-4000:]
+    assert output.count("has been submitted with SLURM jobid") == sum(SUBMITTED.values())
+    for job in jobs:
+        assert job["State"] == "COMPLETED" and job["Account"] == ACCOUNT, job
+        assert job["Partition"] == PARTITION and "gpu" not in job["AllocTRES"], job
+    # The cheap rules ran beside Snakemake, not as cluster jobs.
+    assert "localrule curriculum_gen:" in output and "localrule table_generators:" in output
+
+    for path in SAME_FILES:
+        assert (workdir / path).read_bytes() == (finished_run / path).read_bytes(), path
+    run = "results/runs/scratch/gen-weak/100/1"
+    assert without_speed(workdir / run / "metrics.json") == without_speed(
+        finished_run / run / "metrics.json"
+    )
+    for generator in ("weak", "strong"):
+        model = f"results/generators/{generator}/model.pt"
+        assert same_weights(workdir / model, finished_run / model), model
+    # The student's model went once its evaluation had read it; the generators' stay.
+    assert not (workdir / run / "model.pt").exists()
+
+
+def same_weights(a, b) -> bool:
+    weights_a, weights_b = (torch.load(p, weights_only=True)["state_dict"] for p in (a, b))
+    return weights_a.keys() == weights_b.keys() and all(
+        torch.equal(weights_a[k], weights_b[k]) for k in weights_a
+    )
+
+
+def without_speed(path) -> dict:
+    """A metrics record less its training throughput, the one value that depends on the machine's
+    load rather than on the study."""
+    record = json.loads(path.read_text())
+    del record["train"]["target_tokens_per_second"]
+    return record
+
+
+def test_gpu_jobs_ask_slurm_for_their_gpus(cluster, slurm_run, tmp_path):
+    """A study that asks for GPUs (as `device: cuda` does; here `resources.gpu` and
+    `gpu_model`, so that training still runs on this machine's CPU) gets them from SLURM through
+    the plugin's gpu and gpu_model resources: a generator trained again asks for one."""
+    workdir, _, _ = slurm_run
+    known = {job["JobID"] for job in accounted_jobs(cluster)}
+    config = yaml.safe_load(TINY.read_text())
+    config["resources"].update(gpu=1, gpu_model=GPU_TYPE)
+    configfile = tmp_path / "gpu.yaml"
+    # in the file's order: Snakemake compares params as written, and a reordered dict would rerun
+    # the jobs upstream
+    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
+    target = "results/generators/weak/model.pt"
+    # the target first: --forcerun takes every name after it
+    run_on_cluster(cluster, workdir, configfile, target, "--forcerun", "train_generator")
+
+    jobs = [job for job in accounted_jobs(cluster) if job["JobID"] not in known]
+    assert [job["rule"] for job in jobs] == ["train_generator"]
+    assert jobs[0]["State"] == "COMPLETED"
+    assert f"gres/gpu:{GPU_TYPE}=1" in jobs[0]["AllocTRES"], jobs
+
+
+def test_generic_profile_submits_through_a_batch_system(cluster, slurm_run, finished_run):
+    """profiles/generic (the generic cluster executor) with the submit command its comments give
+    for SLURM without the plugin: the job script, the resources in the command and the marker
+    files that tell Snakemake a job ended, on a real batch system."""
+    workdir, _, _ = slurm_run
+    known = {job["JobID"] for job in accounted_jobs(cluster)}
+    text = (REPO / "profiles" / "generic" / "config.yaml").read_text()
+    settings = yaml.safe_load(text)
+    sbatch = re.search(r"^#\s+SLURM without its plugin: (.*)$", text, re.MULTILINE).group(1)
+    settings["cluster-generic-submit-cmd"] = f"mkdir -p logs/cluster && {sbatch}"
+    profile = workdir / "generic-profile"
+    profile.mkdir(exist_ok=True)
+    (profile / "config.yaml").write_text(yaml.safe_dump(settings))
+    command = [
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+        "--configfile", str(TINY), "--profile", str(profile),
+        "results/tokenizer/spm.model", "--forcerun", "train_tokenizer",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=workdir, env=cluster.env, capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:] + cluster.logs()
+
+    jobs = [job for job in accounted_jobs(cluster) if job["JobID"] not in known]
+    assert len(jobs) == 1 and jobs[0]["State"] == "COMPLETED", jobs
+    assert "cpu=2" in jobs[0]["AllocTRES"], jobs  # the tokenizer's two threads
+    path = "results/tokenizer/spm.vocab"
+    assert (workdir / path).read_bytes() == (finished_run / path).read_bytes()
