@@ -416,13 +416,9 @@ def test_mitigations_are_trained_and_reported(finished_run):
     assert (table["size"] == 100).all() and (table["experiment"] == "scratch").all()
     mixed = table.filter(pl.col("strategy") == "S2").row(0, named=True)
     assert mixed["mtld"] > 0 and mixed["unmitigated_bleu"] is not None
-    assert set(table.filter(pl.col("strategy") == "S2")["baseline"]) == {
-        "best: gen-strong",
-        "mean(gen-strong, gen-weak)",
-    } or set(table.filter(pl.col("strategy") == "S2")["baseline"]) == {
-        "best: gen-weak",
-        "mean(gen-strong, gen-weak)",
-    }
+    baselines = set(table.filter(pl.col("strategy") == "S2")["baseline"])
+    assert "mean(gen-weak, gen-strong)" in baselines and len(baselines) == 2
+    assert baselines - {"mean(gen-weak, gen-strong)"} <= {"best: gen-weak", "best: gen-strong"}
     # Every S1 and S3 row has its source-selection control; the oracle is not deployable.
     selecting = table.filter(pl.col("strategy").is_in(["S1", "S3"]))
     assert selecting["selection_effect_mean"].is_not_null().all()
