@@ -265,14 +265,16 @@ class Runner:
                 f"first: {self.failures[0]}"
             )
 
-    def stop(self, reason: str, fatal: bool = False) -> None:
-        """Rows waiting to retry give up; requests in flight finish (they may be answered and
-        paid), unless every further request fails anyway (`fatal`): then they are cancelled,
-        so that a request that hangs (an address that drops packets) cannot hold the stop."""
+    def stop(self, reason: str, retries: bool = True, in_flight: bool = False) -> None:
+        """No row starts any more. With `retries`, rows waiting to retry give up (the failure
+        they met is every row's); with `in_flight`, requests in flight are cancelled too (every
+        further request fails anyway, and one that hangs must not hold the stop). Otherwise what
+        is under way finishes: it may be answered, and paid."""
         if self.halt is None:
             self.halt = reason
+        if retries:
             self.retrier.stop()
-        if fatal:
+        if in_flight:
             for request in self.in_flight:
                 request.cancel()
 
@@ -300,7 +302,8 @@ class Runner:
             self.stop(
                 f"{self.settings.name}: budget {budget} reached: the answers cost "
                 f"{account.cost:.4f} and the next request could cost up to {money:.4f}; "
-                f"raise generators.{self.settings.name}.budget to go on"
+                f"raise generators.{self.settings.name}.budget to go on",
+                retries=False,  # the rows under way hold their reservations
             )
             self.released.notify_all()
             return False
@@ -331,7 +334,7 @@ class Runner:
             return
         if err.fatal:
             message = f"{self.settings.name}: stopped, every further request would fail: {err}"
-            self.stop(message, fatal=True)
+            self.stop(message, in_flight=True)
             return
         last, run = self.streak
         self.streak = (err.signature, run + 1 if err.signature == last else 1)
