@@ -238,3 +238,45 @@ def test_the_schema_fills_in_what_the_rules_read():
     assert (config["scratch"]["select"], config["finetune"]["select"]) == ("best", "last")
     assert config["mechanisms"]["keep_punctuation"] is False
     assert config["mitigations"]["source_controls"] is True
+
+
+# --- pools that the study needs ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pools", "key"),
+    [
+        ({"dev": 0}, "pools.dev"),
+        ({"student": 0}, "pools.student"),
+        ({"teacher": 0, "student": None}, "pools.teacher"),
+        ({"test": 0}, "pools.test"),  # no corpus.test_tsv in the tiny study
+        ({"detector": 1}, "pools.detector"),  # S3 needs pairs to train on and to hold out
+        ({"detector": 0}, "pools.detector"),
+    ],
+)
+def test_empty_pools_are_refused_naming_the_key(pools, key):
+    config = copy.deepcopy(load(CONFIGS[2]))
+    config["pools"].update(pools)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        check_config(config)
+
+
+def test_detector_pool_may_be_empty_without_s3():
+    config = copy.deepcopy(load(CONFIGS[2]))
+    config["pools"]["detector"] = 0
+    config["mitigations"]["detector"] = False
+    check_config(config)
+    config["pools"]["test"] = 0
+    config["corpus"]["test_tsv"] = "data/test.tsv"  # a separate test set: no test pool carved
+    check_config(config)
+
+
+def test_empty_pool_stops_snakemake_before_any_job(tmp_path):
+    config = load(CONFIGS[2])
+    config["pools"]["dev"] = 0
+    path = tmp_path / "empty-dev.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake(tmp_path, path, "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "pools.dev: 0 pairs" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()

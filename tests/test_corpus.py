@@ -636,3 +636,70 @@ def test_prepare_removes_pools_when_writing_fails(tmp_path, monkeypatch):
 def test_prepare_unknown_format(tmp_path):
     with pytest.raises(CorpusError, match="unknown corpus format 'moses'"):
         prepare({"format": "moses"}, CFG, {}, 0, tmp_path / "p", tmp_path / "r.json")
+
+
+# --- text that is not text --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"a\tb\nc\x00d\te\n", r"c\.tsv:2: NUL byte at character 2"),
+        (b"\xef\xbb\xbfa\tb\nc\td\n\xef\xbb\xbfe\tf\n", r"c\.tsv:3: byte-order mark \(U\+FEFF\)"),
+        (b"a\tb\xef\xbb\xbf\n", r"c\.tsv:1: byte-order mark \(U\+FEFF\) at character 4"),
+        (b"a\tb\rc\td\re\tf\r", r"c\.tsv: the lines end in CR \(\\r\) alone.*\(4 lines in it\)"),
+    ],
+    ids=["nul", "bom_after_the_first_line", "bom_inside_the_first_line", "cr_only"],
+)
+def test_text_that_is_not_text_is_refused_with_file_and_line(tmp_path, content, expected):
+    path = tmp_path / "c.tsv"
+    path.write_bytes(content)
+    with pytest.raises(CorpusError, match=expected):
+        list(read_tsv(path))
+
+
+def test_parallel_files_with_cr_only_line_endings_are_named(tmp_path):
+    de, en = tmp_path / "c.de", tmp_path / "c.en"
+    de.write_bytes(b"eins\rzwei\r")
+    en.write_bytes(b"one\rtwo\r")
+    with pytest.raises(CorpusError, match=r"c\.de: the lines end in CR"):
+        list(read_parallel(de, en))
+
+
+def test_a_bom_at_the_start_and_crlf_endings_are_read(tmp_path):
+    path = tmp_path / "c.tsv"
+    path.write_bytes(b"\xef\xbb\xbfa\tb\r\nc\td\r\n")
+    assert list(read_tsv(path)) == [(1, "a", "b"), (2, "c", "d")]
+
+
+SMALL_SIZES = {"test": 2, "dev": 2, "student": 2, "teacher": None}
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        ([], r"c\.tsv: no pairs left after cleaning \(it holds no lines\)"),
+        (
+            [("eins zwei drei vier fünf sechs sieben acht neun zehn elf", "one"), ("", "x")] * 3,
+            r"c\.tsv: no pairs left after cleaning \(6 pairs read, 0 kept, dropped: 3 empty, "
+            r"3 too long\)",
+        ),
+    ],
+    ids=["empty", "all_filtered"],
+)
+def test_a_corpus_that_cleaning_empties_is_named_with_the_reasons(tmp_path, pairs, expected):
+    corpus = {"format": "tsv", "tsv": write_tsv(tmp_path / "c.tsv", pairs)}
+    with pytest.raises(CorpusError, match=expected):
+        prepare(corpus, CFG, SMALL_SIZES, 0, tmp_path / "pools", tmp_path / "r.json")
+    assert not (tmp_path / "pools").exists()
+
+
+def test_sizes_that_leave_the_teacher_pool_empty_name_the_key(tmp_path):
+    pairs = synthetic_pairs(6) + [("", "leer")]
+    corpus = {"format": "tsv", "tsv": write_tsv(tmp_path / "c.tsv", pairs)}
+    with pytest.raises(CorpusError) as caught:
+        prepare(corpus, CFG, SMALL_SIZES, 0, tmp_path / "pools", tmp_path / "r.json")
+    message = str(caught.value)
+    assert "pools.teacher: null" in message and "they leave none" in message
+    assert "c.tsv" in message and "7 pairs read, 6 kept, dropped: 1 empty" in message
+    assert not (tmp_path / "pools").exists()

@@ -1,4 +1,6 @@
 import random
+import subprocess
+import sys
 
 import numpy as np
 import polars as pl
@@ -141,3 +143,34 @@ def test_bad_inputs_are_refused(tmp_path, pools):
     joblib.dump({"not": "a detector"}, tmp_path / "x.joblib")
     with pytest.raises(ValueError, match="holds a dict, not a Detector"):
         load_detector(tmp_path / "x.joblib")
+
+
+SAVE_A_DETECTOR = """
+import sys
+import polars as pl
+from regurgitate.analysis.detector import save_detector, train_detector
+human = pl.read_parquet(sys.argv[1])
+generated = pl.read_parquet(sys.argv[2])
+save_detector(train_detector(human, generated, 1, generator="poor"), sys.argv[3])
+"""
+
+
+def test_a_saved_detector_is_the_same_bytes_in_every_process(tmp_path, pools):
+    """Two processes (object ids differ between them) save the same detector: same bytes, and
+    the file still scores as the detector did."""
+    pool, synthetic = pools
+    write_parquet(pool.select("source", "target"), tmp_path / "human.parquet")
+    write_parquet(synthetic.select("source", "target"), tmp_path / "generated.parquet")
+    for name in ("a.joblib", "b.joblib"):
+        subprocess.run(
+            [sys.executable, "-c", SAVE_A_DETECTOR, "human.parquet", "generated.parquet", name],
+            cwd=tmp_path,
+            check=True,
+        )
+    assert (tmp_path / "a.joblib").read_bytes() == (tmp_path / "b.joblib").read_bytes()
+    trained = train_detector(pool, synthetic, 1, generator="poor")
+    sources, targets = synthetic["source"].to_list(), synthetic["target"].to_list()
+    np.testing.assert_array_equal(
+        load_detector(tmp_path / "a.joblib").p_human(sources, targets),
+        trained.p_human(sources, targets),
+    )

@@ -3,11 +3,14 @@ and a multi30k corpus downloaded file by file and split into the pools."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import http.server
 import io
 import socket
 import tarfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -221,3 +224,72 @@ def test_multi30k_wrong_checksum_names_the_file_and_leaves_nothing(multi30k, tmp
     assert wrong in message
     assert _sha256(root / "test_2016_flickr.en.gz") in message
     assert _leftovers(local) == []
+
+
+# --- what is tried again ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def flaky_server(body: bytes, failures: list[int | None]):
+    """Serve `body` at /file; the n-th request first fails as failures[n] says (an HTTP status,
+    or None: the connection is dropped without an answer), then requests succeed. Yields (URL,
+    the list of request paths received)."""
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            received.append(self.path)
+            failure = failures[len(received) - 1] if len(received) <= len(failures) else 0
+            if failure is None:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if failure:
+                self.send_error(failure)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/file", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+BODY = b"corpus bytes " * 100
+
+
+@pytest.mark.parametrize("failures", [[503], [None], [429, 502]], ids=["503", "dropped", "429+502"])
+def test_network_failures_are_tried_again(tmp_path, failures):
+    with flaky_server(BODY, failures) as (url, received):
+        download(url, tmp_path / "c.tgz", hashlib.sha256(BODY).hexdigest(), backoff_seconds=0)
+    assert (tmp_path / "c.tgz").read_bytes() == BODY
+    assert len(received) == len(failures) + 1
+
+
+def test_network_failures_give_up_after_the_last_attempt(tmp_path):
+    with (
+        flaky_server(BODY, [503] * 5) as (url, received),
+        pytest.raises(DownloadError, match="HTTP 503"),
+    ):
+        download(url, tmp_path / "c.tgz", None, attempts=3, backoff_seconds=0)
+    assert len(received) == 3
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("failures", "error"), [([], "checksum mismatch"), ([404], "HTTP 404")])
+def test_a_wrong_checksum_or_missing_file_is_not_tried_again(tmp_path, failures, error):
+    with flaky_server(BODY, failures) as (url, received), pytest.raises(DownloadError, match=error):
+        download(url, tmp_path / "c.tgz", "0" * 64, backoff_seconds=0)
+    assert len(received) == 1
+    assert _leftovers(tmp_path) == []

@@ -1,10 +1,17 @@
-"""Logging for workflow jobs: the rule's log file and the terminal both show progress."""
+"""Logging for workflow jobs: the rule's log file and the terminal both show progress.
+
+Snakemake deletes a job's log before every attempt, so that a retried or resumed job would lose
+the story of the attempt before it (a kill, a failure). A job therefore also writes its log to a
+journal beside it (`.<log name>.attempts`), which starts each attempt's log and is removed once
+the job succeeds.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,20 +20,32 @@ from regurgitate.jobs.stopping import stop_with_workflow
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def journal_path(log_path: str | Path) -> Path:
+    """Where the attempts of a job so far are kept, beside its log."""
+    log_path = Path(log_path)
+    return log_path.with_name(f".{log_path.name}.attempts")
+
+
 def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO) -> None:
-    """Log to stderr and, when given, to `log_path`; a log file is appended to, so that it keeps
-    the story of every attempt of its job (a killed one, a retry, the resumed run)."""
+    """Log to stderr and, when given, to `log_path` and its journal; the log starts with what
+    the journal holds of earlier attempts."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path is not None:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="a", encoding="utf-8"))
+        log_path, journal = Path(log_path), journal_path(log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not log_path.exists() or log_path.stat().st_size == 0
+        if fresh and journal.exists():
+            shutil.copyfile(journal, log_path)
+        for path in (log_path, journal):
+            handlers.append(logging.FileHandler(path, mode="a", encoding="utf-8"))
     logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
 
 
 @contextlib.contextmanager
 def job(log_path: str | Path | None, threads: int | None = None):
     """Log to the rule's log file and the terminal; a failure's traceback lands in the log too.
-    The job stops when its Snakemake is gone (see regurgitate.jobs.stopping)."""
+    Every attempt of the job appends to the log; the job stops when its Snakemake is gone (see
+    regurgitate.jobs.stopping)."""
     setup_logging(log_path)
     logger = logging.getLogger("regurgitate")
     logger.info("job started (process %d)", os.getpid())
@@ -44,3 +63,17 @@ def job(log_path: str | Path | None, threads: int | None = None):
     except Exception:
         logger.exception("job failed")
         raise
+    if log_path is not None:
+        _close_journal(journal_path(log_path))
+
+
+def _close_journal(journal: Path) -> None:
+    """Stop logging to a succeeded job's journal and remove it."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename == os.path.abspath(
+            journal
+        ):
+            root.removeHandler(handler)
+            handler.close()
+    journal.unlink(missing_ok=True)

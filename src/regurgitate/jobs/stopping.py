@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -86,23 +87,39 @@ def stop_with_workflow() -> threading.Thread | None:
 
 
 def forward_interrupts() -> None:
-    """Pass SIGINT on to every process this one started, then handle it as before: Snakemake
-    stops scheduling and waits for its jobs, which now stop at once. Call it in the Snakemake
-    process (the workflow does, in workflow/rules/common.smk). An ignored SIGINT stays
-    ignored; outside the main thread nothing is changed."""
-    previous = signal.getsignal(signal.SIGINT)
-    if previous in (signal.SIG_IGN, None) or getattr(previous, "forwards", False):
+    """Pass every SIGINT this process gets on to the processes it started, at once; Python then
+    handles it as before (Snakemake stops scheduling and waits for its jobs, which are stopping
+    already). Call it from the main thread of the Snakemake process (the workflow does, in
+    workflow/rules/common.smk); an ignored SIGINT stays ignored.
+
+    The forwarding runs in a thread of its own, woken through Python's signal wakeup file: a
+    Python signal handler only runs when the main thread gets to run Python code, and Snakemake's
+    main thread sleeps on a lock while its jobs run, where a signal that the system delivered to
+    another thread never wakes it."""
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
         return
+    receiver, sender = socket.socketpair()
+    sender.setblocking(False)
+    try:
+        earlier = signal.set_wakeup_fd(sender.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread: nothing can be set up
+        receiver.close()
+        sender.close()
+        return
+    if earlier != -1:  # someone listens already (installed once, however often it is called)
+        signal.set_wakeup_fd(earlier)
+        receiver.close()
+        sender.close()
+        return
+    threading.Thread(
+        target=_forward, args=(receiver, sender), name="forward-interrupts", daemon=True
+    ).start()
 
-    def forward(signum, frame):
-        for child in psutil.Process().children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                child.send_signal(signal.SIGINT)
-        if callable(previous):
-            previous(signum, frame)
-        else:
-            signal.default_int_handler(signum, frame)
 
-    forward.forwards = True  # installed once, however often the workflow is read
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGINT, forward)
+def _forward(receiver: socket.socket, sender: socket.socket) -> None:
+    """Send SIGINT to every descendant whenever one arrives (`sender` stays open with it)."""
+    while signals := receiver.recv(64):
+        if signal.SIGINT in signals:
+            for child in psutil.Process().children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.send_signal(signal.SIGINT)
