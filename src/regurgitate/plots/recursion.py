@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from regurgitate.plots.learning_curves import draw_curve
 from regurgitate.plots.style import (
     LABEL_SIZE,
     LEGEND_SIZE,
@@ -46,32 +47,19 @@ def _column(rows: pl.DataFrame, name: str) -> np.ndarray:
     return rows[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
 
 
-def _draw_regime(ax: Axes, rows: pl.DataFrame, value: str, colour: str, marker: str) -> None:
-    generations = rows["generation"].to_numpy()
-    means = _column(rows, f"{value}_mean")
-    ax.plot(generations, means, color=colour, marker=marker, markersize=5, linewidth=1.6)
-    lows, highs = _column(rows, f"{value}_ci_low"), _column(rows, f"{value}_ci_high")
-    if not np.all(np.isnan(lows) | np.isnan(highs)):
-        ax.fill_between(generations, lows, highs, color=colour, alpha=0.15, linewidth=0)
-    if value == "bleu" and "significant" in rows.columns:
-        same = ~rows["significant"].fill_null(True).to_numpy() & (generations > 0)
-        ax.plot(
-            generations[same],
-            means[same],
-            linestyle="none",
-            marker=marker,
-            markersize=5,
-            markerfacecolor="white",
-            markeredgecolor=colour,
-            zorder=3,
-        )
+def _draw_regime(ax: Axes, rows: pl.DataFrame, value: str, regime: str, style: tuple) -> None:
+    """One regime's line with its band: the learning curves' drawing with the generation on the
+    x axis; the paired tests' open markers in the BLEU panel only."""
+    if value != "bleu":
+        rows = rows.drop("significant", strict=False)
+    draw_curve(ax, rows.drop("size").rename({"generation": "size"}), regime, value, style)
 
 
 def _draw_panel(ax: Axes, table: pl.DataFrame, value: str, styles: dict) -> None:
     root = table.filter(pl.col("regime") == RECURSION_ROOT)
     for regime in [r for r in REGIMES if r in styles]:
         rows = pl.concat([root, table.filter(pl.col("regime") == regime)]).sort("generation")
-        _draw_regime(ax, rows, value, *styles[regime])
+        _draw_regime(ax, rows, value, regime, styles[regime])
     ax.plot(
         root["generation"].to_numpy(),
         _column(root, f"{value}_mean"),
