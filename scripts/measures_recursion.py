@@ -7,6 +7,7 @@ with job(snakemake.log[0]):
     measures_recursion(
         Path(snakemake.input.human),
         Path(snakemake.input.synthetic),
+        Path(snakemake.input.student),
         Path(snakemake.input.sample_size),
         dict(snakemake.params.labels),
         dict(snakemake.params.settings),

@@ -200,6 +200,18 @@ def test_the_tail_counts_the_rare_words_a_generation_still_writes():
     assert tail_profile(REFERENCES, ["", "a cat"], 1)["share"] == 0
 
 
+def test_rarity_can_come_from_a_larger_corpus():
+    # In the pool, "a" and "ran" are frequent, "cat" twice, "sat", "dog", "the" and "fast" once
+    # more than in the references; "unicorn" is rare but not in the references.
+    pool = [*REFERENCES, "a a a ran ran", "a sat dog", "the fast unicorn"]
+    assert tail_profile(REFERENCES, ["a cat sat", "the dog ran"], 2, pool) == {
+        "max_count": 2,
+        "rare_words": 5,  # cat, sat, dog, the, fast
+        "produced": 4,  # all but fast
+        "share": 0.8,
+    }
+
+
 def test_the_tail_needs_rare_words():
     with pytest.raises(ValueError, match="no word seen at most 1 times"):
         tail_profile(["a a", "b b"], ["a"], 1)

@@ -369,4 +369,4 @@ def test_recursion_runs_every_generation_and_reports_it(finished_run):
     assert counts == {"human": 100, "generation-0": 100, "generation-1": 100}
     record = json.loads((runs / "accumulate/2/100/1/measures.json").read_text())
     sample = json.loads((runs / "sample-size.json").read_text())["sample_tokens"]
-    assert record["sample_tokens"] in (sample, None) and record["tail"]["max_count"] == 10
+    assert record["sample_tokens"] in (sample, None) and record["tail"]["max_count"] == 30

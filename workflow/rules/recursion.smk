@@ -126,6 +126,7 @@ rule measures_recursion:
     input:
         human=recursion_root,
         synthetic=f"{RECURSION_RUN}/synthetic.parquet",
+        student="results/pools/student.parquet",
         sample_size="results/recursion/sample-size.json",
     output:
         f"{RECURSION_RUN}/measures.json",

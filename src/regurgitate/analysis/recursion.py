@@ -3,8 +3,9 @@ its translations' errors and lexical diversity (the mechanisms' code), and its t
 
 The tail measure follows Shumailov et al. (2024): a model trained on generated data loses the
 improbable events first. Here those are the rare words of the human references a lineage
-started from (words seen at most `max_count` times in the human targets of its sources), and a
-generation's tail is how many of them its translations of the same sources still contain.
+started from: words of its sources' human targets that the student pool's human targets hold at
+most `max_count` times. A generation's tail is how many of them its translations of the same
+sources still contain.
 """
 
 from __future__ import annotations
@@ -28,25 +29,37 @@ class NoRareWords(ValueError):
     """The references hold no word rare enough for the tail measure."""
 
 
-def rare_words(references: Sequence[str], max_count: int) -> set[str]:
-    """The words (lowercased 13a tokens without punctuation, as diversity counts them) that occur
-    at least once and at most `max_count` times in `references`."""
+def words(sentences: Sequence[str]) -> set[str]:
+    """The words of `sentences`: lowercased 13a tokens without punctuation, as diversity counts
+    them."""
+    return {word for sentence in sentences for word in tokenize(sentence)}
+
+
+def rare_words(corpus: Sequence[str], max_count: int) -> set[str]:
+    """The words that occur at least once and at most `max_count` times in `corpus`."""
     if max_count < 1:
         raise ValueError(f"a rare word occurs at most max_count >= 1 times, got {max_count}")
-    counts = Counter(word for sentence in references for word in tokenize(sentence))
+    counts = Counter(word for sentence in corpus for word in tokenize(sentence))
     return {word for word, count in counts.items() if count <= max_count}
 
 
-def tail_profile(references: Sequence[str], hypotheses: Sequence[str], max_count: int) -> dict:
-    """How many of the references' rare words occur anywhere in `hypotheses`.
+def tail_profile(
+    references: Sequence[str],
+    hypotheses: Sequence[str],
+    max_count: int,
+    corpus: Sequence[str] | None = None,
+) -> dict:
+    """How many of the references' rare words occur anywhere in `hypotheses`: the words of
+    `references` that `corpus` (by default the references themselves) holds at most
+    `max_count` times.
 
     Returns {"max_count", "rare_words" (how many there are), "produced" (how many of them the
     hypotheses contain), "share" (produced / rare_words)}.
     """
-    rare = rare_words(references, max_count)
+    rare = rare_words(references if corpus is None else corpus, max_count) & words(references)
     if not rare:
         raise NoRareWords(f"the references hold no word seen at most {max_count} times")
-    produced = rare & {word for sentence in hypotheses for word in tokenize(sentence)}
+    produced = rare & words(hypotheses)
     return {
         "max_count": max_count,
         "rare_words": len(rare),
@@ -74,6 +87,7 @@ def generation_measures(
     seed: int,
     keep_punctuation: bool,
     tail_max_count: int,
+    tail_corpus: Sequence[str] | None = None,
 ) -> dict:
     """Errors, diversity and tail of a generation's translations of its lineage's sources, with
     the mechanisms' measures (translation_errors, diversity).
@@ -82,7 +96,9 @@ def generation_measures(
     None measures the human targets themselves (no errors, a full tail), the line a generation
     is read against. Diversity is measured on a sample of `sample_tokens` tokens, seeded by
     `seed`, so every generation of a lineage is sampled from the same sentences; None leaves it
-    out (a text of fewer than MIN_DIVERSITY_TOKENS tokens).
+    out (a text of fewer than MIN_DIVERSITY_TOKENS tokens). A word is rare for the tail where
+    `tail_corpus` (the student pool's human targets; by default `human`'s) holds it at most
+    `tail_max_count` times.
     """
     references = human["target"].to_list()
     record = {"source": name, "n": human.height, "chrf_threshold": chrf_threshold}
@@ -108,7 +124,7 @@ def generation_measures(
             keep_punctuation=keep_punctuation,
         )
     )
-    record["tail"] = tail_profile(references, targets, tail_max_count)
+    record["tail"] = tail_profile(references, targets, tail_max_count, tail_corpus)
     return record
 
 

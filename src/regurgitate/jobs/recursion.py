@@ -103,6 +103,7 @@ def recursion_sample_size(
 def measures_recursion(
     human_path: Path,
     synthetic_path: Path,
+    student_path: Path,
     sample_size_path: Path,
     labels: dict,
     settings: dict,
@@ -111,11 +112,13 @@ def measures_recursion(
     *,
     with_human: bool = False,
 ) -> dict:
-    """Errors, diversity and tail of one generation's translations of its lineage's sources;
-    `with_human` (generation 0) also measures the lineage's human targets."""
+    """Errors, diversity and tail of one generation's translations of its lineage's sources
+    (rare words by the student pool's human targets at `student_path`); `with_human`
+    (generation 0) also measures the lineage's human targets."""
     human = pl.read_parquet(human_path)
     sample_size = read_json(sample_size_path)
     common = {
+        "tail_corpus": pl.read_parquet(student_path)["target"].to_list(),
         "chrf_threshold": settings["chrf_threshold"],
         "bootstrap": settings["bootstrap"],
         "seed": seed,

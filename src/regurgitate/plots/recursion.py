@@ -35,7 +35,7 @@ from regurgitate.study.vocabulary import HUMAN, RECURSION_ROOT, REGIMES
 PANELS = {
     "bleu": "Test BLEU",
     "mtld": "MTLD of its translations",
-    "tail_share": "Rare human words kept",
+    "tail_share": "Share of rare human words kept",
 }
 ROOT_LABEL = f"{RECURSION_ROOT} (generation 0, human pairs)"
 HUMAN_LABEL = "human references"
