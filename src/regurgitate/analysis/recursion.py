@@ -188,15 +188,18 @@ def generation_differences(
     `hypotheses` maps (regime, generation, size, seed) to that run's test translations.
     Columns: regime, generation, size, then significance.DIFFERENCE_COLUMNS.
     """
-    roots = {key: lines for key, lines in hypotheses.items() if key[0] == RECURSION_ROOT}
-    # Each regime is compared with generation 0 as its own baseline: one group per regime.
-    grouped = {}
-    for (regime, generation, size, run_seed), lines in hypotheses.items():
-        if regime == RECURSION_ROOT:
-            continue
-        grouped[(regime, str(generation), size, run_seed)] = lines
-        for (_, _, root_size, root_seed), root_lines in roots.items():
-            grouped[(regime, "0", root_size, root_seed)] = root_lines
+    # The significance module compares conditions with a baseline within an experiment: here
+    # each regime is an "experiment" whose conditions are its generations, with generation 0 (of
+    # every regime) as the baseline.
+    grouped = {
+        (regime, str(generation), size, run_seed): lines
+        for (regime, generation, size, run_seed), lines in hypotheses.items()
+        if regime != RECURSION_ROOT
+    }
+    for regime in {regime for regime, *_ in grouped}:
+        for (root, _, size, run_seed), lines in hypotheses.items():
+            if root == RECURSION_ROOT:
+                grouped[(regime, "0", size, run_seed)] = lines
     differences = differences_to_baseline(
         references, grouped, "0", resamples=resamples, trials=trials, seed=seed
     )
