@@ -16,6 +16,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/mitigate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/recursion.smk"
 
 
 rule all:
@@ -37,3 +38,4 @@ rule all:
             "results/figures/gap_closed.{ext}",
             ext=["png", "pdf"] if MITIGATION_STRATEGIES else [],
         ),
+        RECURSION_TARGETS,

@@ -79,3 +79,12 @@ def test_wildcard_constraints_come_from_the_vocabulary():
     assert re.fullmatch(WILDCARD_CONSTRAINTS["condition"], "mixed-weak+strong")
     assert not re.fullmatch(WILDCARD_CONSTRAINTS["condition"], "scratch/self")
     assert re.fullmatch(WILDCARD_CONSTRAINTS["experiment"], "finetune")
+
+
+def test_regimes_are_one_name_in_schema_and_wildcards():
+    from regurgitate.study.vocabulary import RECURSION_ROOT, REGIMES
+
+    assert SCHEMA["$defs"]["regime"]["enum"] == list(REGIMES)
+    for regime in [RECURSION_ROOT, *REGIMES]:
+        assert re.fullmatch(WILDCARD_CONSTRAINTS["regime"], regime)
+    assert not re.fullmatch(WILDCARD_CONSTRAINTS["regime"], "self")

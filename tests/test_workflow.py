@@ -56,7 +56,7 @@ def test_a_seed_draws_the_sources_of_every_condition(finished_run):
     assert sorted(real[0]["id"].to_list()) == sorted(real[1]["id"].to_list())
 
 
-FIGURES = ["scratch", "finetune", "mechanisms", "loss_vs_mechanisms", "partial"]
+FIGURES = ["scratch", "finetune", "mechanisms", "loss_vs_mechanisms", "partial", "recursion"]
 
 
 @pytest.mark.parametrize("name", FIGURES)
@@ -206,7 +206,9 @@ def test_synthetic_data_and_pools(finished_run):
 REPORT_FILES = sorted(
     [f"results/tables/{t}.html" for t in ["scratch", "finetune", "generators", "mechanisms"]]
     + [f"results/tables/{t}.html" for t in ["partial", "mitigations", "quality", "detector"]]
+    + ["results/tables/curricula.html", "results/tables/recursion.html"]
     + [f"results/figures/{f}.png" for f in ["scratch", "finetune", "mechanisms", "partial"]]
+    + ["results/figures/recursion.png"]
     + ["results/figures/loss_vs_mechanisms.png", "results/figures/gap_closed.png"]
     + [f"results/figures/mitigations/scratch-S{s}.png" for s in (1, 2, 3)]
 )
@@ -438,3 +440,33 @@ def test_mitigations_are_trained_and_reported(finished_run):
     assert ranked == sorted(ranked, reverse=True)
     for name in ["gap_closed", *[f"mitigations/scratch-S{i}" for i in (1, 2, 3)]]:
         assert (finished_run / "results" / "figures" / f"{name}.png").stat().st_size > 0
+
+
+def test_recursion_runs_every_generation_and_reports_it(finished_run):
+    table = pl.read_csv(finished_run / "results" / "tables" / "recursion.csv")
+    rows = list(zip(table["regime"], table["generation"], strict=True))
+    assert rows == [("human", None), ("real", 0)] + [
+        (regime, g) for regime in ("replace", "accumulate") for g in (1, 2)
+    ]
+    generations = table.filter(pl.col("regime") != "human")
+    assert generations["bleu_mean"].is_not_null().all()
+    assert generations["rare_words_mean"].is_not_null().all()
+    tested = generations.filter(pl.col("generation") > 0)
+    assert tested["p_bootstrap"].is_not_null().all() and (tested["paired_seeds"] == 1).all()
+    human = table.row(0, named=True)
+    assert human["tail_share_mean"] == 1 and human["mtld_mean"] > 0
+    runs = finished_run / "results" / "recursion"
+    # replace/2 learns generation 1's translations; accumulate/2 the human pairs and both
+    # earlier generations' translations of the same 100 sources.
+    replace = pl.read_parquet(runs / "replace/2/100/1/curriculum.parquet")
+    parent = pl.read_parquet(runs / "replace/1/100/1/synthetic.parquet")
+    assert set(replace["origin"]) == {"generation-1"}
+    assert dict(zip(replace["id"], replace["target"], strict=True)) == dict(
+        zip(parent["id"], parent["target"], strict=True)
+    )
+    accumulate = pl.read_parquet(runs / "accumulate/2/100/1/curriculum.parquet")
+    counts = dict(accumulate["origin"].value_counts().iter_rows())
+    assert counts == {"human": 100, "generation-0": 100, "generation-1": 100}
+    record = json.loads((runs / "accumulate/2/100/1/measures.json").read_text())
+    sample = json.loads((runs / "sample-size.json").read_text())["sample_tokens"]
+    assert record["sample_tokens"] in (sample, None) and record["tail"]["max_count"] == 30

@@ -23,6 +23,7 @@ from regurgitate.study.vocabulary import (
     FINETUNE,
     HUMAN,
     POOLS,
+    RECURSION,
     SELF,
     STRATEGIES,
     WILDCARD_CONSTRAINTS,
@@ -389,6 +390,7 @@ TABLES = [
     "mechanisms",
     "partial",
     *MITIGATION_TABLES,
+    *([RECURSION] if RECURSION in config else []),
 ]
 # Where a table appears in the report, beside the figures of the same part of the study.
 TABLE_CATEGORIES = {
@@ -399,6 +401,7 @@ TABLE_CATEGORIES = {
     "mitigations": "Mitigations",
     "quality": "Mitigations",
     "detector": "Mitigations",
+    "recursion": "Recursion",
 }
 
 
@@ -547,3 +550,116 @@ def pair_nll_scale(wildcards):
 def student_model(path):
     """A student's model file: temporary unless `keep_student_models`."""
     return path if KEEP_STUDENT_MODELS else temp(path)
+
+
+# --- recursion (workflow/rules/recursion.smk) ------------------------------------------------
+
+from regurgitate.study.config import (
+    recursion_architecture,
+    recursion_runs,
+    recursion_training,
+)
+from regurgitate.study.recursion import parents
+from regurgitate.study.vocabulary import (
+    RECURSION,
+    RECURSION_ROOT,
+    RECURSION_TITLE,
+    REAL,
+)
+
+RECURSION_SETTINGS = config.get(RECURSION, {})
+RECURSION_RUN = "results/recursion/{regime}/{generation}/{size}/{seed}"
+
+
+def recursion_dir(regime, generation, size, seed):
+    """The folder of one run; generation 0 of every regime is the `real` one."""
+    regime = RECURSION_ROOT if int(generation) == 0 else regime
+    return RECURSION_RUN.format(
+        regime=regime, generation=generation, size=size, seed=seed
+    )
+
+
+RECURSION_RUN_DIRS = [recursion_dir(*run) for run in recursion_runs(config)]
+RECURSION_ROOTS = [
+    recursion_dir(RECURSION_ROOT, 0, size, seed)
+    for size in RECURSION_SETTINGS.get("sizes", [])
+    for seed in RECURSION_SETTINGS.get("seeds", [])
+]
+RECURSION_TARGETS = (
+    [
+        "results/tables/recursion.csv",
+        "results/figures/recursion.png",
+        "results/figures/recursion.pdf",
+    ]
+    if RECURSION_SETTINGS
+    else []
+)
+
+
+def recursion_root(wildcards):
+    """Generation 0's curriculum of the run's lineage: its sources and their human targets."""
+    root = recursion_dir(RECURSION_ROOT, 0, wildcards.size, wildcards.seed)
+    return f"{root}/curriculum.parquet"
+
+
+def recursion_parents(wildcards):
+    return parents(wildcards.regime, int(wildcards.generation))
+
+
+def recursion_curriculum_inputs(wildcards):
+    """Generation 0 takes the `real` curriculum of its seed; generation n the lineage's human
+    pairs and the translations of the generations it trains on."""
+    generation_parents = recursion_parents(wildcards)
+    if int(wildcards.generation) == 0:
+        seed = curriculum_seed(wildcards.seed)
+        return {"real": f"results/curricula/{REAL}/{seed}.parquet"}
+    return {
+        "human": recursion_root(wildcards),
+        "translations": [
+            f"{recursion_dir(wildcards.regime, g, wildcards.size, wildcards.seed)}/synthetic.parquet"
+            for g in generation_parents
+        ],
+    }
+
+
+def recursion_init(wildcards):
+    """Fine-tuned generations start from the base model, each afresh."""
+    if RECURSION_SETTINGS["experiment"] == FINETUNE:
+        return {"init": f"results/generators/{config[FINETUNE]['base']}/model.pt"}
+    return {}
+
+
+def recursion_training_of(wildcards):
+    return recursion_training(config, int(wildcards.seed))
+
+
+def recursion_decoding():
+    return decoding_settings(config, RECURSION_SETTINGS.get("decoding"))
+
+
+def recursion_labels(wildcards):
+    """What a generation's metrics and measures say about its run."""
+    return {
+        "regime": wildcards.regime,
+        "generation": int(wildcards.generation),
+        "size": int(wildcards.size),
+        "seed": int(wildcards.seed),
+    }
+
+
+def recursion_files(name):
+    return [f"{run}/{name}" for run in RECURSION_RUN_DIRS]
+
+
+def recursion_measure_settings():
+    return {
+        **{
+            key: MECHANISMS[key]
+            for key in ("chrf_threshold", "bootstrap", "keep_punctuation")
+        },
+        "tail_max_count": RECURSION_SETTINGS.get("tail_max_count"),
+    }
+
+
+def recursion_with_human(wildcards):
+    return int(wildcards.generation) == 0

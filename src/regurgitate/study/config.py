@@ -8,6 +8,9 @@ from regurgitate.study.vocabulary import (
     FINETUNE,
     HUMAN,
     REAL,
+    REAL_SHARE,
+    RECURSION,
+    RECURSION_ROOT,
     SCRATCH,
     SELF,
     detector_condition,
@@ -76,6 +79,8 @@ def _check_pools(config: dict) -> None:
             f"pools.detector: {pools['detector']} pairs, but S3 (mitigations.detector) trains "
             "each detector on it and scores it on a held-out share: it needs at least 2"
         )
+    if RECURSION in config:
+        _check_recursion(config)
 
 
 def _check_corpus(config: dict) -> None:
@@ -368,3 +373,77 @@ def student_architecture(config: dict, experiment: str) -> dict:
             config["generators"][config[FINETUNE]["base"]]["architecture"]
         ]
     return config["architectures"][config[SCRATCH]["architecture"]]
+
+
+# --- recursion --------------------------------------------------------------------------------
+
+
+def _check_recursion(config: dict) -> None:
+    settings = config[RECURSION]
+    start = settings["experiment"]
+    if start not in config:
+        raise ConfigError(f"recursion.experiment: {start!r} is not configured")
+    if start == FINETUNE:
+        if finetune_through_api(config):
+            raise ConfigError(
+                "recursion.experiment: finetune's base is an openai model; every generation of "
+                "the recursion is trained and decoded here, so it needs a local base"
+            )
+        if "architecture" in settings:
+            raise ConfigError(
+                "recursion.architecture: fine-tuned generations have the base model's "
+                f"architecture ({config[FINETUNE]['base']!r}); set it only with experiment: scratch"
+            )
+    elif "architecture" in settings and settings["architecture"] not in config["architectures"]:
+        raise ConfigError(
+            f"recursion.architecture: {settings['architecture']!r} is not one of the "
+            f"architectures {sorted(config['architectures'])}"
+        )
+    student_pool = config["pools"]["student"]
+    if student_pool is not None and max(settings["sizes"]) > student_pool:
+        raise ConfigError(
+            f"recursion.sizes: {max(settings['sizes'])} pairs exceed pools.student={student_pool}"
+        )
+    if REAL_SHARE in settings["regimes"] and settings.get("real_share") is None:
+        raise ConfigError(
+            f"recursion.real_share: the {REAL_SHARE} regime needs the percentage of human "
+            "pairs it keeps in every generation"
+        )
+
+
+def recursion_runs(config: dict) -> list[tuple[str, int, int, int]]:
+    """Every (regime, generation, size, seed) the recursion trains: generation 0 once per size
+    and seed (its regime is `real`), then generations 1..recursion.generations of each regime;
+    none without a `recursion` block."""
+    settings = config.get(RECURSION)
+    if not settings:
+        return []
+    lineages = [(size, seed) for size in settings["sizes"] for seed in settings["seeds"]]
+    roots = [(RECURSION_ROOT, 0, size, seed) for size, seed in lineages]
+    return roots + [
+        (regime, generation, size, seed)
+        for regime in settings["regimes"]
+        for generation in range(1, settings["generations"] + 1)
+        for size, seed in lineages
+    ]
+
+
+def recursion_architecture(config: dict) -> dict:
+    """Fine-tuned generations have the base model's architecture; from scratch, the
+    recursion's own `architecture` or else the E2 students'."""
+    settings = config[RECURSION]
+    if settings["experiment"] == SCRATCH and "architecture" in settings:
+        return config["architectures"][settings["architecture"]]
+    return student_architecture(config, settings["experiment"])
+
+
+def recursion_training(config: dict, seed: int) -> dict:
+    """The trainer settings of a generation: the top-level block, then the start experiment's
+    overrides, then the recursion's, then the run's seed."""
+    settings = config[RECURSION]
+    return training_settings(
+        config,
+        config[settings["experiment"]].get("training"),
+        settings.get("training"),
+        {"seed": seed},
+    )

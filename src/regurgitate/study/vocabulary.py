@@ -157,6 +157,40 @@ STRATEGY_OF_KIND = {strategy.kind: strategy.id for strategy in STRATEGIES.values
 # The corpus scores every run carries (sacreBLEU), as tables name them and figures label them.
 SCORES = {"bleu": "BLEU", "chrf": "chrF"}
 
+# --- recursion: generations trained on their predecessors' output -----------------------------
+
+# The experiment's id: its config block, its folder under results/, its table and figure.
+RECURSION = "recursion"
+RECURSION_TITLE = "Recursive training: each generation learns from its predecessor's output"
+
+
+@dataclass(frozen=True)
+class Regime:
+    id: str  # the config value, the path part, the `regime` column, the legend entry
+    description: str  # what generation n >= 1 trains on (the legend's long form, docs)
+
+
+REPLACE, ACCUMULATE = "replace", "accumulate"
+ACCUMULATE_FIXED, REAL_SHARE = "accumulate-fixed", "real-share"
+REGIMES = {
+    REPLACE: Regime(REPLACE, "generation n-1's translations only"),
+    ACCUMULATE: Regime(ACCUMULATE, "the human pairs and every earlier generation's translations"),
+    ACCUMULATE_FIXED: Regime(
+        ACCUMULATE_FIXED, "the accumulated mixture, subsampled to one target per source"
+    ),
+    REAL_SHARE: Regime(REAL_SHARE, "a configured share of human pairs, the rest generation n-1's"),
+}
+# Generation 0 trains on the human pairs (the `real` condition) and is shared by every regime: its
+# folder, table rows and legend entry take the id `real`. (It is not `self`: no generation trains
+# on its own output, generation n trains on generation n-1's.)
+RECURSION_ROOT = REAL
+
+
+def generation_origin(generation: int) -> str:
+    """The `origin` of a curriculum row whose target generation `generation` wrote."""
+    return f"generation-{generation}"
+
+
 # --- the workflow's wildcards -----------------------------------------------------------------
 
 WILDCARD_CONSTRAINTS = {
@@ -171,4 +205,7 @@ WILDCARD_CONSTRAINTS = {
     "pool": "|".join(POOLS),
     "size": "[0-9]+",
     "seed": "[0-9]+",
+    # Longer ids first, so that no id stops at another's prefix.
+    "regime": "|".join(sorted([RECURSION_ROOT, *REGIMES], key=len, reverse=True)),
+    "generation": "[0-9]+",
 }

@@ -1,0 +1,20 @@
+from pathlib import Path
+
+from regurgitate.jobs.log import job
+from regurgitate.jobs.recursion import curriculum_recursion
+
+with job(snakemake.log[0]):
+    real, human = snakemake.input.get("real"), snakemake.input.get("human")
+    curriculum_recursion(
+        snakemake.wildcards.regime,
+        int(snakemake.wildcards.generation),
+        int(snakemake.wildcards.size),
+        Path(snakemake.output[0]),
+        real_path=Path(real) if real else None,
+        human_path=Path(human) if human else None,
+        translation_paths=dict(
+            zip(snakemake.params.parents, snakemake.input.get("translations", []), strict=True)
+        ),
+        seed=snakemake.params.seed,
+        real_share=snakemake.params.real_share,
+    )
