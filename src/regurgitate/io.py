@@ -134,6 +134,11 @@ def write_json(data: object, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """The lines of a text file written by write_lines."""
+    return Path(path).read_text(encoding="utf-8").splitlines()
+
+
 def write_lines(lines: list[str], path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")

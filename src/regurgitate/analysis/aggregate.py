@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 from scipy import stats
 
+from regurgitate.io import read_lines
 from regurgitate.study.vocabulary import SCORES
 
 # Key -> polars type of every column a run's metrics JSON must provide.
@@ -91,7 +92,7 @@ def load_run_translations(
     seed); `hypothesis_paths[i]` belongs to the run of `metric_paths[i]`."""
     runs = load_runs(metric_paths)
     translations = {
-        run: Path(path).read_text(encoding="utf-8").splitlines()
+        run: read_lines(path)
         for run, path in zip(runs.select(RUN_KEY).iter_rows(), hypothesis_paths, strict=True)
     }
     return runs, translations
