@@ -207,7 +207,7 @@ def test_workflow_writes_synthetic_data_of_an_api_generator(tmp_path, api):
     cost = json.loads((workdir / "results/synthetic/api.cost.json").read_text())
     assert cost["this_run"]["requests"] == 0 and cost["this_run"]["cached_rows"] == 300
     log = (workdir / "logs/generate_synthetic/api.log").read_text()
-    assert "300 from the cache, 0 requests" in log
+    assert "300 from the cache, 0 answered now, 0 failed; 0 requests" in log
     for path in workdir.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
