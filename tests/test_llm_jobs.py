@@ -184,7 +184,7 @@ def test_workflow_writes_synthetic_data_of_an_api_generator(tmp_path, api):
     write_toy_corpus(workdir / "data" / "corpus.tsv", 1500)
     targets = [
         "results/synthetic/api.parquet",
-        "results/curricula/gen-api.parquet",
+        "results/curricula/gen-api/1.parquet",
         "results/generators/api/metrics.json",
     ]
     run_snakemake(workdir, configfile, "--cores", "2", *targets)

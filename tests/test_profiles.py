@@ -12,6 +12,7 @@ CLUSTER_PROFILES = ["slurm", "generic"]
 GPU_RULES = {
     "train_generator", "generate_synthetic", "evaluate_generator", "train_student",
     "evaluate_run", "train_reverse", "back_translate", "pair_nll", "generate_detector_pool",
+    "train_recursion", "translate_recursion", "evaluate_recursion",
 }  # fmt: skip
 
 

@@ -535,6 +535,17 @@ def student_test_scale(wildcards):
     return SCALE.student_decoding(wildcards.experiment)
 
 
+def recursion_training_scale(wildcards):
+    """A generation trains on at most (generation + 1) x size rows (accumulate); its model is
+    the student's of the experiment it starts from."""
+    rows = int(wildcards.size) * (int(wildcards.generation) + 1)
+    return SCALE.student_training(config[RECURSION]["experiment"], rows)
+
+
+def recursion_decoding_scale(wildcards):
+    return SCALE.student_decoding(config[RECURSION]["experiment"])
+
+
 def reverse_training_scale(wildcards):
     return SCALE.reverse_training()
 

@@ -39,9 +39,10 @@ rule train_recursion:
         ENV
     threads: TRAIN_THREADS
     resources:
-        mem_mb=8000,
-        runtime=12 * 60,
+        mem_mb=mem_mb_of(recursion_training_scale),
+        runtime=runtime_of(recursion_training_scale),
         gpu=GPUS,
+        gpu_model=GPU_MODEL,
     params:
         rows=None,
         architecture=recursion_architecture(config) if RECURSION_SETTINGS else {},
@@ -67,9 +68,10 @@ rule translate_recursion:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=mem_mb_of(recursion_decoding_scale),
+        runtime=runtime_of(recursion_decoding_scale),
         gpu=GPUS,
+        gpu_model=GPU_MODEL,
     params:
         name="{regime}/{generation}",
         decoding=recursion_decoding(),
@@ -93,9 +95,10 @@ rule evaluate_recursion:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=mem_mb_of(recursion_decoding_scale),
+        runtime=runtime_of(recursion_decoding_scale),
         gpu=GPUS,
+        gpu_model=GPU_MODEL,
     params:
         decoding=recursion_decoding(),
         labels=recursion_labels,
