@@ -70,7 +70,9 @@ def _draw_panel(ax: Axes, table: pl.DataFrame, value: str, styles: dict) -> None
         zorder=4,
     )
     human = table.filter(pl.col("regime") == HUMAN)
-    if human.height and human[f"{value}_mean"].is_not_null().all():
+    # The human targets keep all their rare words by definition: a line at 1 would only squash
+    # the generations' tail against the axis.
+    if value != "tail_share" and human.height and human[f"{value}_mean"].is_not_null().all():
         colour, dashes = REFERENCE_STYLES[0]
         ax.axhline(human[f"{value}_mean"][0], color=colour, linestyle=dashes, linewidth=1.2)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
