@@ -94,8 +94,8 @@ def run_on_cluster(cluster, workdir, configfile, *arguments):
 
 def accounted_jobs(cluster) -> list[dict]:
     """Every job the cluster's accounting holds: its rule (from the plugin's job comment),
-    state, account, partition and the resources SLURM gave it."""
-    fields = ["JobID", "State", "Account", "Partition", "AllocTRES", "Comment"]
+    state, account, partition and the resources it asked for and SLURM gave it."""
+    fields = ["JobID", "State", "Account", "Partition", "ReqTRES", "AllocTRES", "Comment"]
     result = cluster.run(
         "sacct", "-X", "-n", "-P", "-a", "-S", "2000-01-01", f"--format={','.join(fields)}"
     )
@@ -121,7 +121,7 @@ def test_tiny_study_through_slurm_equals_a_local_run(slurm_run, finished_run):
     assert output.count("has been submitted with SLURM jobid") == sum(SUBMITTED.values())
     for job in jobs:
         assert job["State"] == "COMPLETED" and job["Account"] == ACCOUNT, job
-        assert job["Partition"] == PARTITION and "gpu" not in job["AllocTRES"], job
+        assert job["Partition"] == PARTITION and "gpu" not in job["ReqTRES"], job
     # The cheap rules ran beside Snakemake, not as cluster jobs.
     assert "localrule curriculum_gen:" in output and "localrule table_generators:" in output
 
@@ -172,7 +172,7 @@ def test_gpu_jobs_ask_slurm_for_their_gpus(cluster, slurm_run, tmp_path):
     jobs = [job for job in accounted_jobs(cluster) if job["JobID"] not in known]
     assert [job["rule"] for job in jobs] == ["train_generator"]
     assert jobs[0]["State"] == "COMPLETED"
-    assert f"gres/gpu:{GPU_TYPE}=1" in jobs[0]["AllocTRES"], jobs
+    assert f"gres/gpu:{GPU_TYPE}=1" in jobs[0]["ReqTRES"], jobs  # the model asked for
 
 
 def test_generic_profile_submits_through_a_batch_system(cluster, slurm_run, finished_run):
