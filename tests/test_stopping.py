@@ -133,6 +133,13 @@ def wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def snakemake_now(
+    workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile"
+) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "-s", str(snakefile), *args]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
+
+
 def running_jobs(workflow: Path) -> list[psutil.Process]:
     """The job processes, once both have started (and written their pids)."""
     wait_for(lambda: len(list((workflow / "pids").iterdir())) == 2, 120, "both jobs to start")
@@ -159,12 +166,7 @@ def test_jobs_stop_within_seconds_of_a_sigint_to_snakemake_alone(workflow):
         log = (workflow / "logs" / f"{i}.log").read_text()
         assert "job interrupted" in log
     # Snakemake ended cleanly: no lock to remove before the next run.
-    dry = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1"],
-        cwd=workflow,
-        capture_output=True,
-        text=True,
-    )
+    dry = snakemake_now(workflow, "-n", "--cores", "1", snakefile=workflow / "Snakefile")
     assert dry.returncode == 0, dry.stdout + dry.stderr
 
 
@@ -179,12 +181,7 @@ def test_jobs_stop_on_their_own_when_snakemake_is_killed(workflow):
 
 
 def test_every_attempt_of_a_job_appends_to_its_log(workflow):
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "flaky.txt"],
-        cwd=workflow,
-        capture_output=True,
-        text=True,
-    )
+    done = snakemake_now(workflow, "--cores", "1", "flaky.txt", snakefile=workflow / "Snakefile")
     assert done.returncode == 0, done.stdout + done.stderr
     log = (workflow / "logs" / "flaky.log").read_text()
     assert log.count("job started") == 2
@@ -232,11 +229,6 @@ def text(path: Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         return ""
-
-
-def snakemake_now(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args]
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
