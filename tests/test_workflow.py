@@ -128,6 +128,29 @@ def test_student_models_are_temporary_and_the_rest_stays(finished_run):
         assert list((benchmarks / rule).glob("**/*.tsv")), rule
 
 
+def test_cores_1_and_cores_2_give_the_same_bytes(finished_run, tmp_path):
+    """The study run again from scratch in another folder, with --cores 1 instead of 2 (another
+    job order, jobs alone instead of side by side): every file under results/ is the same, byte
+    for byte (README.md, Reproducibility)."""
+    write_toy_corpus(tmp_path / "data" / "corpus.tsv", 1500)
+    run_snakemake(tmp_path, TINY, "--cores", "1")
+    files = {
+        run: sorted(p.relative_to(run) for p in (run / "results").rglob("*") if p.is_file())
+        for run in (finished_run, tmp_path)
+    }
+    assert files[finished_run] == files[tmp_path]
+    different = [
+        str(path)
+        for path in files[tmp_path]
+        if (finished_run / path).read_bytes() != (tmp_path / path).read_bytes()
+    ]
+    print(
+        f"{len(files[tmp_path])} files compared, {len(files[tmp_path]) - len(different)} identical"
+    )
+    assert different == []
+    assert len(files[tmp_path]) > 150  # tables, figures, pools, models, hypotheses, ...
+
+
 def distance(a, b) -> float:
     """Euclidean distance between two models' weights."""
     b_weights = b.state_dict()

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def job(log_path: str | Path | None, threads: int | None = None):
     setup_logging(log_path)
     logger = logging.getLogger("regurgitate")
     logger.info("job started (process %d)", os.getpid())
-    stop_with_workflow()
+    in_workflow = stop_with_workflow() is not None
     if threads is not None:
         import torch
 
@@ -59,12 +60,26 @@ def job(log_path: str | Path | None, threads: int | None = None):
         yield logger
     except KeyboardInterrupt:
         logger.warning("job interrupted; what it finished (checkpoints included) is kept")
+        if in_workflow:
+            _die_of_interrupt()
         raise
     except Exception:
         logger.exception("job failed")
         raise
     if log_path is not None:
         _close_journal(journal_path(log_path))
+
+
+def _die_of_interrupt() -> None:
+    """End the process now, as an interrupt does, without Python's clean-up at exit: the
+    interrupt has unwound the job (its temporary files are gone, its checkpoints whole), and
+    tearing down the modules of torch and the rest takes seconds of CPU that a stopping
+    workflow should not wait for."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _close_journal(journal: Path) -> None:
