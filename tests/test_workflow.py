@@ -13,9 +13,11 @@ import polars as pl
 import pytest
 import torch
 import yaml
-from conftest import TINY, run_snakemake, serve_directory, write_toy_corpus
+from conftest import REPO, TINY, run_snakemake, serve_directory, write_toy_corpus
 
 from regurgitate.engine.model import Transformer, load_model
+from regurgitate.study.config import experiment_runs, experiments
+from regurgitate.study.footprint import with_defaults
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +107,16 @@ def test_student_models_are_temporary_and_the_rest_stays(finished_run):
     """Students' models go once their evaluation has read them (keep_student_models: false);
     generators, the base model and the reverse model stay; every heavy job left a benchmark."""
     runs = finished_run / "results" / "runs"
-    assert len(list(runs.glob("*/*/*/*/metrics.json"))) == 33
+    config = with_defaults(
+        yaml.safe_load(TINY.read_text()), REPO / "workflow/schemas/config.schema.yaml"
+    )
+    expected = {
+        f"{experiment}/{condition}/{size}/{seed}"
+        for experiment in experiments(config)
+        for condition, size, seed in experiment_runs(config, experiment)
+    }
+    trained = {str(p.parent.relative_to(runs)) for p in runs.glob("*/*/*/*/metrics.json")}
+    assert trained == expected and len(trained) == 45
     assert not list(runs.glob("**/model.pt"))
     for model in ["generators/weak", "generators/strong", "reverse"]:
         assert (finished_run / "results" / model / "model.pt").stat().st_size > 0

@@ -234,7 +234,7 @@ def _resume(run: _Run) -> dict | None:
     latest checkpoint is tried first, then the one before it (when the latest cannot be read)."""
     remove_stale_temporaries(run.checkpoint)  # a write that a kill interrupted
     for path in checkpoint_files(run.checkpoint):
-        saved = _load_checkpoint(path, run.device)
+        saved = _load_checkpoint(path)
         if saved is None:
             continue
         if saved["fingerprint"] != run.key:
@@ -267,17 +267,21 @@ def remove_checkpoints(path: Path) -> None:
         file.unlink(missing_ok=True)
 
 
-def _load_checkpoint(path: Path, device: torch.device) -> dict | None:
+def _load_checkpoint(path: Path) -> dict | None:
     """A checkpoint's contents, or None when there is none. One that cannot be read (truncated,
     not a zip, damaged on disk) is set aside as `<name>.corrupt` with a warning, and gives None:
     failing on it would fail every retry of the job."""
     if not path.exists():
         return None
     try:
-        saved = torch.load(path, map_location=device, weights_only=False)
+        # On the CPU: a device short of memory must not pass for a damaged file, and the random
+        # state must stay a CPU tensor; load_state_dict moves the rest where it belongs.
+        saved = torch.load(path, map_location="cpu", weights_only=False)
         missing = [key for key in CHECKPOINT_KEYS if key not in saved]
         if missing:
             raise KeyError(f"it has no {', '.join(missing)}")
+    except MemoryError:
+        raise
     except Exception as err:
         aside = path.with_name(f"{path.name}.corrupt")
         os.replace(path, aside)
