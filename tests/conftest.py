@@ -55,26 +55,64 @@ def serve_directory(root: Path):
         thread.join()
 
 
-def run_snakemake(workdir, configfile, *args, check=True) -> subprocess.CompletedProcess:
-    """The workflow as a user runs it, in `workdir`; on failure the error shows its output."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
+def snakemake_command(configfile, *args) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")] + [
         "--configfile",
         str(configfile),
         *args,
     ]
+
+
+def run_snakemake(workdir, configfile, *args, check=True) -> subprocess.CompletedProcess:
+    """The workflow as a user runs it, in `workdir`; on failure the error shows its output."""
+    command = snakemake_command(configfile, *args)
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(result.stdout[-5000:] + result.stderr[-5000:])
     return result
 
 
+class BackgroundStudy:
+    """The tiny study running in `workdir` beside the tests, its output in `workdir/run.log`."""
+
+    def __init__(self, workdir: Path, *args):
+        self.workdir = workdir
+        write_toy_corpus(workdir / "data" / "corpus.tsv", 1500)
+        self.log = (workdir / "run.log").open("w")
+        command = snakemake_command(TINY, *args)
+        self.process = subprocess.Popen(command, cwd=workdir, stdout=self.log, stderr=self.log)
+
+    def wait(self) -> Path:
+        if self.process.wait() != 0:
+            raise AssertionError((self.workdir / "run.log").read_text()[-10000:])
+        return self.workdir
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
+        self.log.close()
+
+
 @pytest.fixture(scope="session")
-def finished_run(tmp_path_factory):
+def serial_study(request, tmp_path_factory):
+    """The tiny study with --cores 1 (jobs one at a time, in another order), started only when a
+    collected test compares with it (`serial_run`), and before `finished_run`: side by side, the
+    two runs take about the time of the serial run alone on two cores."""
+    wanted = any("serial_run" in getattr(i, "fixturenames", ()) for i in request.session.items)
+    study = BackgroundStudy(tmp_path_factory.mktemp("serial"), "--cores", "1") if wanted else None
+    yield study
+    if study:
+        study.stop()
+
+
+@pytest.fixture(scope="session")
+def serial_run(serial_study) -> Path:
+    return serial_study.wait()
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, serial_study):
     """The tiny study run to the end on the local executor, once per session: the workflow's
     tests read it, and the cluster tests compare their runs with it."""
     workdir = tmp_path_factory.mktemp("study")

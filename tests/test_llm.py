@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -438,14 +439,19 @@ def test_wrong_model_stops_with_a_true_count(api, backend, tmp_path):
     config = generator(api, backend, tmp_path, model="no-such-model", concurrency=4)
     with pytest.raises(ApiError) as error:
         run(config, texts)
-    sent = sum(api.requests.values())
-    assert 1 <= sent <= 4  # a 404 is not retried, and stops every worker
     message = str(error.value)
     assert "404" in message and "every further request would fail" in message
-    assert (
-        f"0 were answered in this run, 0 came from the cache, {sent} failed and "
-        f"{120 - sent} were never requested" in message
+    counted = re.search(
+        r"0 were answered in this run, 0 came from the cache, (\d+) failed and "
+        r"(\d+) were never requested",
+        message,
     )
+    failed, never = int(counted[1]), int(counted[2])
+    assert (
+        1 <= failed <= 4 and failed + never == 120
+    )  # a 404 is not retried, and stops every worker
+    # The server may not have counted a request still in flight when the run stopped.
+    assert sum(api.requests.values()) <= failed
 
 
 def test_a_fatal_error_cancels_requests_in_flight(api, tmp_path):
@@ -458,8 +464,9 @@ def test_a_fatal_error_cancels_requests_in_flight(api, tmp_path):
     with pytest.raises(ApiError, match="404") as error:
         run(config, texts)
     assert time.monotonic() - started < 10
-    sent = sum(api.requests.values())
-    assert f"{sent} failed and {40 - sent} were never requested" in str(error.value)
+    counted = re.search(r"(\d+) failed and (\d+) were never requested", str(error.value))
+    assert int(counted[1]) + int(counted[2]) == 40
+    assert sum(api.requests.values()) <= int(counted[1]) <= 4
 
 
 @pytest.mark.parametrize("fault", ["400", "500"])

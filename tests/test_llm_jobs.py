@@ -223,6 +223,7 @@ def test_workflow_runs_e1_through_the_finetuning_api(tmp_path, api):
         "cache_dir": "resources/cache/llm",
     }
     config["finetune"] = {"base": "api", "sizes": [100], "seeds": [1], "poll_seconds": 0.01}
+    config["mitigations"]["experiments"] = ["scratch"]  # E1's own conditions, not S1-S3's
     configfile = tmp_path / "api.yaml"
     configfile.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "study"

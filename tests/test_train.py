@@ -11,6 +11,7 @@ from regurgitate.engine.train import (
     checkpoint_files,
     evaluate,
     learning_rate,
+    save_checkpoint,
     split_timing,
     train,
 )
@@ -131,6 +132,25 @@ def test_a_killed_checkpoint_write_is_cleaned_up_by_the_next_run(
     )
     assert there == [False]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_a_stop_while_a_checkpoint_is_written_leaves_the_latest_whole(tmp_path, monkeypatch):
+    """An interrupt that arrives while the next checkpoint is written (a job stopped by its
+    workflow) finds the latest checkpoint under its own name, with its own contents."""
+    latest, previous = checkpoint_files(tmp_path / "last.pt")
+    save_checkpoint(latest, {"step": 1})
+    save_checkpoint(latest, {"step": 2})
+    assert torch.load(previous)["step"] == 1
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(latest, {"step": 3})
+    assert torch.load(latest)["step"] == 2
+    assert torch.load(previous)["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.previous.pt", "last.pt"]
 
 
 def test_checkpoint_of_other_configuration_is_not_resumed(tmp_path, toy_tokenizer, toy_pairs):

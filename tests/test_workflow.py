@@ -29,13 +29,7 @@ def snakemake(workdir, *args, check=True):
 def test_table_has_a_row_per_condition_and_size(finished_run):
     table = pl.read_csv(finished_run / "results" / "tables" / "scratch.csv")
     rows = set(zip(table["condition"], table["size"], strict=True))
-    metrics = ["confidence", "consensus", "round_trip", "dual_cross_entropy", "oracle"]
-    selecting = [*[f"ordered-weak-{m}" for m in metrics], "detector-weak"]
-    mitigated = [*selecting, "mixed-weak+strong", *[f"sources-{c}" for c in selecting]]
-    assert rows == {(c, s) for c in ("real", "gen-strong", "gen-weak") for s in (100, 300)} | {
-        (c, 100)
-        for c in mitigated  # mitigations.sizes
-    }
+    assert rows == {(c, s) for c in ("real", "gen-strong", "gen-weak") for s in (100, 300)}
     assert (table["n_seeds"] == 2).all()
     assert table["bleu_mean"].is_not_null().all()
     assert (table["bleu_ci_low"] <= table["bleu_mean"]).all()
@@ -47,6 +41,24 @@ def test_table_has_a_row_per_condition_and_size(finished_run):
     assert (compared["bleu_delta_low"] <= compared["bleu_delta_high"]).all()
     assert (compared["paired_seeds"] == 2).all()
     assert table.filter(pl.col("condition") == "real")["bleu_delta"].is_null().all()
+    # E1 holds the mitigations (mitigations.experiments) at mitigations.sizes, beside its own.
+    finetune = pl.read_csv(finished_run / "results" / "tables" / "finetune.csv")
+    rows = set(zip(finetune["condition"], finetune["size"], strict=True))
+    assert rows == FINETUNE_ROWS | {(c, 100) for c in MITIGATED}
+    assert finetune.filter(pl.col("condition") != "real")["p_bootstrap"].is_between(0, 1).all()
+
+
+# E1's own conditions in the tiny study (the strong generator is its base model: its output is
+# `self`), and the mitigated conditions it holds at mitigations.sizes.
+FINETUNE_ROWS = {(c, s) for c in ("real", "self", "gen-weak") for s in (100, 300)} | {
+    ("partial-weak-25", 300)
+}
+SELECTING = [
+    *[f"ordered-weak-{m}" for m in ["confidence", "consensus", "round_trip", "dual_cross_entropy"]],
+    "ordered-weak-oracle",
+    "detector-weak",
+]
+MITIGATED = [*SELECTING, "mixed-weak+strong", *[f"sources-{c}" for c in SELECTING]]
 
 
 def test_a_seed_draws_the_sources_of_every_condition(finished_run):
@@ -72,8 +84,7 @@ def test_figures_exist(finished_run, name):
 def test_finetune_starts_from_the_base_model(finished_run, tmp_path):
     table = pl.read_csv(finished_run / "results" / "tables" / "finetune.csv")
     rows = set(zip(table["condition"], table["size"], strict=True))
-    base = {(c, s) for c in ("real", "self", "gen-weak") for s in (100, 300)}
-    assert rows == base | {("partial-weak-25", 300)}
+    assert rows - {(c, 100) for c in MITIGATED} == FINETUNE_ROWS
     run = finished_run / "results/runs/finetune/partial-weak-25/300/1"
     train = json.loads((run / "train.json").read_text())
     assert train["init_model"] == "results/generators/strong/model.pt"
@@ -116,7 +127,7 @@ def test_student_models_are_temporary_and_the_rest_stays(finished_run):
         for condition, size, seed in experiment_runs(config, experiment)
     }
     trained = {str(p.parent.relative_to(runs)) for p in runs.glob("*/*/*/*/metrics.json")}
-    assert trained == expected and len(trained) == 45
+    assert trained == expected and len(trained) == 32
     assert not list(runs.glob("**/model.pt"))
     for model in ["generators/weak", "generators/strong", "reverse"]:
         assert (finished_run / "results" / model / "model.pt").stat().st_size > 0
@@ -139,27 +150,24 @@ def test_student_models_are_temporary_and_the_rest_stays(finished_run):
         assert list((benchmarks / rule).glob("**/*.tsv")), rule
 
 
-def test_cores_1_and_cores_2_give_the_same_bytes(finished_run, tmp_path):
+def test_cores_1_and_cores_2_give_the_same_bytes(finished_run, serial_run):
     """The study run again from scratch in another folder, with --cores 1 instead of 2 (another
     job order, jobs alone instead of side by side): every file under results/ is the same, byte
     for byte (README.md, Reproducibility)."""
-    write_toy_corpus(tmp_path / "data" / "corpus.tsv", 1500)
-    run_snakemake(tmp_path, TINY, "--cores", "1")
     files = {
         run: sorted(p.relative_to(run) for p in (run / "results").rglob("*") if p.is_file())
-        for run in (finished_run, tmp_path)
+        for run in (finished_run, serial_run)
     }
-    assert files[finished_run] == files[tmp_path]
+    assert files[finished_run] == files[serial_run]
+    compared = files[serial_run]
     different = [
         str(path)
-        for path in files[tmp_path]
-        if (finished_run / path).read_bytes() != (tmp_path / path).read_bytes()
+        for path in compared
+        if (finished_run / path).read_bytes() != (serial_run / path).read_bytes()
     ]
-    print(
-        f"{len(files[tmp_path])} files compared, {len(files[tmp_path]) - len(different)} identical"
-    )
+    print(f"{len(compared)} files compared, {len(compared) - len(different)} identical")
     assert different == []
-    assert len(files[tmp_path]) > 150  # tables, figures, pools, models, hypotheses, ...
+    assert len(compared) > 150  # tables, figures, pools, models, hypotheses, ...
 
 
 def distance(a, b) -> float:
@@ -244,7 +252,7 @@ REPORT_FILES = sorted(
     + [f"results/figures/{f}.png" for f in ["scratch", "finetune", "mechanisms", "partial"]]
     + ["results/figures/recursion.png"]
     + ["results/figures/loss_vs_mechanisms.png", "results/figures/gap_closed.png"]
-    + [f"results/figures/mitigations/scratch-S{s}.png" for s in (1, 2, 3)]
+    + [f"results/figures/mitigations/finetune-S{s}.png" for s in (1, 2, 3)]
 )
 
 
@@ -284,10 +292,10 @@ def test_report_shows_every_table_figure_the_study_and_its_config(finished_run):
             rows = list(csv.reader((finished_run / path).with_suffix(".csv").open()))
             assert table.count("<tr>") == len(rows), path  # the header and every row
             assert all(html.escape(value) in table for row in rows for value in row), path
-    curves = results["results/figures/mitigations/scratch-S2.png"]
-    assert curves["labels"] == {"experiment": "scratch", "strategy": "S2"}
+    curves = results["results/figures/mitigations/finetune-S2.png"]
+    assert curves["labels"] == {"experiment": "finetune", "strategy": "S2"}
     # captions, rendered from workflow/report/*.rst with the job's wildcards
-    captions = " ".join(entry["caption"] for entry in results.values())
+    captions = " ".join(" ".join(entry["caption"].split()) for entry in results.values())
     assert "Learning curves of experiment E1 (fine-tuning" in captions
     assert "Learning curves of experiment E2 (students from scratch)" in captions
     assert "Experiment E1: test BLEU and chrF of the base model fine-tuned" in captions
@@ -449,12 +457,13 @@ def test_mitigations_are_trained_and_reported(finished_run):
     expected = {("S1", f"ordered-weak-{m}") for m in metrics}
     expected |= {("S2", "mixed-weak+strong"), ("S3", "detector-weak")}
     assert set(zip(table["strategy"], table["condition"], strict=True)) == expected
-    assert (table["size"] == 100).all() and (table["experiment"] == "scratch").all()
+    assert (table["size"] == 100).all() and (table["experiment"] == "finetune").all()
     mixed = table.filter(pl.col("strategy") == "S2").row(0, named=True)
     assert mixed["mtld"] > 0 and mixed["unmitigated_bleu"] is not None
     baselines = set(table.filter(pl.col("strategy") == "S2")["baseline"])
-    assert "mean(gen-weak, gen-strong)" in baselines and len(baselines) == 2
-    assert baselines - {"mean(gen-weak, gen-strong)"} <= {"best: gen-weak", "best: gen-strong"}
+    # In E1 the strong generator is the base model: its data is the `self` condition.
+    assert "mean(gen-weak, self)" in baselines and len(baselines) == 2
+    assert baselines - {"mean(gen-weak, self)"} <= {"best: gen-weak", "best: self"}
     # Every S1 and S3 row has its source-selection control; the oracle is not deployable.
     selecting = table.filter(pl.col("strategy").is_in(["S1", "S3"]))
     assert selecting["selection_effect_mean"].is_not_null().all()
@@ -472,7 +481,7 @@ def test_mitigations_are_trained_and_reported(finished_run):
     oracle = dict(zip(scores["id"], scores["oracle"], strict=True))
     ranked = [oracle[i] for i in ordered["id"]]
     assert ranked == sorted(ranked, reverse=True)
-    for name in ["gap_closed", *[f"mitigations/scratch-S{i}" for i in (1, 2, 3)]]:
+    for name in ["gap_closed", *[f"mitigations/finetune-S{i}" for i in (1, 2, 3)]]:
         assert (finished_run / "results" / "figures" / f"{name}.png").stat().st_size > 0
 
 

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from regurgitate.engine.batching import EncodedPairs, collate, epoch_batches
 from regurgitate.engine.decode import DecodeConfig, translate
 from regurgitate.engine.device import autocast_context, use_bf16
 from regurgitate.engine.model import ModelConfig, Transformer, save_torch
-from regurgitate.io import remove_stale_temporaries
+from regurgitate.io import atomic_path, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,18 @@ def evaluate(model, tokenizer, dev: DevSet, metric: str, bf16: bool) -> float:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write a checkpoint, keeping the one before it until this one is whole: a kill, a full
-    disk or a damaged file leaves a checkpoint to resume from."""
+    """Write a checkpoint, keeping the one before it. A whole latest checkpoint exists at every
+    moment: the old one takes its second name (a hard link) before the new one, written aside,
+    replaces it, so a stop between any two instructions, a full disk or a damaged file leaves a
+    checkpoint to resume from."""
     latest, previous = checkpoint_files(path)
     if latest.exists():
-        os.replace(latest, previous)
+        with atomic_path(previous) as aside:
+            aside.unlink()
+            try:
+                os.link(latest, aside)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(latest, aside)
     save_torch(state, latest)
 
 
