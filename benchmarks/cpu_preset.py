@@ -1,15 +1,20 @@
-"""Run the CPU preset end to end and report what the E2 issue asks to quote.
+"""Run the CPU preset end to end and report what the study's issues ask to quote.
 
     python benchmarks/cpu_preset.py [--workdir DIR] [--cores 2] [--configfile config/cpu.yaml]
 
 Runs the whole DAG from scratch in DIR (default: a fresh `benchmarks/results/cpu_preset`),
-measures its wall time, then summarises: BLEU per condition at the largest size, each
-generator's own BLEU, the students' training throughput (target tokens/s), and per rule (from
-Snakemake's benchmark files) the jobs, total and mean seconds and peak resident memory, as JSON
-and as a Markdown table with the end-to-end wall time. Writes `summary.json` into DIR and
-prints it. With --summarise-only it reads a finished run instead of starting one (and takes the
-wall time from that run's summary.json). Beside a development checkout it reads Multi30k from
-../shared/data/multi30k, as development and CI do, instead of downloading it (--download does).
+measures its wall time, then summarises: per experiment, every condition at the largest size
+(BLEU with its interval over seeds, the paired difference to `real` with its interval and
+p-values) and what ended its students' training (the early-stopped share); the human pairs each
+full synthetic set is worth; each mitigation's share of the gap closed; each generator's own
+BLEU; the students' training throughput (target tokens/s); and per rule (from Snakemake's
+benchmark files) the jobs, total and mean seconds and peak resident memory, as JSON and as a
+Markdown table with the end-to-end wall time. Writes `summary.json` into DIR and prints it.
+With --summarise-only it reads a finished run instead of starting one (and takes the wall time
+from that run's summary.json); with --resume it goes on with an unfinished run in DIR (the wall
+time is then that part's, not a cold start's). Beside a development checkout it reads Multi30k
+from ../shared/data/multi30k, as development and CI do, instead of downloading it (--download
+does).
 """
 
 from __future__ import annotations
@@ -91,22 +96,60 @@ def markdown_table(rules: list[dict], wall_seconds: float | None) -> str:
     return "\n".join(lines)
 
 
+# Per condition at an experiment's largest size: the score over seeds and the paired difference
+# to `real` over test sentences (analysis.significance).
+CONDITION_COLUMNS = ["bleu_mean", "bleu_ci_low", "bleu_ci_high", "chrf_mean", "n_seeds"]
+CONDITION_COLUMNS += ["bleu_delta", "bleu_delta_low", "bleu_delta_high"]
+CONDITION_COLUMNS += ["p_bootstrap", "p_randomisation", "significant", "early_stopped"]
+WORTH_COLUMNS = ["experiment", "generator", "synthetic_condition", "synthetic_bleu_mean"]
+WORTH_COLUMNS += ["real_pairs_worth", "real_pairs_worth_low", "real_pairs_worth_high"]
+WORTH_COLUMNS += ["worth_note", "low_note", "high_note"]
+GAP_COLUMNS = ["experiment", "strategy", "condition", "size", "gap", "gap_significant"]
+GAP_COLUMNS += ["gap_closed_mean", "gap_closed_ci_low", "gap_closed_ci_high", "gap_note"]
+GAP_COLUMNS += ["deployable"]
+
+
+def experiment_summary(results: Path, experiment: str) -> dict:
+    """An experiment's conditions at its largest size, and the share of its students that early
+    stopping ended (the rest hit a step or epoch cap)."""
+    table = pl.read_csv(results / "tables" / f"{experiment}.csv")
+    size = table["size"].max()
+    largest = table.filter(pl.col("size") == size)
+    runs = [
+        json.loads(p.read_text()) for p in (results / "runs" / experiment).rglob("metrics.json")
+    ]
+    stops = [str(run["train"].get("stopped_by")) for run in runs]
+    return {
+        "largest_size": int(size),
+        "conditions": {
+            row["condition"]: {k: row.get(k) for k in CONDITION_COLUMNS}
+            for row in largest.iter_rows(named=True)
+        },
+        "students": len(runs),
+        "stopped_by": {reason: stops.count(reason) for reason in sorted(set(stops))},
+        "early_stopped_share": stops.count("patience") / len(stops) if stops else None,
+    }
+
+
+def optional_rows(path: Path, columns: list[str]) -> list[dict]:
+    if not path.exists():
+        return []
+    table = pl.read_csv(path)
+    return table.select([c for c in columns if c in table.columns]).to_dicts()
+
+
 def summarise(workdir: Path) -> dict:
     results = workdir / "results"
-    table = pl.read_csv(results / "tables" / "scratch.csv")
-    largest = table.filter(pl.col("size") == table["size"].max())
+    experiments = [e for e in ("scratch", "finetune") if (results / "tables" / f"{e}.csv").exists()]
     # Timings stay out of results (they would differ between identical runs): the logs have them.
     logs = (workdir / "logs" / "train_student").rglob("*.log")
     throughput = [float(m[-1]) for p in logs if (m := THROUGHPUT.findall(p.read_text()))]
+    partial = optional_rows(results / "tables" / "partial.csv", WORTH_COLUMNS + ["human_share"])
     return {
-        "largest_size": int(table["size"].max()),
-        "bleu_at_largest_size": {
-            row["condition"]: {
-                k: row[k]
-                for k in ("bleu_mean", "bleu_ci_low", "bleu_ci_high", "chrf_mean", "n_seeds")
-            }
-            for row in largest.iter_rows(named=True)
-        },
+        "experiments": {e: experiment_summary(results, e) for e in experiments},
+        # the interpolated number of human pairs each full synthetic set is worth
+        "real_pairs_worth": [row for row in partial if row.get("human_share") is None],
+        "gap_closed": optional_rows(results / "tables" / "mitigations.csv", GAP_COLUMNS),
         "generators": pl.read_csv(results / "tables" / "generators.csv")
         .select("generator", "architecture", "teacher_pairs", "bleu", "chrf")
         .to_dicts(),
@@ -127,11 +170,20 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--summarise-only", action="store_true")
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with an unfinished run in the workdir (its wall time is then this part's)",
+    )
+    parser.add_argument(
         "--download", action="store_true", help="download the corpus even beside a local copy"
     )
     args = parser.parse_args()
     summary = {}
-    if not args.summarise_only:
+    if args.resume:
+        configfile = args.workdir / "config" / args.configfile.name
+        summary["wall_seconds"] = run_workflow(args.workdir, configfile, args.cores)
+        summary["resumed"] = True
+    elif not args.summarise_only:
         shutil.rmtree(args.workdir, ignore_errors=True)
         args.workdir.mkdir(parents=True)
         # The preset's corpus paths are relative to the repository root.

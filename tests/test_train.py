@@ -216,7 +216,7 @@ def test_early_stopping_returns_the_best_evaluations_weights(
     assert [h["chrf"] for h in summary["dev_history"]] == [10.0, 20.0, 20.0, 15.0]
     assert summary["steps"] == 12 < cfg.max_steps
     assert summary["best_step"] == summary["steps"] - cfg.patience * cfg.eval_every == 6
-    assert summary["best_dev_chrf"] == 20.0
+    assert summary["best_dev_chrf"] == 20.0 and summary["stopped_by"] == "patience"
     returned = model.state_dict()
     assert all(torch.equal(returned[name], value) for name, value in weights[1].items())
     assert not all(torch.equal(returned[name], value) for name, value in weights[3].items())
@@ -249,7 +249,7 @@ def test_epoch_cap_ends_with_one_evaluation(tmp_path, toy_tokenizer, toy_pairs):
     _, summary = train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "e.pt")
     per_epoch = [len(epoch_batches(data, 400, cfg.seed, epoch)) for epoch in (0, 1)]
     assert summary["steps"] == sum(per_epoch)
-    assert summary["epochs_completed"] == 2
+    assert summary["epochs_completed"] == 2 and summary["stopped_by"] == "max_epochs"
     assert [h["step"] for h in summary["dev_history"]] == [summary["steps"]]
 
 
@@ -278,6 +278,7 @@ def test_select_last_keeps_the_final_weights_and_trains_the_whole_budget(
     # Patience would have stopped at step 6; `last` trains to max_steps and keeps step 12.
     assert summary["steps"] == 12 and summary["selected_step"] == 12
     assert summary["best_step"] == 3 and summary["select"] == "last"
+    assert summary["stopped_by"] == "max_steps"  # patience is not a stop under `last`
     returned = model.state_dict()
     assert all(torch.equal(returned[name], value) for name, value in weights[-1].items())
 

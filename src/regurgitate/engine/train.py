@@ -391,6 +391,7 @@ def _summary(run: _Run, state: dict) -> dict:
         "epochs_completed": state["epoch"],
         "select": cfg.select,
         "selected_step": state["best_step"] if cfg.select == "best" else state["step"],
+        "stopped_by": _stopped_by(cfg, state),
         "best_step": state["best_step"],
         f"best_dev_{cfg.eval_metric}": state["best"],
         "dev_history": state["history"],
@@ -407,6 +408,14 @@ def _summary(run: _Run, state: dict) -> dict:
             ),
         },
     }
+
+
+def _stopped_by(cfg: TrainConfig, state: dict) -> str:
+    """What ended training: `patience` (dev scores stopped improving: the plateau the budget is
+    meant to reach), else the cap it hit first, `max_steps` or `max_epochs`."""
+    if cfg.select == "best" and state["bad_evals"] >= cfg.patience:
+        return "patience"
+    return "max_steps" if state["step"] >= cfg.max_steps else "max_epochs"
 
 
 def split_timing(summary: dict) -> tuple[dict, dict]:

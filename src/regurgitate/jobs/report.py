@@ -38,7 +38,9 @@ def table_experiment(
     condition's BLEU difference to `real` at the same size with the paired tests over test
     sentences (analysis.significance); `hypothesis_paths[i]` are the test translations of the
     run whose metrics are `run_paths[i]`. The steps whose weights the runs kept (`select`,
-    `selected_step_min/max`) and, for E1, the base model's BLEU (`base_path`) stand beside."""
+    `selected_step_min/max`), the share of runs that early stopping ended (`early_stopped`; the
+    others hit a step or epoch cap) and, for E1, the base model's BLEU (`base_path`) stand
+    beside."""
     runs, hypotheses = load_run_translations(run_paths, hypothesis_paths)
     references = pl.read_parquet(test_path)["target"].to_list()
     differences = differences_to_baseline(references, hypotheses, REAL, seed=seed)
@@ -62,8 +64,8 @@ def table_experiment(
 
 
 def _selected_steps(run_paths: list[str]) -> pl.DataFrame:
-    """Per condition and size: how the runs chose their weights, and the range of the steps
-    they kept."""
+    """Per condition and size: how the runs chose their weights, the range of the steps they
+    kept, and the share of them that stopped on a plateau of dev scores."""
     rows = []
     for path in run_paths:
         record = read_json(path)
@@ -73,10 +75,11 @@ def _selected_steps(run_paths: list[str]) -> pl.DataFrame:
                 **{key: record[key] for key in GROUP_KEY},
                 "select": train.get("select", "best"),
                 "step": train.get("selected_step", train.get("best_step")),
+                "stopped_by": train.get("stopped_by"),
             }
         )
     schema = {"experiment": pl.String, "condition": pl.String, "size": pl.Int64}
-    schema |= {"select": pl.String, "step": pl.Int64}
+    schema |= {"select": pl.String, "step": pl.Int64, "stopped_by": pl.String}
     return (
         pl.DataFrame(rows, schema=schema)
         .group_by(GROUP_KEY)
@@ -84,6 +87,7 @@ def _selected_steps(run_paths: list[str]) -> pl.DataFrame:
             pl.col("select").first(),
             pl.col("step").min().alias("selected_step_min"),
             pl.col("step").max().alias("selected_step_max"),
+            (pl.col("stopped_by") == "patience").mean().alias("early_stopped"),
         )
     )
 
