@@ -41,6 +41,8 @@ def test_table_has_a_row_per_condition_and_size(finished_run):
     assert (compared["bleu_delta_low"] <= compared["bleu_delta_high"]).all()
     assert (compared["paired_seeds"] == 2).all()
     assert table.filter(pl.col("condition") == "real")["bleu_delta"].is_null().all()
+    # the share of the runs that patience ended (the others hit a step or epoch cap)
+    assert table["early_stopped"].is_between(0, 1).all()
     # E1 holds the mitigations (mitigations.experiments) at mitigations.sizes, beside its own.
     finetune = pl.read_csv(finished_run / "results" / "tables" / "finetune.csv")
     rows = set(zip(finetune["condition"], finetune["size"], strict=True))
