@@ -171,3 +171,38 @@ def test_beam_search_equals_beam_search_spelled_out():
             _, tokens, logprob = beam_by_recomputation(model, torch.tensor(row), beam, limit, 1.0)
             assert hyp.tokens == tokens
             assert abs(hyp.logprob - logprob) < 1e-4
+
+
+def test_cached_search_equals_recomputation_as_sentences_finish_apart():
+    """Sentences that finish at different steps leave the batch and take their rows out of the
+    key/value cache; the search of those that go on must not notice, at one beam and at four."""
+    for seed, beam in [(0, 1), (1, 1), (0, 4), (1, 4)]:
+        model = make_model(seed)
+        rows = [torch.randint(4, 30, (n,)).tolist() + [EOS] for n in (9, 1, 6, 3, 12, 2, 7, 4)]
+        cfg = DecodeConfig(beam=beam, max_len_a=1.0, max_len_b=6, length_penalty=1.0)
+        hyps = beam_search(model, pad(rows, 0), cfg, BOS, EOS)
+        # Finished at different steps: some by EOS, some at their (different) length limits.
+        assert len({len(h.tokens) for h in hyps}) >= 4
+        assert seed == 0 or {h.finished for h in hyps} == {True, False}
+        for row, hyp in zip(rows, hyps, strict=True):
+            limit = len(row) + 6
+            _, tokens, logprob = beam_by_recomputation(model, torch.tensor(row), beam, limit, 1.0)
+            assert hyp.tokens == tokens
+            assert abs(hyp.logprob - logprob) < 1e-4
+
+
+def test_sentences_leaving_at_the_first_step_take_their_source_with_them():
+    """At the first step each sentence has one row, after it k: when sentences leave then, the
+    rows of those that go on can be as many as before (here 4 sentences, 2 leave, beam 2), and
+    must still read their own source."""
+    model = make_model(0)
+    short = [[5, EOS], [7, EOS]]  # limit 1: done at the first step
+    long = [[6, 9, 11, 12, 8, 13, 14, 15, EOS], [20, 21, 22, 23, 24, 25, 26, EOS]]
+    cfg = DecodeConfig(beam=2, max_len_a=0.5, max_len_b=0, length_penalty=1.0)
+    for rows in (short + long, long + short, [short[0], long[0], short[1], long[1]]):
+        hyps = beam_search(model, pad(rows, 0), cfg, BOS, EOS)
+        for row, hyp in zip(rows, hyps, strict=True):
+            limit = max(1, len(row) // 2)
+            _, tokens, logprob = beam_by_recomputation(model, torch.tensor(row), 2, limit, 1.0)
+            assert hyp.tokens == tokens
+            assert abs(hyp.logprob - logprob) < 1e-4

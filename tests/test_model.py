@@ -76,9 +76,38 @@ def test_cached_decoding_matches_full_decoding():
     full = model(src, tgt)
     memory, mask = model.encode(src)
     kv = model.memory_kv(memory)
-    cache: dict = {}
-    steps = [model.decode(tgt[:, t : t + 1], kv, mask, cache, offset=t) for t in range(5)]
+    cache = model.kv_cache(5)
+    steps = [model.decode(tgt[:, t : t + 1], kv, mask, cache) for t in range(5)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+@torch.inference_mode()
+def test_cache_follows_rows_that_are_reordered_repeated_and_dropped():
+    """As beam search moves rows (a row continues another, several continue one, rows leave),
+    each row's cached decoding equals decoding its whole history again without a cache."""
+    model = make_model()
+    torch.manual_seed(1)
+    src = torch.randint(4, 50, (4, 6))
+    memory, mask = model.encode(src)
+    kv, cache = model.memory_kv(memory), model.kv_cache(6)
+    sources = torch.arange(4)  # the source of each row
+    history = torch.randint(4, 50, (4, 1))  # each row's target tokens so far
+    moves = [[2, 0, 0, 3], [1, 1, 2, 3, 0], [4, 0, 2], [1, 2], [1, 0, 0]]
+    for rows in [torch.tensor(r) for r in moves]:
+        step = model.decode(history[:, -1:], kv, mask, cache)[:, -1]
+        full = model(src.index_select(0, sources), history)[:, -1]
+        torch.testing.assert_close(step, full, atol=1e-5, rtol=1e-5)
+        cache.select(rows)
+        sources, history = sources[rows], history[rows]
+        kv = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in kv]
+        mask = mask.index_select(0, rows)
+        history = torch.cat([history, torch.randint(4, 50, (len(rows), 1))], dim=1)
+    assert len(history) == 3 and history.shape[1] == 6
+    # and the step after the last move, which fills the cache
+    step = model.decode(history[:, -1:], kv, mask, cache)[:, -1]
+    full = model(src.index_select(0, sources), history)[:, -1]
+    torch.testing.assert_close(step, full, atol=1e-5, rtol=1e-5)
+    assert cache.length == cache.max_len
 
 
 def test_save_and_load_roundtrip(tmp_path):

@@ -175,10 +175,11 @@ def nll_by_cached_decoding(model, tokenizer, source: str, target: str) -> float:
     src = torch.tensor([tokenizer.encode([source])[0] + [tokenizer.eos_id]])
     gold = tokenizer.encode([target])[0] + [tokenizer.eos_id]
     memory, mask = model.encode(src)
-    memory_kv, cache, previous, total = model.memory_kv(memory), {}, tokenizer.bos_id, 0.0
+    memory_kv, cache = model.memory_kv(memory), model.kv_cache(len(gold))
+    previous, total = tokenizer.bos_id, 0.0
     with torch.no_grad():
-        for step, token in enumerate(gold):
-            logits = model.decode(torch.tensor([[previous]]), memory_kv, mask, cache, step)[0, -1]
+        for token in gold:
+            logits = model.decode(torch.tensor([[previous]]), memory_kv, mask, cache)[0, -1]
             logits[[tokenizer.pad_id, tokenizer.bos_id]] = float("-inf")
             total -= float(F.log_softmax(logits, dim=-1)[token])
             previous = token

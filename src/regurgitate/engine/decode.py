@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from torch import Tensor
 
 from regurgitate.engine.batching import budget_batches, pad
 from regurgitate.engine.device import autocast_context
-from regurgitate.engine.model import Transformer
+from regurgitate.engine.model import KVCache, Transformer
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +49,16 @@ def length_limits(src: Tensor, pad_id: int, cfg: DecodeConfig, max_positions: in
 
 @dataclass
 class _Beams:
-    """The sentences still searched, k rows each, and what their next decoder step reads."""
+    """The sentences still searched, b rows (beams) each, and what their next decoder step reads.
+    All beams of a sentence start identical, so the first step has one row per sentence, the
+    later ones k."""
 
-    alive: list[int]  # the sentence each group of k rows belongs to
+    alive: list[int]  # the sentence each group of b rows belongs to
     tokens: Tensor  # (rows, steps + 1): BOS and the tokens chosen so far
-    scores: Tensor  # (sentences, k): the log-probability of each beam
+    scores: Tensor  # (sentences, b): the log-probability of each beam
     memory_kv: list[tuple[Tensor, Tensor]]  # the source's keys and values, per decoder layer
     mask: Tensor  # the source padding mask, per row
-    cache: dict  # the decoder's keys and values of earlier target positions, per layer
+    cache: KVCache  # the decoder's keys and values of earlier target positions
 
 
 @dataclass
@@ -64,78 +66,68 @@ class _Candidates:
     """The 2k best continuations of each sentence, best first, (sentences, 2k) each."""
 
     scores: Tensor  # the beam's score plus the new token's log-probability
-    beam: Tensor  # the beam (0 to k-1) that each continues
+    beam: Tensor  # the beam (0 to b-1) that each continues
     tokens: Tensor  # the token that each adds
     is_eos: Tensor  # whether it ends its hypothesis (finite scores only)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(
     model: Transformer, src: Tensor, cfg: DecodeConfig, bos_id: int, eos_id: int
 ) -> list[Hypothesis]:
     """Translate a padded batch of sources (batch, src_len); returns the best hypothesis of each."""
     k, n_sent = cfg.beam, src.shape[0]
     limits = length_limits(src, model.cfg.pad_id, cfg, model.positions.shape[0]).tolist()
-    beams = _start(model, src, k, bos_id)
+    beams = _start(model, src, bos_id, max(limits))
     finished: list[list[tuple[float, Hypothesis]]] = [[] for _ in range(n_sent)]
-    closed = [False] * n_sent  # a closed sentence takes no more hypotheses
     banned = torch.tensor([model.cfg.pad_id, bos_id], device=src.device)
     for step in range(max(limits)):
-        logits = model.decode(
-            beams.tokens[:, -1:], beams.memory_kv, beams.mask, beams.cache, offset=step
-        )[:, -1].float()
+        logits = model.decode(beams.tokens[:, -1:], beams.memory_kv, beams.mask, beams.cache)
+        logits = logits[:, -1].float()
         logits.index_fill_(1, banned, float("-inf"))  # never part of a translation
         at_limit = [step + 1 >= limits[s] for s in beams.alive]
         cand = _expand(logits, beams.scores, at_limit, k, eos_id)
-        _collect_finished(cand, beams, at_limit, finished, closed, cfg)
-        beams = _select_next(cand, beams, k)
-
-        for r, s in enumerate(beams.alive):
-            closed[s] = closed[s] or len(finished[s]) >= k or at_limit[r]
-        done = [closed[s] for s in beams.alive]
+        _collect_finished(cand, beams, at_limit, finished, cfg)
+        done = [len(finished[s]) >= k or at_limit[r] for r, s in enumerate(beams.alive)]
         if all(done):
             break
-        # Finished sentences leave the batch once they are a quarter of it: removing them costs
-        # a copy of every cache, so it waits until that is cheaper than decoding them on. A
-        # finished sentence that stays is closed: it adds no hypotheses and is not read.
-        if sum(done) * 4 >= len(done):
-            beams = _drop_finished(beams, done, k)
+        beams = _select_next(cand, beams, done, k)
 
     return [max(hyps, key=lambda item: item[0])[1] for hyps in finished]
 
 
-def _start(model: Transformer, src: Tensor, k: int, bos_id: int) -> _Beams:
-    """Encode the sources once and give each sentence k rows, all at BOS."""
+def _start(model: Transformer, src: Tensor, bos_id: int, max_len: int) -> _Beams:
+    """Encode the sources once; one row per sentence, at BOS, and a key/value cache for
+    `max_len` steps."""
     n_sent = src.shape[0]
     memory, mask = model.encode(src)
-    memory, mask = memory.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
     # Contiguous once here, instead of a copy inside every step's attention.
     memory_kv = [(mk.contiguous(), mv.contiguous()) for mk, mv in model.memory_kv(memory)]
-    tokens = torch.full((n_sent * k, 1), bos_id, dtype=torch.long, device=src.device)
-    scores = torch.zeros(n_sent, k, device=src.device)
-    scores[:, 1:] = float("-inf")  # all beams start identical: keep one
-    return _Beams(list(range(n_sent)), tokens, scores, memory_kv, mask, cache={})
+    tokens = torch.full((n_sent, 1), bos_id, dtype=torch.long, device=src.device)
+    scores = torch.zeros(n_sent, 1, device=src.device)
+    return _Beams(list(range(n_sent)), tokens, scores, memory_kv, mask, model.kv_cache(max_len))
 
 
 def _expand(
     logits: Tensor, scores: Tensor, at_limit: list[bool], k: int, eos_id: int
 ) -> _Candidates:
     """Rank the continuations of every beam by beam score plus token log-probability and keep the
-    2k best of each sentence: k of them at least do not end, enough to refill the beams. A row
+    2k best of each sentence: k of them at least do not end, enough to fill k beams. A row
     at its length limit may only end: its one candidate is a forced EOS."""
-    n = scores.shape[0]
+    n, b = scores.shape
+    # The fused log_softmax kernel takes half the time of logsumexp (three passes) on CPU.
+    logp = logits.log_softmax(dim=1)
     # The 2k best continuations of each beam hold the 2k best of its sentence: ranking
-    # those alone spares a log-softmax and a sum over the whole vocabulary per row.
-    cand_logits, cand_tok = logits.topk(2 * k, dim=1)
-    cand_logp = cand_logits - logits.logsumexp(dim=1, keepdim=True)
+    # those alone spares adding the beam score to the whole vocabulary per row.
+    cand_logp, cand_tok = logp.topk(2 * k, dim=1)
     if any(at_limit):
-        ended = torch.tensor(at_limit, device=logits.device).repeat_interleave(k)
-        eos_logp = logits[ended, eos_id] - logits[ended].logsumexp(dim=1)
+        ended = torch.tensor(at_limit, device=logits.device).repeat_interleave(b)
+        eos_logp = logp[ended, eos_id]
         cand_logp[ended] = float("-inf")
         cand_logp[ended, 0] = eos_logp
         cand_tok[ended, 0] = eos_id
 
-    total = scores.unsqueeze(-1) + cand_logp.view(n, k, 2 * k)
+    total = scores.unsqueeze(-1) + cand_logp.view(n, b, 2 * k)
     top_scores, top_idx = total.view(n, -1).topk(2 * k, dim=1)
     top_tok = cand_tok.view(n, -1).gather(1, top_idx)
     is_eos = (top_tok == eos_id) & torch.isfinite(top_scores)
@@ -147,58 +139,50 @@ def _collect_finished(
     beams: _Beams,
     at_limit: list[bool],
     finished: list[list[tuple[float, Hypothesis]]],
-    closed: list[bool],
     cfg: DecodeConfig,
 ) -> None:
     """Hypotheses ending among the k best candidates are complete: add them, with their
-    length-normalised score, to `finished` of their sentence unless it is closed or has k."""
-    k = cfg.beam
+    length-normalised score, to `finished` of their sentence unless it has k."""
+    k, b = cfg.beam, beams.scores.shape[1]
     for r, c in cand.is_eos[:, :k].nonzero().tolist():
         sent = beams.alive[r]
-        if not closed[sent] and len(finished[sent]) < k:
-            row = r * k + int(cand.beam[r, c])
+        if len(finished[sent]) < k:
+            row = r * b + int(cand.beam[r, c])
             raw = float(cand.scores[r, c])
             hyp = Hypothesis(beams.tokens[row, 1:].tolist(), raw, finished=not at_limit[r])
             finished[sent].append((raw / (len(hyp.tokens) + 1) ** cfg.length_penalty, hyp))
 
 
-def _select_next(cand: _Candidates, beams: _Beams, k: int) -> _Beams:
-    """The k best candidates of each sentence that do not end become its beams."""
-    n, device = len(beams.alive), beams.tokens.device
+def _select_next(cand: _Candidates, beams: _Beams, done: list[bool], k: int) -> _Beams:
+    """The k best candidates that do not end become the beams of each sentence; the sentences
+    that are done leave the batch at once (the cache moves its rows at every step of a beam
+    search anyway, and the rest costs less than decoding finished rows on)."""
+    n, b = beams.scores.shape
+    device = beams.tokens.device
     # Candidates come best first: ranking the ending ones behind all others and taking the k
     # lowest ranks keeps the best k that go on, in order.
     rank = cand.is_eos.long() * (2 * k) + torch.arange(2 * k, device=device)
     keep = rank.topk(k, dim=1, largest=False).indices
-    scores = cand.scores.gather(1, keep)
-    rows = torch.arange(n, device=device).unsqueeze(1) * k + cand.beam.gather(1, keep)
+    # rows[s, j]: the row of this step that beam j of sentence s continues.
+    rows = torch.arange(n, device=device).unsqueeze(1) * b + cand.beam.gather(1, keep)
+    scores, last = cand.scores.gather(1, keep), cand.tokens.gather(1, keep)
+    alive = beams.alive
+    if any(done):
+        going = torch.tensor([r for r, d in enumerate(done) if not d], device=device)
+        # index_select: advanced indexing (tensor[index]) is several times slower on CPU.
+        rows, scores, last = (t.index_select(0, going) for t in (rows, scores, last))
+        alive = [alive[r] for r in going.tolist()]
     rows = rows.view(-1)
-    tokens = torch.cat([beams.tokens[rows], cand.tokens.gather(1, keep).view(-1, 1)], dim=1)
-    if k > 1:  # with one beam each row continues itself: nothing to reorder
-        _reorder_cache(beams.cache, rows)
-    return replace(beams, tokens=tokens, scores=scores)
-
-
-def _reorder_cache(cache: dict, rows: Tensor) -> None:
-    """Make the decoder's cached keys and values follow `rows`, in place: row i of the next step
-    continues row rows[i] of this one."""
-    for key, (ck, cv) in cache.items():
-        cache[key] = (ck[rows], cv[rows])
-
-
-def _drop_finished(beams: _Beams, done: list[bool], k: int) -> _Beams:
-    """Remove the rows of the sentences that are done from the batch (and from the cache)."""
-    device = beams.tokens.device
-    groups = torch.tensor([r for r, d in enumerate(done) if not d], device=device)
-    rows = (groups.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
-    _reorder_cache(beams.cache, rows)
-    return _Beams(
-        alive=[beams.alive[r] for r in groups.tolist()],
-        tokens=beams.tokens[rows],
-        scores=beams.scores[groups],
-        memory_kv=[(mk[rows], mv[rows]) for mk, mv in beams.memory_kv],
-        mask=beams.mask[rows],
-        cache=beams.cache,
-    )
+    tokens = torch.cat([beams.tokens.index_select(0, rows), last.view(-1, 1)], dim=1)
+    memory_kv, mask = beams.memory_kv, beams.mask
+    # Sentences left, or the first step's one row per sentence became k. (Comparing row counts
+    # would not do: at the first step, k rows each of fewer sentences can be as many rows.)
+    if any(done) or b != k:
+        memory_kv = [(mk.index_select(0, rows), mv.index_select(0, rows)) for mk, mv in memory_kv]
+        mask = mask.index_select(0, rows)
+    if k > 1 or any(done):  # with one beam and none leaving, each row continues itself
+        beams.cache.select(rows)
+    return _Beams(alive, tokens, scores, memory_kv, mask, beams.cache)
 
 
 def decode_batches(lengths: list[int], max_tokens: int, beam: int) -> list[list[int]]:
@@ -207,7 +191,7 @@ def decode_batches(lengths: list[int], max_tokens: int, beam: int) -> list[list[
     return budget_batches(order, lengths, max_tokens, width=beam)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def translate(
     model: Transformer,
     tokenizer,

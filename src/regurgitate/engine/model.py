@@ -40,6 +40,52 @@ def sinusoidal_positions(n: int, d: int) -> Tensor:
     return table
 
 
+class KVCache:
+    """The decoder's self-attention keys and values of the target positions decoded so far.
+
+    Allocated once for the longest target and written in place, one position per step: a cache
+    grown by concatenation is copied whole at every step. Time-major, (max_len, layers, 2, rows,
+    heads, head_dim), so that the positions so far are one contiguous block: reordering or
+    dropping rows (beam search) is a single index_select for all layers, into a spare buffer,
+    and attention reads each layer's keys and values as strided views, without a copy. For
+    inference only (the copies are not differentiated)."""
+
+    def __init__(self, layers: int, max_len: int):
+        self.layers, self.max_len = layers, max_len
+        self.length = 0  # positions written
+        self.buffer: Tensor | None = None  # allocated by the first write, in its dtype
+        self.spare: Tensor | None = None  # flat storage the next select writes into
+
+    def write(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store one position's keys and values of `layer`, (rows, heads, 1, head_dim) each, and
+        return the layer's keys and values of all positions so far, (rows, heads, t, head_dim)."""
+        rows, heads, t, head_dim = k.shape
+        if t != 1:
+            raise ValueError(f"the key/value cache takes one position per step, got {t}")
+        if self.length >= self.max_len:
+            raise ValueError(f"the key/value cache holds {self.max_len} positions, all written")
+        if self.buffer is None:
+            shape = (self.max_len, self.layers, 2, rows, heads, head_dim)
+            self.buffer = k.new_empty(shape)
+            self.spare = k.new_empty(self.buffer.numel())
+        self.buffer[self.length, layer, 0] = k[:, :, 0]
+        self.buffer[self.length, layer, 1] = v[:, :, 0]
+        past = self.buffer[: self.length + 1, layer].permute(1, 2, 3, 0, 4)
+        return past[0], past[1]
+
+    def select(self, rows: Tensor) -> None:
+        """Keep the rows `rows` in that order: row i continues row rows[i]."""
+        if self.buffer is None:
+            return
+        shape = list(self.buffer.shape)
+        shape[3] = len(rows)
+        if self.spare.numel() < math.prod(shape):
+            self.spare = self.buffer.new_empty(math.prod(shape))
+        target = self.spare[: math.prod(shape)].view(shape)
+        torch.index_select(self.buffer[: self.length], 3, rows, out=target[: self.length])
+        self.spare, self.buffer = self.buffer.view(-1), target
+
+
 class Attention(nn.Module):
     """Multi-head attention; self-attention fuses q, k and v into one projection."""
 
@@ -84,16 +130,11 @@ class Attention(nn.Module):
         b, h, t, dh = y.shape
         return self.out(y.transpose(1, 2).reshape(b, t, h * dh))
 
-    def forward_self_cached(self, x: Tensor, cache: dict, key: int) -> Tensor:
+    def forward_self_cached(self, x: Tensor, cache: KVCache, layer: int) -> Tensor:
         """One new position per row; keys and values of earlier positions come from `cache`."""
         q, k, v = (self.split_heads(t) for t in self.qkv(x).chunk(3, dim=-1))
-        if key in cache:
-            k = torch.cat([cache[key][0], k], dim=2)
-            v = torch.cat([cache[key][1], v], dim=2)
-        cache[key] = (k, v)
-        if q.shape[2] == 1:
-            return self.attend_one(q, k, v, None)
-        return self.attend(q, k, v, None, causal=False)
+        k, v = cache.write(layer, k, v)
+        return self.attend_one(q, k, v, None)
 
     def forward_cross(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         q = self.split_heads(self.q(x))
@@ -142,14 +183,14 @@ class DecoderLayer(nn.Module):
         x: Tensor,
         memory_kv: tuple[Tensor, Tensor],
         memory_mask: Tensor,
-        cache: dict | None,
-        cache_key: int,
+        cache: KVCache | None,
+        layer: int,
     ) -> Tensor:
         h = self.norm1(x)
         if cache is None:
             h = self.self_attn.forward_self(h, None, causal=True)
         else:
-            h = self.self_attn.forward_self_cached(h, cache, cache_key)
+            h = self.self_attn.forward_self_cached(h, cache, layer)
         x = x + self.drop(h)
         x = x + self.drop(self.cross_attn.forward_cross(self.norm2(x), *memory_kv, memory_mask))
         return x + self.drop(self.ffn(self.norm3(x)))
@@ -202,13 +243,15 @@ class Transformer(nn.Module):
         tgt_in: Tensor,
         memory_kv: list[tuple[Tensor, Tensor]],
         memory_mask: Tensor,
-        cache: dict | None = None,
-        offset: int = 0,
+        cache: KVCache | None = None,
     ) -> Tensor:
-        """The decoder's output before the vocabulary projection."""
-        x = self.embed_tokens(tgt_in, offset)
+        """The decoder's output before the vocabulary projection. With a `cache`, `tgt_in` is
+        the one position after those the cache holds."""
+        x = self.embed_tokens(tgt_in, 0 if cache is None else cache.length)
         for i, (layer, kv) in enumerate(zip(self.decoder, memory_kv, strict=True)):
             x = layer(x, kv, memory_mask, cache, i)
+        if cache is not None:
+            cache.length += 1
         return self.decoder_norm(x)
 
     def decode(
@@ -216,10 +259,9 @@ class Transformer(nn.Module):
         tgt_in: Tensor,
         memory_kv: list[tuple[Tensor, Tensor]],
         memory_mask: Tensor,
-        cache: dict | None = None,
-        offset: int = 0,
+        cache: KVCache | None = None,
     ) -> Tensor:
-        states = self.decode_states(tgt_in, memory_kv, memory_mask, cache, offset)
+        states = self.decode_states(tgt_in, memory_kv, memory_mask, cache)
         return F.linear(states, self.embed.weight)
 
     def forward(self, src: Tensor, tgt_in: Tensor, keep: Tensor | None = None) -> Tensor:
@@ -232,6 +274,10 @@ class Transformer(nn.Module):
         if keep is not None:
             states = states[keep]
         return F.linear(states, self.embed.weight)
+
+    def kv_cache(self, max_len: int) -> KVCache:
+        """An empty key/value cache for decoding up to `max_len` positions."""
+        return KVCache(len(self.decoder), max_len)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
