@@ -155,6 +155,24 @@ def test_misspelled_key_stops_snakemake_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_e2_mitigations_are_planned_for_every_seed_of_e2(tmp_path):
+    """The tiny study runs S1-S3 in E1; moved to E2, the same rules plan them for each of E2's
+    seeds, beside E2's own runs."""
+    from conftest import write_toy_corpus
+
+    config = load(CONFIGS[2])
+    config["mitigations"]["experiments"] = ["scratch"]
+    path = tmp_path / "e2.yaml"
+    path.write_text(yaml.safe_dump(config))
+    write_toy_corpus(tmp_path / "data" / "corpus.tsv", 1500)
+    result = run_snakemake(tmp_path, path, "-n", "results/tables/mitigations.csv")
+    planned = set(re.findall(r"results/runs/(\S+)/metrics\.json", result.stdout))
+    mitigated = mitigation_conditions(config, "scratch")
+    assert {f"scratch/{c}/100/{seed}" for c in mitigated for seed in (1, 2)} <= planned
+    assert not [run for run in planned if run.startswith("finetune/")]
+    assert "scratch/real/100/1" in planned  # the baseline the gaps are measured against
+
+
 # --- the corpus block -------------------------------------------------------------------------
 
 
