@@ -159,6 +159,14 @@ def beam_by_recomputation(model, src_row: torch.Tensor, beam: int, limit: int, l
     return max(finished, key=lambda f: f[0])
 
 
+def assert_as_recomputed(model, rows, hyps, beam: int, limit) -> None:
+    """Each hypothesis is what the plain search finds for its row, `limit(row)` tokens at most."""
+    for row, hyp in zip(rows, hyps, strict=True):
+        _, tokens, logprob = beam_by_recomputation(model, torch.tensor(row), beam, limit(row), 1.0)
+        assert hyp.tokens == tokens
+        assert abs(hyp.logprob - logprob) < 1e-4
+
+
 def test_beam_search_equals_beam_search_spelled_out():
     """The batched, cached search with its shortcuts finds exactly what the plain one finds."""
     for seed, beam in [(0, 1), (1, 2), (2, 4), (3, 4)]:
@@ -166,11 +174,7 @@ def test_beam_search_equals_beam_search_spelled_out():
         rows = [torch.randint(4, 30, (n,)).tolist() + [EOS] for n in (2, 8, 4, 6, 3)]
         cfg = DecodeConfig(beam=beam, max_len_a=1.0, max_len_b=4, length_penalty=1.0)
         hyps = beam_search(model, pad(rows, 0), cfg, BOS, EOS)
-        for row, hyp in zip(rows, hyps, strict=True):
-            limit = len(row) + 4
-            _, tokens, logprob = beam_by_recomputation(model, torch.tensor(row), beam, limit, 1.0)
-            assert hyp.tokens == tokens
-            assert abs(hyp.logprob - logprob) < 1e-4
+        assert_as_recomputed(model, rows, hyps, beam, lambda row: len(row) + 4)
 
 
 def test_cached_search_equals_recomputation_as_sentences_finish_apart():
@@ -184,11 +188,7 @@ def test_cached_search_equals_recomputation_as_sentences_finish_apart():
         # Finished at different steps: some by EOS, some at their (different) length limits.
         assert len({len(h.tokens) for h in hyps}) >= 4
         assert seed == 0 or {h.finished for h in hyps} == {True, False}
-        for row, hyp in zip(rows, hyps, strict=True):
-            limit = len(row) + 6
-            _, tokens, logprob = beam_by_recomputation(model, torch.tensor(row), beam, limit, 1.0)
-            assert hyp.tokens == tokens
-            assert abs(hyp.logprob - logprob) < 1e-4
+        assert_as_recomputed(model, rows, hyps, beam, lambda row: len(row) + 6)
 
 
 def test_sentences_leaving_at_the_first_step_take_their_source_with_them():
@@ -201,8 +201,4 @@ def test_sentences_leaving_at_the_first_step_take_their_source_with_them():
     cfg = DecodeConfig(beam=2, max_len_a=0.5, max_len_b=0, length_penalty=1.0)
     for rows in (short + long, long + short, [short[0], long[0], short[1], long[1]]):
         hyps = beam_search(model, pad(rows, 0), cfg, BOS, EOS)
-        for row, hyp in zip(rows, hyps, strict=True):
-            limit = max(1, len(row) // 2)
-            _, tokens, logprob = beam_by_recomputation(model, torch.tensor(row), 2, limit, 1.0)
-            assert hyp.tokens == tokens
-            assert abs(hyp.logprob - logprob) < 1e-4
+        assert_as_recomputed(model, rows, hyps, 2, lambda row: max(1, len(row) // 2))
