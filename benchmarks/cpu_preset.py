@@ -7,9 +7,11 @@ measures its wall time, then summarises: per experiment, every condition at the 
 (BLEU with its interval over seeds, the paired difference to `real` with its interval and
 p-values) and what ended its students' training (the early-stopped share); the human pairs each
 full synthetic set is worth; each mitigation's share of the gap closed; each generator's own
-BLEU; the students' training throughput (target tokens/s); and per rule (from Snakemake's
-benchmark files) the jobs, total and mean seconds and peak resident memory, as JSON and as a
-Markdown table with the end-to-end wall time. Writes `summary.json` into DIR and prints it.
+BLEU; the students' training throughput (target tokens/s); and per rule the jobs, their total
+and mean seconds (from Snakemake's log), the overhead outside each job's own log (start-up) and
+peak resident memory (from Snakemake's benchmark files), as JSON and as Markdown tables per rule
+and per stage (training, decoding, scoring, other), with the end-to-end wall time and how busy
+the cores were. Writes `summary.json` into DIR and prints it.
 With --summarise-only it reads a finished run instead of starting one (and takes the wall time
 from that run's summary.json); with --resume it goes on with an unfinished run in DIR (the wall
 time is then that part's, not a cold start's). Beside a development checkout it reads Multi30k
@@ -26,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -54,45 +57,144 @@ def run_workflow(workdir: Path, configfile: Path, cores: int) -> float:
     return time.perf_counter() - start
 
 
+# Where a rule's time goes, for the table's stage totals; every other rule counts as "other"
+# (curricula, pools, tables, figures: mostly process start-up).
+STAGES = {
+    "training": ("train_",),
+    "decoding": ("generate_", "translate_", "evaluate_", "back_translate", "reverse_synthetic"),
+    "scoring": ("quality_scores", "pair_nll", "detector_scores", "mechanisms", "mixed_mech"),
+}
+# A job log's timestamp, as regurgitate.jobs.log writes it, and the lines of Snakemake's own log
+# that start and end a job.
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+SNAKEMAKE_TIME = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+SNAKEMAKE_RULE = re.compile(r"^(?:local)?rule (\w+):$")
+SNAKEMAKE_FIELD = re.compile(r"^ +(log|jobid): (\S+?),?$")
+SNAKEMAKE_FINISHED = re.compile(r"^Finished jobid: (\d+) ")
+STARTUP_CPU = re.compile(r"job started \(process \d+, ([\d.]+) s of CPU to start\)")
+
+
+def stage(rule: str) -> str:
+    return next((s for s, starts in STAGES.items() if rule.startswith(starts)), "other")
+
+
+def logged_seconds(log: Path) -> tuple[float | None, float | None]:
+    """Seconds from a job's last "job started" line (its imports done) to its last log line, and
+    the CPU seconds it took to start (as the job logs it)."""
+    if not log.exists():
+        return None, None
+    stamped = [(m[1], line) for line in log.read_text().splitlines() if (m := LOG_TIME.match(line))]
+    started = [(stamp, line) for stamp, line in stamped if "job started" in line]
+    if not started:
+        return None, None
+    first, last = (
+        datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in (started[-1][0], stamped[-1][0])
+    )
+    cpu = STARTUP_CPU.search(started[-1][1])
+    return (last - first).total_seconds(), float(cpu[1]) if cpu else None
+
+
+def snakemake_jobs(workdir: Path) -> list[dict]:
+    """Every finished job of the Snakemake runs in `workdir`, from Snakemake's logs: its rule,
+    its log file and its seconds from start to finish (timestamps to the second)."""
+    jobs = []
+    for path in sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log")):
+        started, stamp, job = {}, None, None
+        for line in path.read_text().splitlines():
+            if m := SNAKEMAKE_TIME.match(line):
+                stamp = datetime.strptime(" ".join(m[1].split()), "%a %b %d %H:%M:%S %Y")
+            elif m := SNAKEMAKE_RULE.match(line):
+                job = {"rule": m[1], "start": stamp, "log": None}
+            elif job is not None and (m := SNAKEMAKE_FIELD.match(line)):
+                if m[1] == "log":
+                    job["log"] = m[2]
+                else:
+                    started[m[2]], job = job, None
+            elif (m := SNAKEMAKE_FINISHED.match(line)) and m[1] in started:
+                job = started.pop(m[1])
+                jobs.append({**job, "seconds": (stamp - job["start"]).total_seconds()})
+                job = None
+    return jobs
+
+
 def rule_table(workdir: Path) -> list[dict]:
-    """Per rule, from Snakemake's benchmark files: jobs, summed and mean seconds, peak RSS."""
-    root = workdir / "benchmarks" / "results"
-    rows = [
-        pl.read_csv(path, separator="\t")
-        .head(1)
-        .with_columns(rule=pl.lit(path.relative_to(root).parts[0]))
-        for path in root.rglob("*.tsv")
-    ]
+    """Per rule: jobs, summed and mean seconds (Snakemake's log), the overhead, and peak RSS
+    (Snakemake's benchmark files, where the rule has them). The overhead is a job's seconds
+    outside the span of its own log: interpreter start-up, imports, Snakemake's script preamble,
+    writing outputs after the last log line, and Snakemake's own bookkeeping."""
+    rows = []
+    for job in snakemake_jobs(workdir):
+        logged, startup = logged_seconds(workdir / job["log"]) if job["log"] else (None, None)
+        overhead = None if logged is None else max(0.0, job["seconds"] - logged)
+        rows.append((job["rule"], job["seconds"], overhead, startup))
     if not rows:
         return []
+    root = workdir / "benchmarks" / "results"
+    rss = [
+        {"rule": Path(path.relative_to(root).parts[0]).stem, "rss": rss}
+        for path in root.rglob("*.tsv")
+        for rss in pl.read_csv(path, separator="\t")["max_rss"].cast(pl.Float64, strict=False)
+    ]
+    peaks = pl.DataFrame(rss, schema={"rule": pl.String, "rss": pl.Float64})
     table = (
-        pl.concat(rows, how="diagonal_relaxed")
+        pl.DataFrame(
+            rows,
+            schema={"rule": pl.String}
+            | dict.fromkeys(["seconds", "overhead", "startup"], pl.Float64),
+            orient="row",
+        )
         .group_by("rule")
         .agg(
             jobs=pl.len(),
-            total_s=pl.col("s").sum(),
-            mean_s=pl.col("s").mean(),
-            max_rss_mb=pl.col("max_rss").cast(pl.Float64, strict=False).max(),
+            total_s=pl.col("seconds").sum(),
+            mean_s=pl.col("seconds").mean(),
+            overhead_s=pl.col("overhead").sum(),
+            # null where no job logged it (logs written before the job log gave it)
+            startup_cpu_s=pl.when(pl.col("startup").count() > 0).then(pl.col("startup").sum()),
         )
+        .join(peaks.group_by("rule").agg(max_rss_mb=pl.col("rss").max()), on="rule", how="left")
+        .with_columns(stage=pl.col("rule").map_elements(stage, return_dtype=pl.String))
         .sort("total_s", descending=True)
     )
     return table.to_dicts()
 
 
-def markdown_table(rules: list[dict], wall_seconds: float | None) -> str:
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
+def markdown_table(rules: list[dict], wall_seconds: float | None, cores: int | None) -> str:
     lines = [
-        "| rule | jobs | total s | mean s | max RSS MB |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| rule | stage | jobs | total s | mean s | overhead s | start-up CPU s | max RSS MB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rules:
-        rss = "" if r["max_rss_mb"] is None else f"{r['max_rss_mb']:.0f}"
         lines.append(
-            f"| {r['rule']} | {r['jobs']} | {r['total_s']:.0f} | {r['mean_s']:.1f} | {rss} |"
+            f"| {r['rule']} | {r['stage']} | {r['jobs']} | {r['total_s']:.0f} "
+            f"| {r['mean_s']:.1f} | {r['overhead_s']:.0f} | {_number(r['startup_cpu_s'])} "
+            f"| {_number(r['max_rss_mb'])} |"
         )
-    total = sum(r["total_s"] for r in rules)
-    lines.append(f"| all benchmarked rules | {sum(r['jobs'] for r in rules)} | {total:.0f} | | |")
+    total, overhead = (sum(r[k] for r in rules) for k in ("total_s", "overhead_s"))
+    jobs = sum(r["jobs"] for r in rules)
+    startup = [r["startup_cpu_s"] for r in rules if r["startup_cpu_s"] is not None]
+    startup = _number(sum(startup) if startup else None)
+    lines.append(f"| all jobs | | {jobs} | {total:.0f} | | {overhead:.0f} | {startup} | |")
+    lines += [
+        "",
+        "| stage | jobs | total s | share | overhead s |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name in [*STAGES, "other"]:
+        part = [r for r in rules if r["stage"] == name]
+        seconds = sum(r["total_s"] for r in part)
+        lines.append(
+            f"| {name} | {sum(r['jobs'] for r in part)} | {seconds:.0f} | {seconds / total:.0%} "
+            f"| {sum(r['overhead_s'] for r in part):.0f} |"
+        )
     if wall_seconds is not None:
         lines.append(f"\nEnd-to-end wall time: {wall_seconds:.0f} s ({wall_seconds / 60:.1f} min)")
+        if cores:  # how full the scheduler kept the cores (each job holds one)
+            lines.append(f"Cores busy: {total / (cores * wall_seconds):.0%} of {cores}")
     return "\n".join(lines)
 
 
@@ -178,7 +280,7 @@ def main() -> None:
         "--download", action="store_true", help="download the corpus even beside a local copy"
     )
     args = parser.parse_args()
-    summary = {}
+    summary = {"cores": args.cores}
     if args.resume:
         configfile = args.workdir / "config" / args.configfile.name
         summary["wall_seconds"] = run_workflow(args.workdir, configfile, args.cores)
@@ -207,9 +309,9 @@ def main() -> None:
         (args.workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     elif (args.workdir / "summary.json").exists():  # the run's own wall time
         recorded = json.loads((args.workdir / "summary.json").read_text())
-        summary.setdefault("wall_seconds", recorded.get("wall_seconds"))
+        summary.update({k: recorded.get(k) for k in ("wall_seconds", "cores")})
     print(json.dumps(summary, indent=2))
-    print(markdown_table(summary["rules"], summary.get("wall_seconds")))
+    print(markdown_table(summary["rules"], summary.get("wall_seconds"), summary["cores"]))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
+import subprocess
+import sys
+
 import polars as pl
 import pytest
+from conftest import REPO
 
 from regurgitate.study.curricula import (
     detector_curriculum,
@@ -192,3 +196,21 @@ def test_a_source_control_keeps_the_order_and_restores_human_targets():
     assert control.rows() == [("c", "z", "Z", "human"), ("a", "x", "X", "human")]
     with pytest.raises(ValueError, match="not in the student pool"):
         human_targets_of(ordered.with_columns(id=pl.lit("q")), student)
+
+
+def test_the_curriculum_jobs_start_without_the_heavy_libraries():
+    """About a hundred curriculum jobs in the CPU preset: each would spend most of its time
+    importing torch, scikit-learn, scipy or matplotlib, which none of them uses."""
+    scripts = sorted((REPO / "scripts").glob("curriculum_*.py"))
+    assert len(scripts) >= 8
+    imports = {line for s in scripts for line in s.read_text().splitlines() if "import" in line}
+    jobs = {line.split()[1] for line in imports if line.startswith("from regurgitate")}
+    assert jobs == {"regurgitate.jobs.log", "regurgitate.jobs.curricula"}
+    heavy = ("torch", "sklearn", "scipy", "matplotlib", "openai", "anthropic")
+    check = (
+        "import sys, regurgitate.jobs.log, regurgitate.jobs.curricula\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

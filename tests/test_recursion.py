@@ -17,7 +17,7 @@ from regurgitate.analysis.recursion import (
     summarise_runs,
     tail_profile,
 )
-from regurgitate.jobs.recursion import curriculum_recursion
+from regurgitate.jobs.curricula import curriculum_recursion
 from regurgitate.plots.recursion import PANELS, plot_recursion
 from regurgitate.study.config import ConfigError, check_config, recursion_runs
 from regurgitate.study.recursion import lineage_pairs, parents, regime_curriculum

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 from regurgitate.jobs.stopping import stop_with_workflow
@@ -49,7 +50,10 @@ def job(log_path: str | Path | None, threads: int | None = None):
     regurgitate.jobs.stopping)."""
     setup_logging(log_path)
     logger = logging.getLogger("regurgitate")
-    logger.info("job started (process %d)", os.getpid())
+    # The CPU seconds so far are the job's start-up: the interpreter, its imports, the preamble.
+    logger.info(
+        "job started (process %d, %.1f s of CPU to start)", os.getpid(), time.process_time()
+    )
     in_workflow = stop_with_workflow() is not None
     if threads is not None:
         import torch

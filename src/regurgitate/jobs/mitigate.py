@@ -1,5 +1,6 @@
-"""Jobs of workflow/rules/mitigate.smk: S1 (quality-ordered), S2 (mixed) and S3 (detector-ranked)
-curricula and what they need, and the mitigations' tables and figures."""
+"""Jobs of workflow/rules/mitigate.smk: what the S1 (quality-ordered) and S3 (detector-ranked)
+curricula need, and the mitigations' tables and figures. The curricula themselves, S2's mixes
+and the sources- controls are built by jobs.curricula."""
 
 from __future__ import annotations
 
@@ -26,13 +27,11 @@ from regurgitate.engine.scoring import pair_nll as force_decoded_nll
 from regurgitate.engine.tokenizer import Tokenizer
 from regurgitate.io import read_json, write_json, write_parquet, write_table
 from regurgitate.jobs.generate import translate_pool
-from regurgitate.jobs.train import write_curriculum
 from regurgitate.plots.mitigations import gap_closed_figure, strategy_curves
-from regurgitate.study import curricula
 
 log = logging.getLogger(__name__)
 
-# --- S1: what the quality metrics need, the scores, the ordered curricula ---------------------
+# --- S1: what the quality metrics need, and the scores ----------------------------------------
 
 
 def reverse_pairs(pairs_path: Path, out: Path) -> None:
@@ -136,41 +135,6 @@ def quality_scores(
     return scores
 
 
-def curriculum_ordered(
-    student_path: Path,
-    synthetic_path: Path,
-    generator: str,
-    scores_path: Path,
-    metric: str,
-    seed: int,
-    out: Path,
-) -> None:
-    """`ordered-<g>-<metric>`: the generator's pairs, best first by `metric`."""
-    scores = pl.read_parquet(scores_path)
-    if metric not in scores.columns:
-        raise ValueError(f"{scores_path} has no {metric!r} scores (mitigations.metrics)")
-    curriculum = curricula.ordered_curriculum(
-        pl.read_parquet(student_path),
-        pl.read_parquet(synthetic_path),
-        generator,
-        scores.select("id", pl.col(metric).alias("score")),
-        seed,
-    )
-    write_curriculum(curriculum, out)
-
-
-# --- S2: mixed generators ---------------------------------------------------------------------
-
-
-def curriculum_mixed(
-    student_path: Path, synthetic_paths: dict[str, Path], seed: int, out: Path
-) -> None:
-    """`mixed-<g1>+<g2>[+...]`: each source's target from one generator, in equal shares."""
-    synthetics = {g: pl.read_parquet(path) for g, path in synthetic_paths.items()}
-    curriculum = curricula.mixed_curriculum(pl.read_parquet(student_path), synthetics, seed)
-    write_curriculum(curriculum, out)
-
-
 # --- S3: the detector -------------------------------------------------------------------------
 
 
@@ -232,25 +196,6 @@ def detector_scores(detector_path: Path, synthetic_path: Path, out: Path) -> pl.
     return frame
 
 
-def curriculum_detector(
-    student_path: Path,
-    synthetic_path: Path,
-    generator: str,
-    p_human_path: Path,
-    seed: int,
-    out: Path,
-) -> None:
-    """`detector-<g>`: the generator's pairs, most human-looking first."""
-    curriculum = curricula.detector_curriculum(
-        pl.read_parquet(student_path),
-        pl.read_parquet(synthetic_path),
-        generator,
-        pl.read_parquet(p_human_path),
-        seed,
-    )
-    write_curriculum(curriculum, out)
-
-
 # --- tables and figures -----------------------------------------------------------------------
 
 
@@ -259,15 +204,6 @@ def table_quality(paths: list[str], out: Path) -> pl.DataFrame:
     table = pl.concat([pl.read_csv(p) for p in paths], how="diagonal_relaxed")
     write_table(table, out, decimals=4)
     return table
-
-
-def curriculum_sources(student_path: Path, selecting_path: Path, out: Path) -> None:
-    """`sources-<c>`: the sources an S1 or S3 curriculum selects, in its order, with human
-    targets."""
-    curriculum = curricula.human_targets_of(
-        pl.read_parquet(selecting_path), pl.read_parquet(student_path)
-    )
-    write_curriculum(curriculum, out)
 
 
 def table_detector(paths: list[str], out: Path) -> pl.DataFrame:

@@ -1,8 +1,9 @@
-"""Jobs of workflow/rules/recursion.smk: each generation's curriculum, its translations'
+"""Jobs of workflow/rules/recursion.smk: each generation's translations'
 measures, the sample size they share, and the recursion's table and figure.
 
 Training, translating and test scoring go through the jobs every model of the study uses
-(jobs.train.train_model, jobs.generate.translate_pool, jobs.evaluate.evaluate_model).
+(jobs.train.train_model, jobs.generate.translate_pool, jobs.evaluate.evaluate_model); its
+curricula are built by jobs.curricula.curriculum_recursion.
 """
 
 from __future__ import annotations
@@ -23,45 +24,12 @@ from regurgitate.analysis.recursion import (
 )
 from regurgitate.analysis.significance import RESAMPLES, TRIALS
 from regurgitate.io import read_json, read_lines, write_json, write_table
-from regurgitate.jobs.train import write_curriculum
 from regurgitate.plots.recursion import recursion_figure
-from regurgitate.study.recursion import lineage_pairs, regime_curriculum
 from regurgitate.study.vocabulary import HUMAN
 
 log = logging.getLogger(__name__)
 
 RUN_LABELS = ("regime", "generation", "size", "seed")
-
-
-def curriculum_recursion(
-    regime: str,
-    generation: int,
-    size: int,
-    out: Path,
-    *,
-    real_path: Path | None = None,
-    human_path: Path | None = None,
-    translation_paths: dict[int, str] | None = None,
-    seed: int = 0,
-    real_share: int | None = None,
-) -> pl.DataFrame:
-    """Generation 0: the first `size` rows of the `real` curriculum at `real_path`. Later
-    generations: the regime's curriculum from generation 0's (`human_path`) and the earlier
-    generations' translations (`translation_paths`, by generation)."""
-    if generation == 0:
-        curriculum = lineage_pairs(pl.read_parquet(real_path), size)
-    else:
-        translations = {int(g): pl.read_parquet(path) for g, path in translation_paths.items()}
-        curriculum = regime_curriculum(
-            regime,
-            generation,
-            pl.read_parquet(human_path),
-            translations,
-            seed=seed,
-            real_share=real_share,
-        )
-    write_curriculum(curriculum, out)
-    return curriculum
 
 
 def recursion_sample_size(

@@ -1,5 +1,5 @@
-"""Jobs of workflow/rules/train.smk: the curricula of real, self, gen and partial conditions,
-training a model (generator or student), and E1 through the OpenAI fine-tuning API."""
+"""Jobs of workflow/rules/train.smk: training a model (generator or student), and E1 through the
+OpenAI fine-tuning API. The rule file's curricula are built by jobs.curricula."""
 
 from __future__ import annotations
 
@@ -20,58 +20,9 @@ from regurgitate.engine.train import (
     train,
 )
 from regurgitate.generators.openai_finetune import finetune
-from regurgitate.io import remove_stale_temporaries, write_json, write_parquet, write_table
-from regurgitate.study import curricula
+from regurgitate.io import remove_stale_temporaries, write_json
 
 log = logging.getLogger(__name__)
-
-
-def write_curriculum(curriculum: pl.DataFrame, out: Path) -> None:
-    origins = dict(sorted(curriculum["origin"].value_counts().iter_rows()))
-    log.info("%d pairs, targets by origin: %s", curriculum.height, origins)
-    write_parquet(curriculum, out)
-
-
-def curriculum_real(student_path: Path, seed: int, out: Path) -> None:
-    """`real`: the student pool's human targets in seeded order."""
-    write_curriculum(curricula.real_curriculum(pl.read_parquet(student_path), seed), out)
-
-
-def curriculum_generated(
-    student_path: Path, synthetic_path: Path, generator: str, seed: int, out: Path
-) -> None:
-    """`self` and `gen-<g>`: the same sources in the same order, the generator's targets."""
-    curriculum = curricula.generated_curriculum(
-        pl.read_parquet(student_path), pl.read_parquet(synthetic_path), generator, seed
-    )
-    write_curriculum(curriculum, out)
-
-
-def curriculum_partial(
-    student_path: Path, synthetic_path: Path, generator: str, percent: int, seed: int, out: Path
-) -> None:
-    """`partial-<g>-<pct>`: pct % human targets in every prefix, the rest the generator's."""
-    curriculum = curricula.partial_curriculum(
-        pl.read_parquet(student_path), pl.read_parquet(synthetic_path), generator, percent, seed
-    )
-    write_curriculum(curriculum, out)
-
-
-def table_curricula(prefixes: list[dict], out: Path) -> pl.DataFrame:
-    """The source and target tokens of every curriculum prefix a run trains on; `prefixes`
-    holds experiment, condition, seed, size and the curriculum's path per run."""
-    rows = []
-    by_path: dict[str, list[dict]] = {}
-    for prefix in prefixes:
-        by_path.setdefault(prefix["path"], []).append(prefix)
-    for path, runs in by_path.items():
-        counts = curricula.prefix_tokens(pl.read_parquet(path), [run["size"] for run in runs])
-        for run, count in zip(runs, counts, strict=True):
-            labels = {k: run[k] for k in ("experiment", "condition", "seed")}
-            rows.append({**labels, **count})
-    table = pl.DataFrame(rows).sort("experiment", "condition", "size", "seed")
-    write_table(table, out)
-    return table
 
 
 def read_pairs(path: Path, rows: int | None) -> pl.DataFrame:
