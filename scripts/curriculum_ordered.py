@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from regurgitate.jobs.log import job
 from regurgitate.jobs.curricula import curriculum_ordered
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     curriculum_ordered(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from regurgitate.jobs.log import job
 from regurgitate.jobs.curricula import curriculum_recursion
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     real, human = snakemake.input.get("real"), snakemake.input.get("human")

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from regurgitate.jobs.log import job
 from regurgitate.jobs.curricula import table_curricula
+from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     table_curricula(list(snakemake.params.prefixes), Path(snakemake.output[0]))
