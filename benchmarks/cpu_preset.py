@@ -62,7 +62,14 @@ def run_workflow(workdir: Path, configfile: Path, cores: int) -> float:
 STAGES = {
     "training": ("train_",),
     "decoding": ("generate_", "translate_", "evaluate_", "back_translate", "reverse_synthetic"),
-    "scoring": ("quality_scores", "pair_nll", "detector_scores", "mechanisms", "mixed_mech"),
+    "scoring": (
+        "quality_scores",
+        "pair_nll",
+        "detector_scores",
+        "mechanisms",
+        "mixed_mech",
+        "measures_",
+    ),
 }
 # A job log's timestamp, as regurgitate.jobs.log writes it, and the lines of Snakemake's own log
 # that start and end a job.
@@ -111,9 +118,8 @@ def snakemake_jobs(workdir: Path) -> list[dict]:
                 else:
                     started[m[2]], job = job, None
             elif (m := SNAKEMAKE_FINISHED.match(line)) and m[1] in started:
-                job = started.pop(m[1])
-                jobs.append({**job, "seconds": (stamp - job["start"]).total_seconds()})
-                job = None
+                done = started.pop(m[1])
+                jobs.append({**done, "seconds": (stamp - done["start"]).total_seconds()})
     return jobs
 
 
