@@ -1,6 +1,7 @@
 import contextlib
 import functools
 import http.server
+import re
 import subprocess
 import sys
 import threading
@@ -55,6 +56,9 @@ def serve_directory(root: Path):
         thread.join()
 
 
+PROGRESS_BAR = re.compile(r"\d+%\|")
+
+
 def snakemake_command(configfile, *args) -> list[str]:
     return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")] + [
         "--configfile",
@@ -68,8 +72,14 @@ def run_snakemake(workdir, configfile, *args, check=True) -> subprocess.Complete
     command = snakemake_command(configfile, *args)
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     if check and result.returncode != 0:
-        raise AssertionError(result.stdout[-5000:] + result.stderr[-5000:])
+        raise AssertionError(failure_report(result.stdout + result.stderr))
     return result
+
+
+def failure_report(output: str) -> str:
+    """The tail of Snakemake's output without progress bars, which would fill it."""
+    lines = [line for line in output.splitlines() if not PROGRESS_BAR.search(line)]
+    return "\n".join(lines)[-8000:]
 
 
 class BackgroundStudy:

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+import multiprocessing
 import os
 import random
 import re
@@ -22,6 +23,7 @@ from conftest import REPO
 from fake_api import REFUSAL, fake_api, toy_translation
 from toy import toy_pair
 
+from regurgitate.generators.cache import Cache
 from regurgitate.generators.cleaning import clean_output, looks_wrapped, output_flags
 from regurgitate.generators.llm import SAME_FAILURES_TO_STOP, ApiGenerator, BudgetExceeded
 from regurgitate.generators.openai_backend import OpenAIBackend
@@ -606,3 +608,25 @@ def test_a_failed_commit_is_raised_not_lost(tmp_path):
     asyncio.run(writer.put(("too", "short")))
     with pytest.raises(sqlite3.Error):
         writer.close()
+
+
+def open_new_cache(path, barrier) -> None:
+    barrier.wait(timeout=30)
+    Cache(path).close()  # an error here exits the process with code 1
+
+
+def test_parallel_jobs_open_one_new_cache_at_once(tmp_path):
+    """Snakemake runs an API generator's generate_synthetic and evaluate_generator side by side,
+    and both open the same cache file, new on a first run."""
+    context = multiprocessing.get_context("fork")
+    exit_codes = []
+    for trial in range(50):
+        barrier = context.Barrier(4)
+        path = tmp_path / str(trial) / "cache.sqlite"
+        workers = [context.Process(target=open_new_cache, args=(path, barrier)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        exit_codes += [worker.exitcode for worker in workers]
+    assert exit_codes == [0] * 200

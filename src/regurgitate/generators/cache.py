@@ -61,14 +61,32 @@ class Answer:
 INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
+BUSY_SECONDS = 60
+
+
 def connect(path: Path, check_same_thread: bool = True) -> sqlite3.Connection:
     db = sqlite3.connect(
-        path, timeout=60, isolation_level=None, check_same_thread=check_same_thread
+        path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=check_same_thread
     )
-    db.execute("PRAGMA journal_mode=WAL")
+    enable_wal(db)
     db.execute("PRAGMA synchronous=FULL")
     db.execute(SCHEMA)
     return db
+
+
+def enable_wal(db: sqlite3.Connection) -> None:
+    """Switches a new cache file to WAL. The switch takes an exclusive lock and SQLite does not
+    wait for it (the busy timeout does not apply), so parallel jobs that open the same new cache
+    at once would fail with "database is locked": they retry instead."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def record(key: str, generator: str, model: str, source: str, answer: Answer) -> tuple:
