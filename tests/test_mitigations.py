@@ -249,6 +249,35 @@ def test_the_share_is_reported_only_where_the_gap_is_significant():
     assert sum(text.get_text() == "no significant gap" for text in ax.texts) == 2
 
 
+def test_a_share_far_off_scale_is_written_out_not_drawn_to_scale():
+    """A mix measured against a component with a tiny gap can have a share of -29 [-347, -11];
+    the axis keeps the other rows readable and the far share is written beside its arrow."""
+    share = {"experiment": "finetune", "strategy": "S1", "size": 2000}
+    table = pl.DataFrame(
+        [
+            share
+            | {"condition": "ordered-a-oracle", "gap_closed_mean": 0.1}
+            | {"gap_closed_ci_low": 0.0, "gap_closed_ci_high": 0.2, "baseline": "gen-a"},
+            share
+            | {"condition": "ordered-a-confidence", "gap_closed_mean": 0.3}
+            | {"gap_closed_ci_low": -5.0, "gap_closed_ci_high": 0.6, "baseline": "gen-a"},
+            share
+            | {"strategy": "S2", "condition": "mixed-a+b", "gap_closed_mean": -28.79}
+            | {
+                "gap_closed_ci_low": -347.19,
+                "gap_closed_ci_high": -11.24,
+                "baseline": "best: gen-b",
+            },
+        ]
+    )
+    (ax,) = plot_gap_closed(table).axes
+    left, right = ax.get_xlim()
+    assert -2.5 < left < 0 and 1 < right < 1.5
+    assert "-28.8 [-347.2, -11.2]" in [text.get_text() for text in ax.texts]
+    dots = {line.get_label(): line for line in ax.get_lines() if line.get_label()[0] != "_"}
+    assert dots["ordered-a-confidence"].get_xdata()[0] == pytest.approx(0.3)
+
+
 def test_table_without_mitigations_is_empty():
     assert mitigations_table(runs({"real": [30], "gen-a": [20]})).height == 0
 

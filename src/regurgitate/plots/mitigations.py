@@ -70,7 +70,8 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
 
     0 marks the unmitigated data, 1 real data. A mix has a row per baseline (the mean of its
     generators, the best of them). A row without a share (no significant gap, or one below
-    min_gap) shows the table's `gap_note` in place of a dot.
+    min_gap) shows the table's `gap_note` in place of a dot; a share beyond SHARE_WINDOW is an
+    arrow at the panel's edge with its value and interval written beside it.
     """
     needed = ["strategy", "condition", "experiment", "size", "gap_closed_mean"]
     missing = [c for c in needed if c not in table.columns]
@@ -97,9 +98,11 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
         rows = table.filter(pl.col("experiment") == experiment)
         at = size if size is not None else rows["size"].max()
         rows = rows.filter(pl.col("size") == at)
+        limits = _share_limits(rows)
         for row in rows.iter_rows(named=True):
             key = (row["condition"], row["baseline"])
-            _draw_share(ax, row, y[key], styles[row["condition"]])
+            _draw_share(ax, row, y[key], styles[row["condition"]], limits)
+        ax.set_xlim(*limits)
         if bounds and len(bounds) < len(conditions):
             ax.axhline(len(bounds) - 0.5, color="#999999", linestyle=":", linewidth=1.0)
         ax.axvline(0.0, color="#555555", linestyle="--", linewidth=1.0)
@@ -136,7 +139,31 @@ def _strategy(condition: str) -> str:
     return mitigation.strategy if mitigation else ""
 
 
-def _draw_share(ax, row: dict, y: float, style: tuple[str, str]) -> None:
+# A share measured against a tiny gap (a mix against its best component, say) can be -30 with
+# an interval of hundreds; drawn to scale it would squeeze every other row into a point. Shares
+# beyond this window sit at its edge as an arrow, with their numbers written beside it.
+SHARE_WINDOW = (-2.0, 3.0)
+SHARE_COLUMNS = ["gap_closed_mean", "gap_closed_ci_low", "gap_closed_ci_high"]
+
+
+def _share_limits(rows: pl.DataFrame) -> tuple[float, float]:
+    """The x range of a panel: 0 (unmitigated), 1 (real) and the shares and intervals that fall
+    within SHARE_WINDOW, with a margin."""
+    values = [0.0, 1.0] + [
+        v
+        for column in SHARE_COLUMNS
+        if column in rows.columns
+        for v in rows[column].drop_nulls().drop_nans().to_list()
+        if SHARE_WINDOW[0] <= v <= SHARE_WINDOW[1]
+    ]
+    left, right = min(values), max(values)
+    margin = 0.1 * (right - left)
+    return left - margin, right + margin
+
+
+def _draw_share(
+    ax, row: dict, y: float, style: tuple[str, str], limits: tuple[float, float]
+) -> None:
     colour, marker = style
     mean = row["gap_closed_mean"]
     if mean is None or np.isnan(mean):
@@ -151,7 +178,12 @@ def _draw_share(ax, row: dict, y: float, style: tuple[str, str]) -> None:
         )
         return
     low, high = row.get("gap_closed_ci_low"), row.get("gap_closed_ci_high")
+    left, right = limits
+    if not left <= mean <= right:
+        _draw_off_scale(ax, mean, low, high, y, colour, left if mean < left else right)
+        return
     if low is not None and high is not None:
+        low, high = max(low, left), min(high, right)  # an interval beyond the edge ends there
         ax.errorbar(
             [mean],
             [y],
@@ -169,6 +201,24 @@ def _draw_share(ax, row: dict, y: float, style: tuple[str, str]) -> None:
         markersize=7,
         linestyle="none",
         label=row["condition"],
+    )
+
+
+def _draw_off_scale(ax, mean, low, high, y: float, colour: str, edge: float) -> None:
+    leftwards = mean < edge
+    ax.plot(
+        [edge], [y], color=colour, marker="<" if leftwards else ">", markersize=8, clip_on=False
+    )
+    interval = f" [{low:.1f}, {high:.1f}]" if low is not None and high is not None else ""
+    ax.annotate(
+        f"{mean:.1f}{interval}",
+        (edge, y),
+        xytext=(10 if leftwards else -10, 0),
+        textcoords="offset points",
+        ha="left" if leftwards else "right",
+        va="center",
+        fontsize=TICK_SIZE,
+        color=colour,
     )
 
 
