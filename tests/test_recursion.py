@@ -19,7 +19,12 @@ from regurgitate.analysis.recursion import (
 )
 from regurgitate.jobs.curricula import curriculum_recursion
 from regurgitate.plots.recursion import PANELS, plot_recursion
-from regurgitate.study.config import ConfigError, check_config, recursion_runs
+from regurgitate.study.config import (
+    ConfigError,
+    check_config,
+    recursion_runs,
+    recursion_training,
+)
 from regurgitate.study.recursion import lineage_pairs, parents, regime_curriculum
 
 K = 12  # sources of the constructed lineage
@@ -402,6 +407,21 @@ def test_recursion_needs_its_start_experiment():
     config["recursion"]["experiment"] = "finetune"
     with pytest.raises(ConfigError, match="recursion.experiment: 'finetune' is not configured"):
         check_config(config)
+
+
+def test_a_fine_tuning_recursion_keeps_what_each_generation_learnt():
+    """From a base model, `best` keeps the base wherever fine-tuning does not raise dev BLEU, so
+    its generations would be the base, not models trained on their parents' output (the CPU
+    preset's generations 2 to 4 were all the base): a fine-tuning recursion selects `last`
+    as E1 does, a scratch one `best` as E2 does, and `recursion.select` overrides both."""
+    config = tiny_config()
+    assert recursion_training(config, 1)["select"] == "best"
+    config["recursion"]["experiment"] = "finetune"
+    settings = recursion_training(config, 2)
+    assert settings["select"] == "last" and settings["seed"] == 2
+    config["recursion"]["select"] = "best"
+    assert recursion_training(config, 1)["select"] == "best"
+    check_config(config)
 
 
 # --- the DAG ----------------------------------------------------------------------------------

@@ -439,11 +439,17 @@ def recursion_architecture(config: dict) -> dict:
 
 def recursion_training(config: dict, seed: int) -> dict:
     """The trainer settings of a generation: the top-level block, then the start experiment's
-    overrides, then the recursion's, then the run's seed."""
+    overrides, then the recursion's, then the run's seed and checkpoint selection (the
+    recursion's `select`, else the start experiment's). From a base model, `best` evaluates the
+    base at step 0 and keeps it wherever fine-tuning does not raise dev BLEU: a generation would
+    then be the base itself, not a model trained on its parent's output, which is why a
+    fine-tuning recursion selects `last` unless told otherwise."""
     settings = config[RECURSION]
+    start = config[settings["experiment"]]
+    select = settings.get("select", start["select"])  # the schema gives every experiment one
     return training_settings(
         config,
-        config[settings["experiment"]].get("training"),
+        start.get("training"),
         settings.get("training"),
-        {"seed": seed},
+        {"seed": seed, "select": select},
     )
