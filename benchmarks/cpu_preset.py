@@ -13,7 +13,8 @@ peak resident memory (from Snakemake's benchmark files), as JSON and as Markdown
 and per stage (training, decoding, scoring, other), with the end-to-end wall time and how busy
 the cores were. Writes `summary.json` into DIR and prints it.
 With --summarise-only it reads a finished run instead of starting one (and takes the wall time
-from that run's summary.json); with --resume it goes on with an unfinished run in DIR (the wall
+from that run's summary.json, or where it has none, sums the spans of its Snakemake runs from
+their logs); with --resume it goes on with an unfinished run in DIR (the wall
 time is then that part's, not a cold start's). Beside a development checkout it reads Multi30k
 from ../shared/data/multi30k, as development and CI do, instead of downloading it (--download
 does).
@@ -101,15 +102,40 @@ def logged_seconds(log: Path) -> tuple[float | None, float | None]:
     return (last - first).total_seconds(), float(cpu[1]) if cpu else None
 
 
+def snakemake_logs(workdir: Path) -> list[Path]:
+    return sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+
+
+def snakemake_time(match: re.Match) -> datetime:
+    return datetime.strptime(" ".join(match[1].split()), "%a %b %d %H:%M:%S %Y")
+
+
+def snakemake_stamps(log: Path) -> list[datetime]:
+    lines = log.read_text().splitlines()
+    return [snakemake_time(m) for line in lines if (m := SNAKEMAKE_TIME.match(line))]
+
+
+def scheduled_seconds(workdir: Path) -> float:
+    """The wall time of the Snakemake runs in `workdir` from their logs: each run's first job
+    start to its last event, summed over runs (a run that was interrupted and resumed counts
+    without the pause between; each run's DAG building before its first job is left out)."""
+    spans = [
+        stamps[-1] - stamps[0]
+        for log in snakemake_logs(workdir)
+        if (stamps := snakemake_stamps(log))
+    ]
+    return sum(span.total_seconds() for span in spans)
+
+
 def snakemake_jobs(workdir: Path) -> list[dict]:
     """Every finished job of the Snakemake runs in `workdir`, from Snakemake's logs: its rule,
     its log file and its seconds from start to finish (timestamps to the second)."""
     jobs = []
-    for path in sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log")):
+    for path in snakemake_logs(workdir):
         started, stamp, job = {}, None, None
         for line in path.read_text().splitlines():
             if m := SNAKEMAKE_TIME.match(line):
-                stamp = datetime.strptime(" ".join(m[1].split()), "%a %b %d %H:%M:%S %Y")
+                stamp = snakemake_time(m)
             elif m := SNAKEMAKE_RULE.match(line):
                 job = {"rule": m[1], "start": stamp, "log": None}
             elif job is not None and (m := SNAKEMAKE_FIELD.match(line)):
@@ -316,6 +342,11 @@ def main() -> None:
     elif (args.workdir / "summary.json").exists():  # the run's own wall time
         recorded = json.loads((args.workdir / "summary.json").read_text())
         summary.update({k: recorded.get(k) for k in ("wall_seconds", "cores")})
+    else:  # a run made by hand, perhaps in parts: the time its Snakemake runs took
+        summary["wall_seconds"] = scheduled_seconds(args.workdir)
+        summary["snakemake_runs"] = sum(
+            bool(snakemake_stamps(p)) for p in snakemake_logs(args.workdir)
+        )
     print(json.dumps(summary, indent=2))
     print(markdown_table(summary["rules"], summary.get("wall_seconds"), summary["cores"]))
 

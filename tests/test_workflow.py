@@ -5,6 +5,7 @@ import csv
 import gzip
 import hashlib
 import html
+import importlib.util
 import json
 import shutil
 import tarfile
@@ -150,6 +151,30 @@ def test_student_models_are_temporary_and_the_rest_stays(finished_run):
         "mechanisms_source",
     ]:
         assert list((benchmarks / rule).glob("**/*.tsv")), rule
+
+
+def test_the_preset_benchmark_accounts_for_every_job(finished_run):
+    """benchmarks/cpu_preset.py's per-rule table, read from Snakemake's own log: one row per job
+    that wrote a log (every rule but `all`), seconds that hold the job's own logged span, and
+    start-up CPU from every job."""
+    spec = importlib.util.spec_from_file_location("cpu_preset", REPO / "benchmarks/cpu_preset.py")
+    preset = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(preset)
+    rules = {r["rule"]: r for r in preset.rule_table(finished_run)}
+    job_logs = [p for p in (finished_run / "logs").rglob("*.log") if p.is_file()]
+    assert sum(r["jobs"] for r in rules.values()) == len(job_logs) + 1  # + the rule `all`
+    assert rules["train_student"]["jobs"] == 32 and rules["train_student"]["stage"] == "training"
+    assert rules["evaluate_run"]["stage"] == "decoding"
+    for name, rule in rules.items():
+        assert 0 <= rule["overhead_s"] <= rule["total_s"] + 1, name
+        if name != "all":
+            assert rule["startup_cpu_s"] > 0, name
+    wall = preset.scheduled_seconds(finished_run)
+    assert max(r["total_s"] / r["jobs"] for r in rules.values()) <= wall
+    # two cores: the jobs' seconds cannot exceed twice the wall time (timestamps to the second)
+    assert sum(r["total_s"] for r in rules.values()) <= 2 * wall + len(job_logs)
+    table = preset.markdown_table(list(rules.values()), wall, 2)
+    assert "| train_student | training | 32 |" in table and "Cores busy" in table
 
 
 def test_cores_1_and_cores_2_give_the_same_bytes(finished_run, serial_run):
