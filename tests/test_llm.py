@@ -615,6 +615,7 @@ def open_new_cache(path, barrier) -> None:
     Cache(path).close()  # an error here exits the process with code 1
 
 
+@pytest.mark.slow  # 200 processes
 def test_parallel_jobs_open_one_new_cache_at_once(tmp_path):
     """Snakemake runs an API generator's generate_synthetic and evaluate_generator side by side,
     and both open the same cache file, new on a first run."""
