@@ -115,16 +115,16 @@ def snakemake_stamps(log: Path) -> list[datetime]:
     return [snakemake_time(m) for line in lines if (m := SNAKEMAKE_TIME.match(line))]
 
 
-def scheduled_seconds(workdir: Path) -> float:
-    """The wall time of the Snakemake runs in `workdir` from their logs: each run's first job
-    start to its last event, summed over runs (a run that was interrupted and resumed counts
-    without the pause between; each run's DAG building before its first job is left out)."""
+def run_spans(workdir: Path) -> list[float]:
+    """The seconds of each Snakemake run in `workdir` from its log: its first job start to its
+    last event (so an interrupted and resumed study counts without the pause between, and each
+    run's DAG building before its first job is left out). Logs without a job are no run."""
     spans = [
         stamps[-1] - stamps[0]
         for log in snakemake_logs(workdir)
         if (stamps := snakemake_stamps(log))
     ]
-    return sum(span.total_seconds() for span in spans)
+    return [span.total_seconds() for span in spans]
 
 
 def snakemake_jobs(workdir: Path) -> list[dict]:
@@ -343,10 +343,8 @@ def main() -> None:
         recorded = json.loads((args.workdir / "summary.json").read_text())
         summary.update({k: recorded.get(k) for k in ("wall_seconds", "cores")})
     else:  # a run made by hand, perhaps in parts: the time its Snakemake runs took
-        summary["wall_seconds"] = scheduled_seconds(args.workdir)
-        summary["snakemake_runs"] = sum(
-            bool(snakemake_stamps(p)) for p in snakemake_logs(args.workdir)
-        )
+        spans = run_spans(args.workdir)
+        summary.update(wall_seconds=sum(spans), snakemake_runs=len(spans))
     print(json.dumps(summary, indent=2))
     print(markdown_table(summary["rules"], summary.get("wall_seconds"), summary["cores"]))
 
