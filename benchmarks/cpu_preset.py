@@ -47,7 +47,7 @@ def run_workflow(workdir: Path, configfile: Path, cores: int) -> float:
         "-m",
         "snakemake",
         "-s",
-        str(REPO / "Snakefile"),
+        str(REPO / "workflow" / "Snakefile"),
         "--configfile",
         str(configfile),
         "--cores",

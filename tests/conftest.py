@@ -60,7 +60,7 @@ PROGRESS_BAR = re.compile(r"\d+%\|")
 
 
 def snakemake_command(configfile, *args) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")] + [
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")] + [
         "--configfile",
         str(configfile),
         *args,

@@ -201,7 +201,7 @@ def test_a_source_control_keeps_the_order_and_restores_human_targets():
 def test_the_curriculum_jobs_start_without_the_heavy_libraries():
     """About a hundred curriculum jobs in the CPU preset: each would spend most of its time
     importing torch, scikit-learn, scipy or matplotlib, which none of them uses."""
-    scripts = sorted((REPO / "scripts").glob("curriculum_*.py"))
+    scripts = sorted((REPO / "workflow" / "scripts").glob("curriculum_*.py"))
     assert len(scripts) >= 8
     imports = {line for s in scripts for line in s.read_text().splitlines() if "import" in line}
     jobs = {line.split()[1] for line in imports if line.startswith("from regurgitate")}

@@ -66,7 +66,7 @@ def filled_in_profile(tmp_path):
 
 def run_on_cluster(cluster, workdir, configfile, *arguments):
     command = [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"),
         "--configfile", str(configfile), "--profile", str(filled_in_profile(workdir)),
         # jobs here take seconds: ask for their state every few seconds, not every 40
         "--slurm-init-seconds-before-status-checks", "2", *arguments,
@@ -162,7 +162,7 @@ def test_generic_profile_submits_through_a_batch_system(cluster, slurm_run, fini
     profile.mkdir(exist_ok=True)
     (profile / "config.yaml").write_text(yaml.safe_dump(settings))
     command = [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"),
         "--configfile", str(TINY), "--profile", str(profile),
         "results/tokenizer/spm.model", "--forcerun", "train_tokenizer",
     ]  # fmt: skip

@@ -134,7 +134,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 def snakemake_now(
-    workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile"
+    workdir: Path, *args: str, snakefile: Path = REPO / "workflow" / "Snakefile"
 ) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "-s", str(snakefile), *args]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
@@ -211,7 +211,7 @@ GENERATORS = [f"results/generators/{g}/model.pt" for g in GENERATOR_NAMES]
 def start_study(workdir: Path) -> subprocess.Popen:
     (workdir / "long.yaml").write_text(LONG_TRAINING)
     args = [*GENERATORS, "--configfile", str(TINY), "long.yaml", "--cores", "2"]
-    return start_snakemake(workdir, *args, snakefile=REPO / "Snakefile")
+    return start_snakemake(workdir, *args, snakefile=REPO / "workflow" / "Snakefile")
 
 
 def training_jobs(snakemake: subprocess.Popen, workdir: Path, ready, what: str) -> list:

@@ -24,7 +24,7 @@ rule mechanisms_sample_size:
         sources=measured_sources,
         settings=MECHANISMS,
     script:
-        "../../scripts/mechanisms_sample_size.py"
+        "../scripts/mechanisms_sample_size.py"
 
 
 rule mechanisms_source:
@@ -47,7 +47,7 @@ rule mechanisms_source:
         settings=MECHANISMS,
         seed=config["seed"],
     script:
-        "../../scripts/mechanisms_source.py"
+        "../scripts/mechanisms_source.py"
 
 
 rule table_mechanisms:
@@ -66,7 +66,7 @@ rule table_mechanisms:
     params:
         losses=full_sets(),
     script:
-        "../../scripts/table_mechanisms.py"
+        "../scripts/table_mechanisms.py"
 
 
 rule figure_mechanisms:
@@ -93,7 +93,7 @@ rule figure_mechanisms:
     params:
         experiments=EXPERIMENTS,
     script:
-        "../../scripts/figure_mechanisms.py"
+        "../scripts/figure_mechanisms.py"
 
 
 rule table_partial:
@@ -111,7 +111,7 @@ rule table_partial:
         specs=full_sets(),
         seed=config["seed"],
     script:
-        "../../scripts/table_partial.py"
+        "../scripts/table_partial.py"
 
 
 rule figure_partial:
@@ -132,4 +132,4 @@ rule figure_partial:
     params:
         titles=EXPERIMENT_PANEL_TITLES,
     script:
-        "../../scripts/figure_partial.py"
+        "../scripts/figure_partial.py"

@@ -42,7 +42,7 @@ wildcard_constraints:
     **WILDCARD_CONSTRAINTS,
 
 
-ENV = "../../envs/regurgitate.yaml"
+ENV = "../envs/regurgitate.yaml"
 EXPERIMENTS = experiments(config)
 # E1 runs through the OpenAI fine-tuning API when its base is an openai generator; otherwise
 # every experiment trains and decodes local models.

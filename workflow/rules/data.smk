@@ -22,7 +22,7 @@ rule download_corpus:
         url=config["corpus"].get("url"),
         sha256=config["corpus"].get("sha256"),
     script:
-        "../../scripts/download_corpus.py"
+        "../scripts/download_corpus.py"
 
 
 # corpus.format multi30k: each <split>.<de|en>.gz of the train and test splits, checksummed.
@@ -41,7 +41,7 @@ rule download_corpus_file:
         url=corpus_file_url,
         sha256=corpus_file_sha256,
     script:
-        "../../scripts/download_corpus.py"
+        "../scripts/download_corpus.py"
 
 
 rule prepare_pools:
@@ -65,7 +65,7 @@ rule prepare_pools:
         sizes=config["pools"],
         seed=config["seed"],
     script:
-        "../../scripts/prepare_pools.py"
+        "../scripts/prepare_pools.py"
 
 
 rule train_tokenizer:
@@ -90,4 +90,4 @@ rule train_tokenizer:
         settings=config["tokenizer"],
         seed=config["seed"],
     script:
-        "../../scripts/train_tokenizer.py"
+        "../scripts/train_tokenizer.py"

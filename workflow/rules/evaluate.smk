@@ -35,7 +35,7 @@ rule evaluate_run:
         device=DEVICE,
         precision=PRECISION,
     script:
-        "../../scripts/evaluate_model.py"
+        "../scripts/evaluate_model.py"
 
 
 rule evaluate_generator:
@@ -64,7 +64,7 @@ rule evaluate_generator:
         device=DEVICE,
         precision=PRECISION,
     script:
-        "../../scripts/evaluate_model.py"
+        "../scripts/evaluate_model.py"
 
 
 # API generators are scored on the test set through the same cached path that writes their
@@ -91,7 +91,7 @@ rule evaluate_api_generator:
         prompts=config.get("prompts"),
         labels=generator_labels,
     script:
-        "../../scripts/evaluate_api_model.py"
+        "../scripts/evaluate_api_model.py"
 
 
 if FINETUNE_API:
@@ -120,4 +120,4 @@ if FINETUNE_API:
             prompts=config.get("prompts"),
             labels=run_labels,
         script:
-            "../../scripts/evaluate_finetuned_api.py"
+            "../scripts/evaluate_finetuned_api.py"

@@ -29,7 +29,7 @@ rule train_generator:
         checkpoint="results/checkpoints/generators/{generator}/last.pt",
         device=DEVICE,
     script:
-        "../../scripts/train_model.py"
+        "../scripts/train_model.py"
 
 
 rule generate_synthetic:
@@ -58,4 +58,4 @@ rule generate_synthetic:
         device=DEVICE,
         precision=PRECISION,
     script:
-        "../../scripts/generate_synthetic.py"
+        "../scripts/generate_synthetic.py"

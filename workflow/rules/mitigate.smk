@@ -34,7 +34,7 @@ rule reverse_pairs:
     conda:
         ENV
     script:
-        "../../scripts/reverse_pairs.py"
+        "../scripts/reverse_pairs.py"
 
 
 use rule reverse_pairs as reverse_synthetic with:
@@ -95,7 +95,7 @@ rule back_translate:
         device=DEVICE,
         precision=PRECISION,
     script:
-        "../../scripts/back_translate.py"
+        "../scripts/back_translate.py"
 
 
 rule pair_nll:
@@ -123,7 +123,7 @@ rule pair_nll:
         device=DEVICE,
         precision=PRECISION,
     script:
-        "../../scripts/pair_nll.py"
+        "../scripts/pair_nll.py"
 
 
 rule quality_scores:
@@ -143,7 +143,7 @@ rule quality_scores:
     params:
         metrics=CONFIGURED_QUALITY_METRICS,
     script:
-        "../../scripts/quality_scores.py"
+        "../scripts/quality_scores.py"
 
 
 rule curriculum_ordered:
@@ -160,7 +160,7 @@ rule curriculum_ordered:
     params:
         seed=run_seed,
     script:
-        "../../scripts/curriculum_ordered.py"
+        "../scripts/curriculum_ordered.py"
 
 
 rule table_quality:
@@ -176,7 +176,7 @@ rule table_quality:
     conda:
         ENV
     script:
-        "../../scripts/table_quality.py"
+        "../scripts/table_quality.py"
 
 
 # --- S2: mixed generators ---------------------------------------------------------------------
@@ -196,7 +196,7 @@ rule curriculum_mixed:
         generators=mix_generators,
         seed=run_seed,
     script:
-        "../../scripts/curriculum_mixed.py"
+        "../scripts/curriculum_mixed.py"
 
 
 # A mix's lexical diversity, measured like every source's: its curriculum stands in for a
@@ -259,7 +259,7 @@ rule train_detector:
         regularisation=MITIGATIONS.get("detector_regularisation"),
         seed=config["seed"],
     script:
-        "../../scripts/train_detector.py"
+        "../scripts/train_detector.py"
 
 
 rule detector_scores:
@@ -275,7 +275,7 @@ rule detector_scores:
     conda:
         ENV
     script:
-        "../../scripts/detector_scores.py"
+        "../scripts/detector_scores.py"
 
 
 rule curriculum_detector:
@@ -292,7 +292,7 @@ rule curriculum_detector:
     params:
         seed=run_seed,
     script:
-        "../../scripts/curriculum_detector.py"
+        "../scripts/curriculum_detector.py"
 
 
 rule table_detector:
@@ -307,7 +307,7 @@ rule table_detector:
     conda:
         ENV
     script:
-        "../../scripts/table_detector.py"
+        "../scripts/table_detector.py"
 
 
 # --- S1 and S3: the source-selection controls -------------------------------------------------
@@ -326,7 +326,7 @@ rule curriculum_sources:
     conda:
         ENV
     script:
-        "../../scripts/curriculum_sources.py"
+        "../scripts/curriculum_sources.py"
 
 
 # --- every strategy: the share of the gap closed ----------------------------------------------
@@ -349,7 +349,7 @@ rule table_mitigations:
         unmitigated=unmitigated_conditions,
         min_gap=MITIGATIONS.get("min_gap"),
     script:
-        "../../scripts/table_mitigations.py"
+        "../scripts/table_mitigations.py"
 
 
 rule figure_mitigations:
@@ -387,4 +387,4 @@ rule figure_mitigations:
         unmitigated=unmitigated_conditions,
         curves=MITIGATION_CURVES,
     script:
-        "../../scripts/figure_mitigations.py"
+        "../scripts/figure_mitigations.py"

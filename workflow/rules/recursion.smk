@@ -19,7 +19,7 @@ rule curriculum_recursion:
         seed=run_seed,
         real_share=RECURSION_SETTINGS.get("real_share"),
     script:
-        "../../scripts/curriculum_recursion.py"
+        "../scripts/curriculum_recursion.py"
 
 
 rule train_recursion:
@@ -50,7 +50,7 @@ rule train_recursion:
         checkpoint="results/checkpoints/recursion/{regime}/{generation}/{size}/{seed}/last.pt",
         device=DEVICE,
     script:
-        "../../scripts/train_model.py"
+        "../scripts/train_model.py"
 
 
 rule translate_recursion:
@@ -78,7 +78,7 @@ rule translate_recursion:
         device=DEVICE,
         precision=PRECISION,
     script:
-        "../../scripts/translate_recursion.py"
+        "../scripts/translate_recursion.py"
 
 
 rule evaluate_recursion:
@@ -105,7 +105,7 @@ rule evaluate_recursion:
         device=DEVICE,
         precision=PRECISION,
     script:
-        "../../scripts/evaluate_model.py"
+        "../scripts/evaluate_model.py"
 
 
 rule recursion_sample_size:
@@ -122,7 +122,7 @@ rule recursion_sample_size:
         cap=RECURSION_SETTINGS.get("sample_tokens"),
         keep_punctuation=MECHANISMS["keep_punctuation"],
     script:
-        "../../scripts/recursion_sample_size.py"
+        "../scripts/recursion_sample_size.py"
 
 
 rule measures_recursion:
@@ -145,7 +145,7 @@ rule measures_recursion:
         seed=config["seed"],
         with_human=recursion_with_human,
     script:
-        "../../scripts/measures_recursion.py"
+        "../scripts/measures_recursion.py"
 
 
 rule table_recursion:
@@ -163,7 +163,7 @@ rule table_recursion:
     params:
         seed=config["seed"],
     script:
-        "../../scripts/table_recursion.py"
+        "../scripts/table_recursion.py"
 
 
 rule figure_recursion:
@@ -183,4 +183,4 @@ rule figure_recursion:
     params:
         title=RECURSION_TITLE,
     script:
-        "../../scripts/figure_recursion.py"
+        "../scripts/figure_recursion.py"

@@ -27,7 +27,7 @@ rule table_experiment:
     params:
         seed=config["seed"],
     script:
-        "../../scripts/table_experiment.py"
+        "../scripts/table_experiment.py"
 
 
 rule figure_experiment:
@@ -50,7 +50,7 @@ rule figure_experiment:
         title=experiment_title,
         references=reference_metrics,
     script:
-        "../../scripts/figure_experiment.py"
+        "../scripts/figure_experiment.py"
 
 
 rule table_generators:
@@ -63,7 +63,7 @@ rule table_generators:
     conda:
         ENV
     script:
-        "../../scripts/table_generators.py"
+        "../scripts/table_generators.py"
 
 
 # Every table as a page of the report, which shows HTML but only offers CSV for download.
@@ -82,4 +82,4 @@ rule table_html:
     conda:
         ENV
     script:
-        "../../scripts/table_html.py"
+        "../scripts/table_html.py"

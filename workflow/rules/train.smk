@@ -23,7 +23,7 @@ rule curriculum_real:
     params:
         seed=run_seed,
     script:
-        "../../scripts/curriculum_real.py"
+        "../scripts/curriculum_real.py"
 
 
 rule curriculum_self:
@@ -40,7 +40,7 @@ rule curriculum_self:
         generator=self_generator_name,
         seed=run_seed,
     script:
-        "../../scripts/curriculum_generated.py"
+        "../scripts/curriculum_generated.py"
 
 
 rule curriculum_gen:
@@ -57,7 +57,7 @@ rule curriculum_gen:
         generator="{generator}",
         seed=run_seed,
     script:
-        "../../scripts/curriculum_generated.py"
+        "../scripts/curriculum_generated.py"
 
 
 rule curriculum_partial:
@@ -73,7 +73,7 @@ rule curriculum_partial:
     params:
         seed=run_seed,
     script:
-        "../../scripts/curriculum_partial.py"
+        "../scripts/curriculum_partial.py"
 
 
 # What each run trains on, in tokens: conditions of one size can differ in text (S1 and S3
@@ -90,7 +90,7 @@ rule table_curricula:
     params:
         prefixes=curriculum_prefixes(),
     script:
-        "../../scripts/table_curricula.py"
+        "../scripts/table_curricula.py"
 
 
 rule train_student:
@@ -125,7 +125,7 @@ rule train_student:
         checkpoint="results/checkpoints/{experiment}/{condition}/{size}/{seed}/last.pt",
         device=DEVICE,
     script:
-        "../../scripts/train_model.py"
+        "../scripts/train_model.py"
 
 
 if FINETUNE_API:
@@ -161,4 +161,4 @@ if FINETUNE_API:
             hyperparameters=config[FINETUNE]["hyperparameters"],
             poll_seconds=config[FINETUNE]["poll_seconds"],
         script:
-            "../../scripts/finetune_api.py"
+            "../scripts/finetune_api.py"
