@@ -192,6 +192,32 @@ def test_cpu_preset_downloads_multi30k_checksummed():
         assert re.fullmatch("[0-9a-f]{64}", sha256)
 
 
+def test_a_downloaded_file_of_another_split_names_the_splits():
+    from regurgitate.study.config import corpus_download, corpus_downloads
+
+    corpus = cpu_config()["corpus"]
+    assert corpus_download(corpus, "train.de.gz") == corpus_downloads(corpus)["train.de.gz"]
+    with pytest.raises(ValueError, match=r"val\.de\.gz: not a file .*corpus\.train_split"):
+        corpus_download(corpus, "val.de.gz")
+
+
+def test_generator_labels_name_an_api_model_by_backend_and_model():
+    from regurgitate.study.config import generator_labels
+
+    config = load(CONFIGS[0])
+    local = next(name for name, g in config["generators"].items() if g["backend"] == "local")
+    assert generator_labels(local, config["generators"][local]) == {
+        "generator": local,
+        "architecture": config["generators"][local]["architecture"],
+        "teacher_pairs": config["generators"][local].get("teacher_pairs"),
+    }
+    api = {"backend": "openai", "model": "gpt-4o-mini"}
+    assert generator_labels("gpt", api) == {
+        "generator": "gpt",
+        "architecture": "openai:gpt-4o-mini",
+    }
+
+
 @pytest.mark.parametrize(
     ("mutate", "key"),
     [

@@ -98,13 +98,13 @@ def test_detector_job_writes_a_detector_that_ranks_the_student_pool(tmp_path, po
     write_parquet(pool, tmp_path / "pool.parquet")
     write_parquet(synthetic, tmp_path / "synthetic.parquet")
     record = train_detector_job(
-        tmp_path / "pool.parquet",
-        tmp_path / "synthetic.parquet",
-        "poor",
-        0.3,
-        1,
-        tmp_path / "detector.joblib",
-        tmp_path / "metrics.json",
+        pool_path=tmp_path / "pool.parquet",
+        synthetic_path=tmp_path / "synthetic.parquet",
+        generator="poor",
+        held_out=0.3,
+        seed=1,
+        model_out=tmp_path / "detector.joblib",
+        metrics_out=tmp_path / "metrics.json",
     )
     assert record["roc_auc"] > 0.8
     assert record["held_out_identical_share"] == 0.0
@@ -118,7 +118,9 @@ def test_detector_job_writes_a_detector_that_ranks_the_student_pool(tmp_path, po
     )
     write_parquet(student, tmp_path / "student.parquet")
     ranked = detector_scores(
-        tmp_path / "detector.joblib", tmp_path / "student.parquet", tmp_path / "p.parquet"
+        detector_path=tmp_path / "detector.joblib",
+        synthetic_path=tmp_path / "student.parquet",
+        out=tmp_path / "p.parquet",
     )
     assert ranked["id"].to_list() == student["id"].to_list()
     assert pl.read_parquet(tmp_path / "p.parquet").equals(ranked)

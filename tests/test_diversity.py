@@ -9,9 +9,11 @@ from scipy.stats import hypergeom
 
 from regurgitate.analysis.diversity import (
     MEASURES,
+    MIN_DIVERSITY_TOKENS,
     common_sample_tokens,
     compression_ratio,
     diversity_profile,
+    diversity_sample_size,
     mtld,
     sample_by_tokens,
     token_total,
@@ -78,6 +80,39 @@ def test_common_sample_is_the_smallest_source_up_to_the_cap():
     assert common_sample_tokens({"human": 900, "weak": 480, "strong": 700}, cap=600) == 480
     assert common_sample_tokens({"human": 900, "weak": 800}, cap=600) == 600
     assert token_total(["The house, the HOUSE.", "a cat"]) == 6
+
+
+def test_sample_size_leaves_out_texts_too_small_to_measure(caplog):
+    """The common size is the smallest total up to the cap; a text under MIN_DIVERSITY_TOKENS
+    gets none and does not cut the others' size down to its own."""
+    texts = {
+        "human": ["a b c d e"] * 40,  # 200 tokens
+        "weak": ["a b c d e"] * 24,  # 120
+        "empty": ["a b ."] * 10,  # 20: "." is no word
+    }
+    assert MIN_DIVERSITY_TOKENS == 50
+    with caplog.at_level("WARNING"):
+        record = diversity_sample_size(texts, 150, False, setting="mechanisms.sample_tokens")
+    assert list(record) == ["sample_tokens", "cap", "totals", "excluded"]
+    assert record == {
+        "sample_tokens": 120,
+        "cap": 150,
+        "totals": {"human": 200, "weak": 120, "empty": 20},
+        "excluded": ["empty"],
+    }
+    assert "empty holds 20 tokens" in caplog.text
+    assert "mechanisms.sample_tokens=150 capped at 120: weak holds only 120" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        uncapped = diversity_sample_size(texts, 100, False, setting="recursion.sample_tokens")
+    assert uncapped["sample_tokens"] == 100 and uncapped["excluded"] == ["empty"]
+    assert "capped" not in caplog.text
+    # Exactly MIN_DIVERSITY_TOKENS is enough; punctuation counts only where it is kept.
+    edge = {"human": texts["human"], "border": ["a b c d e"] * 10, "dots": ["a b c d ."] * 12}
+    words_only = diversity_sample_size(edge, 1000, False, setting="mechanisms.sample_tokens")
+    assert words_only["excluded"] == ["dots"] and words_only["sample_tokens"] == 50
+    with_dots = diversity_sample_size(edge, 1000, True, setting="mechanisms.sample_tokens")
+    assert with_dots["excluded"] == [] and with_dots["totals"]["dots"] == 60
 
 
 # --- single measures, worked by hand -----------------------------------------------------------

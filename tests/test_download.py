@@ -191,7 +191,8 @@ def test_multi30k_is_downloaded_checked_and_split(multi30k, tmp_path):
 
     local = tmp_path / "resources" / "corpus" / "multi30k"
     paths = [
-        download_corpus(url, local / name, sha256) for name, (url, sha256) in downloads.items()
+        download_corpus(url=url, out=local / name, sha256=sha256)
+        for name, (url, sha256) in downloads.items()
     ]
     assert _leftovers(local) == sorted(downloads)
     for path in paths:
@@ -201,7 +202,14 @@ def test_multi30k_is_downloaded_checked_and_split(multi30k, tmp_path):
     cleaning = {"min_words": 1, "max_words": 40, "max_length_ratio": 3.0}
     sizes = {"test": 0, "dev": 5, "detector": 5, "student": 10, "teacher": None}
     report = prepare_pools(
-        corpus, cleaning, sizes, 1, out_dir, out_dir / "cleaning.json", None, parallel=paths
+        corpus=corpus,
+        cleaning=cleaning,
+        sizes=sizes,
+        seed=1,
+        out_dir=out_dir,
+        report_path=out_dir / "cleaning.json",
+        archive=None,
+        parallel=paths,
     )
     assert report["corpus"]["read"] == 40 and report["test"]["read"] == 2
     assert report["pools"] == {"teacher": 20, "student": 10, "detector": 5, "dev": 5, "test": 2}
@@ -218,7 +226,7 @@ def test_multi30k_wrong_checksum_names_the_file_and_leaves_nothing(multi30k, tmp
     url, sha256 = corpus_downloads(corpus)["test_2016_flickr.en.gz"]
     local = tmp_path / "resources" / "corpus" / "multi30k"
     with pytest.raises(DownloadError) as caught:
-        download_corpus(url, local / "test_2016_flickr.en.gz", sha256)
+        download_corpus(url=url, out=local / "test_2016_flickr.en.gz", sha256=sha256)
     message = str(caught.value)
     assert "test_2016_flickr.en.gz" in message
     assert wrong in message

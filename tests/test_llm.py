@@ -139,11 +139,25 @@ def test_key_never_reaches_an_output_file(api, tmp_path):
     api.faults = {texts[0]: ["429"], texts[1]: ["500"]}
     config = generator(api, "openai", tmp_path)
     with job(tmp_path / "logs" / "ok.log"):
-        translate_pool_by_api("g", config, None, pool, tmp_path / "g.parquet", tmp_path / "g.json")
+        translate_pool_by_api(
+            name="g",
+            generator=config,
+            prompts=None,
+            pool_path=pool,
+            out=tmp_path / "g.parquet",
+            cost_out=tmp_path / "g.json",
+        )
     api.faults = {texts[0]: ["echo"]}
     with pytest.raises(ApiError) as failed, job(tmp_path / "logs" / "echo.log"):
         config = generator(api, "anthropic", tmp_path, max_retries=1)
-        translate_pool_by_api("h", config, None, pool, tmp_path / "h.parquet", tmp_path / "h.json")
+        translate_pool_by_api(
+            name="h",
+            generator=config,
+            prompts=None,
+            pool_path=pool,
+            out=tmp_path / "h.parquet",
+            cost_out=tmp_path / "h.json",
+        )
     assert KEY not in str(failed.value) and "[redacted]" in str(failed.value)
     assert KEY in api.keys_seen
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p != pool]
@@ -375,7 +389,12 @@ def test_wrapped_answers_are_cleaned_or_flagged_and_counted(api, backend, tmp_pa
     config = generator(api, backend, tmp_path)
     with job(tmp_path / "g.log"):
         record = translate_pool_by_api(
-            "g", config, None, pool, tmp_path / "g.parquet", tmp_path / "g.json"
+            name="g",
+            generator=config,
+            prompts=None,
+            pool_path=pool,
+            out=tmp_path / "g.parquet",
+            cost_out=tmp_path / "g.json",
         )
     table = pl.read_parquet(tmp_path / "g.parquet")
     for i, text in enumerate(texts):

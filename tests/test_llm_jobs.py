@@ -85,10 +85,15 @@ def test_finetune_uploads_trains_and_resumes_without_paying_again(api, tmp_path)
     ).write_parquet(test)
     write_json(record, tmp_path / "model.json")
     metrics = evaluate_finetuned_api(
-        tmp_path / "model.json", "gpt", config, None, test,
-        {"condition": "real", "size": 20, "seed": 3},
-        tmp_path / "metrics.json", tmp_path / "test.hyp.txt",
-    )  # fmt: skip
+        record_path=tmp_path / "model.json",
+        name="gpt",
+        generator=config,
+        prompts=None,
+        test_path=test,
+        labels={"condition": "real", "size": 20, "seed": 3},
+        metrics_out=tmp_path / "metrics.json",
+        hypotheses_out=tmp_path / "test.hyp.txt",
+    )
     assert metrics["bleu"] == pytest.approx(100.0) and metrics["size"] == 20
     assert api.models[record["fine_tuned_model"]] == 30
     assert (

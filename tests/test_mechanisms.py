@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 from matplotlib.collections import PolyCollection
 
-from regurgitate.analysis.diversity import MEASURES
+from regurgitate.analysis.diversity import MEASURES, MIN_DIVERSITY_TOKENS
 from regurgitate.analysis.mechanisms import mechanisms_table, source_mechanisms
 from regurgitate.analysis.translation_errors import FLAGS
 from regurgitate.plots.mechanisms import plot_loss_vs_mechanisms, plot_mechanisms
@@ -113,14 +113,69 @@ def test_every_source_gets_the_sample_the_smallest_can_give(student, tmp_path, c
     settings = {"sample_tokens": 100000, "keep_punctuation": False}
     with caplog.at_level("WARNING"):
         record = mechanisms_sample_size(
-            tmp_path / "student.parquet",
-            {"short": str(tmp_path / "short.parquet")},
-            settings,
-            tmp_path / "size.json",
+            student_path=tmp_path / "student.parquet",
+            synthetic_paths={"short": str(tmp_path / "short.parquet")},
+            settings=settings,
+            out=tmp_path / "size.json",
         )
     assert record["totals"]["short"] == 2 * student.height  # "." is not a word
     assert record["sample_tokens"] == 2 * student.height
     assert "capped" in caplog.text and "short" in caplog.text
+
+
+def test_a_source_too_small_to_measure_gets_no_diversity(student, tmp_path):
+    """A generator that writes almost nothing (fewer tokens than MIN_DIVERSITY_TOKENS) is left
+    out of the common sample: its record has no diversity, its table row null diversity
+    columns, and the figures draw the other sources."""
+    from regurgitate.jobs.analyze import mechanisms_sample_size, mechanisms_source
+
+    targets = ["a dog" if i < 10 else "" for i in range(student.height)]
+    mute = student.with_columns(target=pl.Series(targets))
+    student.write_parquet(tmp_path / "student.parquet")
+    mute.write_parquet(tmp_path / "mute.parquet")
+    settings = SETTINGS | {"keep_punctuation": False}
+    size = mechanisms_sample_size(
+        student_path=tmp_path / "student.parquet",
+        synthetic_paths={"mute": str(tmp_path / "mute.parquet")},
+        settings=settings,
+        out=tmp_path / "size.json",
+    )
+    assert size["totals"]["mute"] == 20 < MIN_DIVERSITY_TOKENS
+    assert size["excluded"] == ["mute"] and size["sample_tokens"] == SETTINGS["sample_tokens"]
+    records = [
+        mechanisms_source(
+            student_path=tmp_path / "student.parquet",
+            synthetic_path=synthetic,
+            name=name,
+            settings=settings,
+            sample_size_path=tmp_path / "size.json",
+            seed=SETTINGS["seed"],
+            out=tmp_path / f"{name}.json",
+        )
+        for name, synthetic in (("human", None), ("mute", tmp_path / "mute.parquet"))
+    ]
+    human, mute_record = records
+    assert mute_record["diversity"] is None and mute_record["sample_tokens"] is None
+    assert mute_record["error_rate"] > 0.9
+    assert set(human["diversity"]) == set(MEASURES)
+    table = mechanisms_table(records, pl.DataFrame(schema=LOSS_SCHEMA), {"mute": 0.5})
+    row = table.row(1, named=True)
+    assert row["source"] == "mute" and row["generator_bleu"] == 0.5
+    for measure in MEASURES:
+        assert row[measure] is None and row[f"{measure}_ci_low"] is None
+        assert row[f"{measure}_ci_high"] is None
+        assert table.row(0, named=True)[measure] is not None
+    chrf = {r["source"]: r["sentence_chrf"] for r in records if r["sentence_chrf"]}
+    figure = plot_mechanisms(table, chrf, 50.0)
+    assert [t.get_text() for t in figure.axes[2].get_xticklabels()] == ["human"]
+
+
+LOSS_SCHEMA = {
+    "generator": pl.String,
+    "experiment": pl.String,
+    "size": pl.Int64,
+    **{f"loss_{stat}": pl.Float64 for stat in ("mean", "ci_low", "ci_high")},
+}
 
 
 def test_loss_is_a_curve_over_the_generator_ladder():

@@ -1,7 +1,7 @@
 import pytest
 import sacrebleu
 
-from regurgitate.analysis.metrics import score, sentence_chrf
+from regurgitate.engine.metrics import score, sentence_chrf
 
 HYPOTHESES = [
     "the cat sat on the mat",

@@ -214,7 +214,13 @@ def test_table_has_a_row_per_mitigation_experiment_and_size(tmp_path):
         path = tmp_path / f"{i}.json"
         path.write_text(pl.DataFrame([row]).write_json()[1:-1])
         paths.append(path)
-    written = table_mitigations(paths, {}, {}, 0.5, tmp_path / "tables" / "mitigations.csv")
+    written = table_mitigations(
+        run_paths=paths,
+        unmitigated={},
+        mix_mechanisms={},
+        min_gap=0.5,
+        out=tmp_path / "tables" / "mitigations.csv",
+    )
     assert written.select(table.columns).equals(table)
     csv = pl.read_csv(tmp_path / "tables" / "mitigations.csv")
     assert csv.columns == [*table.columns, "ttr", "mtld", "mtld_ci_low", "mtld_ci_high"]

@@ -17,12 +17,14 @@ GPU_RULES = {
 
 
 def profile(name: str) -> dict:
-    return yaml.safe_load((PROFILES / name / "config.yaml").read_text())
+    # The workflow profile sits beside the Snakefile, where Snakemake finds it from any folder.
+    folder = REPO / "workflow" / "profiles" / name if name == "default" else PROFILES / name
+    return yaml.safe_load((folder / "config.yaml").read_text())
 
 
 @pytest.mark.parametrize("name", CLUSTER_PROFILES)
 def test_the_default_profile_overrides_nothing_a_cluster_profile_sets(name):
-    """Snakemake reads profiles/default after `--profile` and its keys win, so every key it
+    """Snakemake reads workflow/profiles/default after `--profile` and its keys win, so every key it
     has is in each cluster profile with the same value."""
     default, cluster = profile("default"), profile(name)
     assert {key: cluster.get(key) for key in default} == default

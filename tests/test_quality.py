@@ -207,10 +207,14 @@ def test_pair_nll_job_scores_both_directions(tmp_path, random_model, toy_tokeniz
     )
     write_parquet(pairs, tmp_path / "pairs.parquet")
     save_model(random_model, tmp_path / "model.pt")
-    args = (tmp_path / "model.pt", toy_tokenizer.path, tmp_path / "pairs.parquet")
+    inputs = {
+        "model_path": tmp_path / "model.pt",
+        "tokenizer_path": toy_tokenizer.path,
+        "pairs_path": tmp_path / "pairs.parquet",
+    }
     fp32 = {"device": "cpu", "precision": "fp32"}
-    forward = pair_nll_job(*args, tmp_path / "f.parquet", **fp32)
-    reverse = pair_nll_job(*args, tmp_path / "r.parquet", reverse=True, **fp32)
+    forward = pair_nll_job(**inputs, out=tmp_path / "f.parquet", **fp32)
+    reverse = pair_nll_job(**inputs, out=tmp_path / "r.parquet", reverse=True, **fp32)
     assert pl.read_parquet(tmp_path / "f.parquet").equals(forward)
     assert forward["id"].to_list() == ["p1", "p2"]
     expected = [nll_one_pair(random_model, toy_tokenizer, t, s) for s, t in toy_pairs[:2]]

@@ -166,7 +166,7 @@ def test_the_curriculum_job_builds_every_generation_from_files(tmp_path):
     real_path = tmp_path / "real.parquet"
     human().write_parquet(real_path)
     root = tmp_path / "root.parquet"
-    curriculum_recursion("real", 0, 8, root, real_path=real_path)
+    curriculum_recursion(regime="real", generation=0, size=8, out=root, real_path=real_path)
     assert pl.read_parquet(root)["id"].to_list() == human()["id"].head(8).to_list()
     paths = {}
     for g in (0, 1):
@@ -174,7 +174,13 @@ def test_the_curriculum_job_builds_every_generation_from_files(tmp_path):
         translations(g).write_parquet(paths[g])
     out = tmp_path / "accumulate-2.parquet"
     curriculum = curriculum_recursion(
-        "accumulate", 2, 8, out, human_path=root, translation_paths=paths, seed=1
+        regime="accumulate",
+        generation=2,
+        size=8,
+        out=out,
+        human_path=root,
+        translation_paths=paths,
+        seed=1,
     )
     assert pl.read_parquet(out).equals(curriculum)
     assert curriculum.height == 3 * 8

@@ -82,9 +82,9 @@ def test_wildcard_constraints_come_from_the_vocabulary():
 
 
 def test_regimes_are_one_name_in_schema_and_wildcards():
-    from regurgitate.study.vocabulary import RECURSION_ROOT, REGIMES
+    from regurgitate.study.vocabulary import GENERATION_ZERO_REGIME, REGIMES
 
     assert SCHEMA["$defs"]["regime"]["enum"] == list(REGIMES)
-    for regime in [RECURSION_ROOT, *REGIMES]:
+    for regime in [GENERATION_ZERO_REGIME, *REGIMES]:
         assert re.fullmatch(WILDCARD_CONSTRAINTS["regime"], regime)
     assert not re.fullmatch(WILDCARD_CONSTRAINTS["regime"], "self")

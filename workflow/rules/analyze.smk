@@ -1,5 +1,24 @@
 # M: the mechanisms (each source's errors and lexical diversity, and how they relate to the
 # students' loss), and what real data is worth (partial real data).
+from regurgitate.study.config import full_set_conditions
+from regurgitate.study.vocabulary import EXPERIMENTS as EXPERIMENT_DESCRIPTIONS, HUMAN
+
+MECHANISM_SOURCES = [HUMAN, *GENERATORS]
+# Per experiment, where each generator's full synthetic set is read: its condition at the
+# largest size.
+FULL_SETS = {
+    experiment: {
+        "size": max(config[experiment]["sizes"]),
+        "conditions": full_set_conditions(config, experiment),
+    }
+    for experiment in EXPERIMENTS
+}
+
+
+# The metrics file of every run of every experiment.
+ALL_RUN_METRICS = [
+    path for experiment in EXPERIMENTS for path in run_metrics(experiment)
+]
 
 
 # Tables and figures take seconds (table_partial resamples test sentences: a job of its own).
@@ -13,7 +32,7 @@ localrules:
 rule mechanisms_sample_size:
     input:
         student="results/pools/student.parquet",
-        synthetic=measured_source_paths,
+        synthetic=list(MEASURED_SOURCES.values()),
     output:
         "results/mechanisms/sample-size.json",
     log:
@@ -21,7 +40,7 @@ rule mechanisms_sample_size:
     conda:
         ENV
     params:
-        sources=measured_sources,
+        sources=MEASURED_SOURCES,
         settings=MECHANISMS,
     script:
         "../scripts/mechanisms_sample_size.py"
@@ -29,7 +48,12 @@ rule mechanisms_sample_size:
 
 rule mechanisms_source:
     input:
-        unpack(source_synthetic),
+        # A generator's synthetic data; the human targets are the student pool's own.
+        synthetic=lambda wildcards: (
+            []
+            if wildcards.source == HUMAN
+            else f"results/synthetic/{wildcards.source}.parquet"
+        ),
         student="results/pools/student.parquet",
         sample_size="results/mechanisms/sample-size.json",
     output:
@@ -53,7 +77,7 @@ rule mechanisms_source:
 rule table_mechanisms:
     input:
         records=expand("results/mechanisms/{source}.json", source=MECHANISM_SOURCES),
-        runs=all_run_metrics,
+        runs=ALL_RUN_METRICS,
         generators=expand(
             "results/generators/{generator}/metrics.json", generator=GENERATORS
         ),
@@ -64,7 +88,7 @@ rule table_mechanisms:
     conda:
         ENV
     params:
-        losses=full_sets(),
+        losses=FULL_SETS,
     script:
         "../scripts/table_mechanisms.py"
 
@@ -98,8 +122,8 @@ rule figure_mechanisms:
 
 rule table_partial:
     input:
-        metrics=all_run_metrics,
-        hypotheses=all_run_hypotheses,
+        metrics=ALL_RUN_METRICS,
+        hypotheses=run_hypotheses(ALL_RUN_METRICS),
         test="results/pools/test.parquet",
     output:
         "results/tables/partial.csv",
@@ -108,7 +132,7 @@ rule table_partial:
     conda:
         ENV
     params:
-        specs=full_sets(),
+        specs=FULL_SETS,
         seed=config["seed"],
     script:
         "../scripts/table_partial.py"
@@ -116,7 +140,7 @@ rule table_partial:
 
 rule figure_partial:
     input:
-        unpack(experiment_tables),
+        **{experiment: f"results/tables/{experiment}.csv" for experiment in EXPERIMENTS},
         table="results/tables/partial.csv",
     output:
         png=report(
@@ -130,6 +154,6 @@ rule figure_partial:
     conda:
         ENV
     params:
-        titles=EXPERIMENT_PANEL_TITLES,
+        titles={e: EXPERIMENT_DESCRIPTIONS[e].short_title for e in EXPERIMENTS},
     script:
         "../scripts/figure_partial.py"

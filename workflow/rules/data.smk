@@ -1,4 +1,21 @@
 # The corpus, its pools and the shared tokenizer.
+from regurgitate.study.config import corpus_download, corpus_downloads
+from regurgitate.study.vocabulary import POOLS
+
+CORPUS = config["corpus"]
+# The corpus files prepare_pools reads: a Europarl archive, a multi30k corpus's downloaded
+# <split>.<de|en>.gz files, or local TSV files (inputs too, so that a changed file reruns it).
+MULTI30K_DIR = "resources/corpus/multi30k"
+EUROPARL_ARCHIVE = "resources/corpus/europarl-v7.tgz"
+CORPUS_FILES = {
+    "archive": EUROPARL_ARCHIVE if CORPUS["format"] == "europarl" else [],
+    "parallel": [f"{MULTI30K_DIR}/{name}" for name in corpus_downloads(CORPUS)],
+    "files": (
+        []
+        if CORPUS["format"] == "multi30k"
+        else [path for path in (CORPUS.get("tsv"), CORPUS.get("test_tsv")) if path]
+    ),
+}
 
 
 # Downloads run where Snakemake runs: cluster nodes often have no way out.
@@ -11,7 +28,7 @@ localrules:
 # the same bytes would come again).
 rule download_corpus:
     output:
-        "resources/corpus/europarl-v7.tgz",
+        EUROPARL_ARCHIVE,
     log:
         "logs/download_corpus.log",
     conda:
@@ -19,8 +36,8 @@ rule download_corpus:
     resources:
         runtime=120,
     params:
-        url=config["corpus"].get("url"),
-        sha256=config["corpus"].get("sha256"),
+        url=CORPUS.get("url"),
+        sha256=CORPUS.get("sha256"),
     script:
         "../scripts/download_corpus.py"
 
@@ -28,7 +45,7 @@ rule download_corpus:
 # corpus.format multi30k: each <split>.<de|en>.gz of the train and test splits, checksummed.
 rule download_corpus_file:
     output:
-        "resources/corpus/multi30k/{file}",
+        f"{MULTI30K_DIR}/{{file}}",
     log:
         "logs/download_corpus/{file}.log",
     wildcard_constraints:
@@ -38,17 +55,15 @@ rule download_corpus_file:
     resources:
         runtime=30,
     params:
-        url=corpus_file_url,
-        sha256=corpus_file_sha256,
+        url=lambda wildcards: corpus_download(CORPUS, wildcards.file)[0],
+        sha256=lambda wildcards: corpus_download(CORPUS, wildcards.file)[1],
     script:
         "../scripts/download_corpus.py"
 
 
 rule prepare_pools:
     input:
-        archive=corpus_archive,
-        parallel=corpus_parallel_files,
-        files=corpus_files,
+        **CORPUS_FILES,
     output:
         pools=expand("results/pools/{pool}.parquet", pool=POOLS),
         report="results/pools/cleaning.json",
@@ -60,7 +75,7 @@ rule prepare_pools:
         mem_mb=4000,
         runtime=60,
     params:
-        corpus=config["corpus"],
+        corpus=CORPUS,
         cleaning=config["cleaning"],
         sizes=config["pools"],
         seed=config["seed"],
@@ -84,7 +99,7 @@ rule train_tokenizer:
     # depend on the count), whatever --cores grants.
     threads: 2
     resources:
-        mem_mb=mem_mb_of(tokenizer_scale),
+        mem_mb=lambda wildcards: footprint.memory_mb(SCALE.tokenizer_training()),
         runtime=60,
     params:
         settings=config["tokenizer"],

@@ -1,37 +1,36 @@
 # Every model's test translations and their sacreBLEU scores: students, local and API
 # generators, and models fine-tuned through the OpenAI API.
+from regurgitate.study.config import generator_labels
 
-
-# The API's answers need the network, which cluster nodes often lack.
-localrules:
-    evaluate_api_generator,
+# A regex of the openai and anthropic generators' names (one that matches none if there are none).
+API_GENERATOR_PATTERN = (
+    "|".join(name for name, g in GENERATORS.items() if g["backend"] != "local")
+    or "(?!)"
+)
 
 
 rule evaluate_run:
     input:
-        model="results/runs/{experiment}/{condition}/{size}/{seed}/model.pt",
+        model=f"{RUN_DIR}/model.pt",
         tokenizer="results/tokenizer/spm.model",
         test="results/pools/test.parquet",
     output:
-        metrics="results/runs/{experiment}/{condition}/{size}/{seed}/metrics.json",
-        hypotheses="results/runs/{experiment}/{condition}/{size}/{seed}/test.hyp.txt",
+        metrics=f"{RUN_DIR}/metrics.json",
+        hypotheses=f"{RUN_DIR}/test.hyp.txt",
     log:
-        "logs/evaluate_run/{experiment}/{condition}/{size}/{seed}.log",
+        f"logs/evaluate_run/{RUN}.log",
     benchmark:
-        "benchmarks/results/evaluate_run/{experiment}/{condition}/{size}/{seed}.tsv"
+        f"benchmarks/results/evaluate_run/{RUN}.tsv"
     wildcard_constraints:
-        experiment=LOCAL_EXPERIMENTS,
+        experiment=LOCAL_EXPERIMENT_PATTERN,
     conda:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=mem_mb_of(student_test_scale),
-        runtime=runtime_of(student_test_scale),
-        gpu=GPUS,
-        gpu_model=GPU_MODEL,
+        **model_job(lambda wildcards: SCALE.student_decoding(wildcards.experiment)),
     params:
         decoding=decoding_settings(config),
-        labels=run_labels,
+        labels=get_run_labels,
         device=DEVICE,
         precision=PRECISION,
     script:
@@ -54,13 +53,12 @@ rule evaluate_generator:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=mem_mb_of(generator_test_scale),
-        runtime=runtime_of(generator_test_scale),
-        gpu=GPUS,
-        gpu_model=GPU_MODEL,
+        **model_job(lambda wildcards: SCALE.generation(wildcards.generator, "test")),
     params:
-        decoding=generator_decoding,
-        labels=generator_labels,
+        decoding=get_generator_decoding,
+        labels=lambda wildcards: generator_labels(
+            wildcards.generator, GENERATORS[wildcards.generator]
+        ),
         device=DEVICE,
         precision=PRECISION,
     script:
@@ -83,13 +81,15 @@ rule evaluate_api_generator:
     benchmark:
         "benchmarks/results/evaluate_api_generator/{generator}.tsv"
     wildcard_constraints:
-        generator=API_GENERATORS,
+        generator=API_GENERATOR_PATTERN,
     conda:
         ENV
     params:
-        generator=generator_settings,
+        generator=get_generator,
         prompts=config.get("prompts"),
-        labels=generator_labels,
+        labels=lambda wildcards: generator_labels(
+            wildcards.generator, GENERATORS[wildcards.generator]
+        ),
     script:
         "../scripts/evaluate_api_model.py"
 
@@ -101,15 +101,15 @@ if FINETUNE_API:
 
     rule evaluate_finetuned_api:
         input:
-            model="results/runs/{experiment}/{condition}/{size}/{seed}/model.json",
+            model=f"{RUN_DIR}/model.json",
             test="results/pools/test.parquet",
         output:
-            metrics="results/runs/{experiment}/{condition}/{size}/{seed}/metrics.json",
-            hypotheses="results/runs/{experiment}/{condition}/{size}/{seed}/test.hyp.txt",
+            metrics=f"{RUN_DIR}/metrics.json",
+            hypotheses=f"{RUN_DIR}/test.hyp.txt",
         log:
-            "logs/evaluate_run/{experiment}/{condition}/{size}/{seed}.log",
+            f"logs/evaluate_run/{RUN}.log",
         benchmark:
-            "benchmarks/results/evaluate_finetuned_api/{experiment}/{condition}/{size}/{seed}.tsv"
+            f"benchmarks/results/evaluate_finetuned_api/{RUN}.tsv"
         wildcard_constraints:
             experiment=FINETUNE,
         conda:
@@ -118,6 +118,6 @@ if FINETUNE_API:
             base=config[FINETUNE]["base"],
             generator=GENERATORS[config[FINETUNE]["base"]],
             prompts=config.get("prompts"),
-            labels=run_labels,
+            labels=get_run_labels,
         script:
             "../scripts/evaluate_finetuned_api.py"

@@ -1,5 +1,6 @@
 # Generators: local teachers trained on the teacher pool, and every generator's translations of
 # the student pool (API generators answer through their cache).
+from regurgitate.study.config import training_settings
 
 
 rule train_generator:
@@ -18,14 +19,15 @@ rule train_generator:
         ENV
     threads: TRAIN_THREADS
     resources:
-        mem_mb=mem_mb_of(generator_training_scale),
-        runtime=runtime_of(generator_training_scale),
-        gpu=GPUS,
-        gpu_model=GPU_MODEL,
+        **model_job(lambda wildcards: SCALE.generator_training(wildcards.generator)),
     params:
-        rows=generator_teacher_pairs,
-        architecture=generator_architecture,
-        training=generator_training,
+        rows=lambda wildcards: GENERATORS[wildcards.generator].get("teacher_pairs"),
+        architecture=lambda wildcards: config["architectures"][
+            GENERATORS[wildcards.generator]["architecture"]
+        ],
+        training=lambda wildcards: training_settings(
+            config, GENERATORS[wildcards.generator].get("training")
+        ),
         checkpoint="results/checkpoints/generators/{generator}/last.pt",
         device=DEVICE,
     script:
@@ -34,7 +36,7 @@ rule train_generator:
 
 rule generate_synthetic:
     input:
-        unpack(synthetic_inputs),
+        unpack(get_generator_model),
         pool="results/pools/student.parquet",
     output:
         table="results/synthetic/{generator}.parquet",
@@ -47,14 +49,17 @@ rule generate_synthetic:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=mem_mb_of(synthetic_scale),
-        runtime=runtime_of(synthetic_scale),
-        gpu=generator_gpus,
-        gpu_model=generator_gpu_model,
+        **model_job(
+            lambda wildcards: SCALE.generation(wildcards.generator, "student"),
+            uses_gpu=is_local_generator,
+        ),
     params:
-        generator=generator_settings,
+        generator=get_generator,
         prompts=config.get("prompts"),
-        decoding=synthetic_decoding,
+        # An API generator's decoding settings are part of its generator settings.
+        decoding=lambda wildcards: (
+            get_generator_decoding(wildcards) if is_local_generator(wildcards) else {}
+        ),
         device=DEVICE,
         precision=PRECISION,
     script:

@@ -1,6 +1,59 @@
 # The mitigations: S1 quality-ordered, S2 mixed and S3 detector-ranked curricula, what each
 # needs, and their tables and figures. Mitigated conditions train and evaluate through the shared
 # rules of train.smk and evaluate.smk.
+from regurgitate.analysis.mitigations import mitigation_of
+from regurgitate.study.config import (
+    full_set_conditions,
+    mitigation_conditions,
+    training_settings,
+)
+from regurgitate.study.vocabulary import STRATEGIES
+
+MITIGATIONS = config.get("mitigations", {})
+MITIGATED_EXPERIMENTS = MITIGATIONS.get("experiments", [])
+# The generators S1 orders and S3 ranks, and the quality metrics S1 orders them by.
+MITIGATED_GENERATORS = MITIGATIONS.get("generators", [])
+QUALITY_METRICS = MITIGATIONS.get("metrics", [])
+# The strategies (S1, S2, S3) of the configured mitigated conditions (the sources- controls
+# belong to none).
+MITIGATION_STRATEGIES = sorted(
+    {
+        mitigation.strategy
+        for experiment in EXPERIMENTS
+        for condition in mitigation_conditions(config, experiment)
+        if (mitigation := mitigation_of(condition))
+    }
+)
+# The mitigations' tables that this configuration makes: every strategy adds to mitigations.csv;
+# S1 also makes quality.csv and S3 detector.csv.
+MITIGATION_TABLES = (
+    [
+        "mitigations",
+        *[STRATEGIES[s].table for s in MITIGATION_STRATEGIES if STRATEGIES[s].table],
+    ]
+    if MITIGATION_STRATEGIES
+    else []
+)
+MITIGATION_CURVES = {
+    e: {
+        s: {ext: f"results/figures/mitigations/{e}-{s}.{ext}" for ext in ("png", "pdf")}
+        for s in MITIGATION_STRATEGIES
+    }
+    for e in MITIGATED_EXPERIMENTS
+}
+# Per mitigated experiment, each generator's unmitigated condition (`self` or gen-<g>).
+UNMITIGATED_CONDITIONS = {
+    e: full_set_conditions(config, e) for e in MITIGATED_EXPERIMENTS
+}
+
+
+# Dual cross-entropy scores a pair forward with `mitigations.forward_scorer`'s model and
+# backward with the reverse model.
+NLL_MODELS = {
+    "forward": f"results/generators/{MITIGATIONS.get('forward_scorer')}/model.pt",
+    "reverse": "results/reverse/model.pt",
+}
+MITIGATED_RUN_METRICS = [path for e in MITIGATED_EXPERIMENTS for path in run_metrics(e)]
 
 
 # Reshaping tables, curricula, tables and figures take seconds.
@@ -59,16 +112,16 @@ use rule train_generator as train_reverse with:
     benchmark:
         "benchmarks/results/train_reverse/reverse.tsv"
     resources:
-        mem_mb=mem_mb_of(reverse_training_scale),
-        runtime=runtime_of(reverse_training_scale),
-        gpu=GPUS,
-        gpu_model=GPU_MODEL,
+        **model_job(lambda wildcards: SCALE.reverse_training()),
     params:
         rows=None,
-        architecture=reverse_architecture,
-        training=reverse_training,
+        architecture=lambda wildcards: config["architectures"][
+            MITIGATIONS["reverse_architecture"]
+        ],
+        training=lambda wildcards: training_settings(
+            config, MITIGATIONS.get("reverse_training")
+        ),
         checkpoint="results/checkpoints/reverse/last.pt",
-        device=DEVICE,
 
 
 rule back_translate:
@@ -86,10 +139,7 @@ rule back_translate:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=mem_mb_of(back_translation_scale),
-        runtime=runtime_of(back_translation_scale),
-        gpu=GPUS,
-        gpu_model=GPU_MODEL,
+        **model_job(lambda wildcards: SCALE.back_translation()),
     params:
         decoding=decoding_settings(config),
         device=DEVICE,
@@ -100,7 +150,7 @@ rule back_translate:
 
 rule pair_nll:
     input:
-        model=nll_model,
+        model=lambda wildcards: NLL_MODELS[wildcards.direction],
         tokenizer="results/tokenizer/spm.model",
         pairs="results/synthetic/{generator}.parquet",
     output:
@@ -115,10 +165,7 @@ rule pair_nll:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=mem_mb_of(pair_nll_scale),
-        runtime=runtime_of(pair_nll_scale),
-        gpu=GPUS,
-        gpu_model=GPU_MODEL,
+        **model_job(lambda wildcards: SCALE.pair_scoring(wildcards.direction)),
     params:
         device=DEVICE,
         precision=PRECISION,
@@ -128,9 +175,34 @@ rule pair_nll:
 
 rule quality_scores:
     input:
-        unpack(quality_inputs),
         student="results/pools/student.parquet",
         synthetic="results/synthetic/{generator}.parquet",
+        # What the configured metrics need: the other generators' translations (consensus),
+        # back-translations (round trip) and both directions' NLL (dual cross-entropy).
+        others=lambda wildcards: (
+            [
+                f"results/synthetic/{other}.parquet"
+                for other in GENERATORS
+                if other != wildcards.generator
+            ]
+            if "consensus" in QUALITY_METRICS
+            else []
+        ),
+        back_translations=(
+            "results/quality/backtranslation/{generator}.parquet"
+            if "round_trip" in QUALITY_METRICS
+            else []
+        ),
+        forward_nll=(
+            "results/quality/nll/forward/{generator}.parquet"
+            if "dual_cross_entropy" in QUALITY_METRICS
+            else []
+        ),
+        reverse_nll=(
+            "results/quality/nll/reverse/{generator}.parquet"
+            if "dual_cross_entropy" in QUALITY_METRICS
+            else []
+        ),
     output:
         scores="results/quality/{generator}.parquet",
         correlation="results/quality/{generator}.correlation.csv",
@@ -141,7 +213,7 @@ rule quality_scores:
     conda:
         ENV
     params:
-        metrics=CONFIGURED_QUALITY_METRICS,
+        metrics=QUALITY_METRICS,
     script:
         "../scripts/quality_scores.py"
 
@@ -158,7 +230,7 @@ rule curriculum_ordered:
     conda:
         ENV
     params:
-        seed=run_seed,
+        seed=get_run_seed,
     script:
         "../scripts/curriculum_ordered.py"
 
@@ -184,7 +256,11 @@ rule table_quality:
 
 rule curriculum_mixed:
     input:
-        unpack(mix_synthetics),
+        unpack(
+            lambda wildcards: {
+                g: f"results/synthetic/{g}.parquet" for g in wildcards.mix.split("+")
+            }
+        ),
         student="results/pools/student.parquet",
     output:
         "results/curricula/mixed-{mix}/{seed}.parquet",
@@ -193,8 +269,8 @@ rule curriculum_mixed:
     conda:
         ENV
     params:
-        generators=mix_generators,
-        seed=run_seed,
+        generators=lambda wildcards: wildcards.mix.split("+"),
+        seed=get_run_seed,
     script:
         "../scripts/curriculum_mixed.py"
 
@@ -204,7 +280,7 @@ rule curriculum_mixed:
 use rule mechanisms_source as mixed_mechanisms with:
     input:
         student="results/pools/student.parquet",
-        synthetic=mix_curriculum_for_mechanisms,
+        synthetic=lambda wildcards: MEASURED_SOURCES[f"mixed-{wildcards.mix}"],
         sample_size="results/mechanisms/sample-size.json",
     output:
         "results/mechanisms/mixed-{mix}.json",
@@ -214,8 +290,6 @@ use rule mechanisms_source as mixed_mechanisms with:
         "benchmarks/results/mechanisms_source/mixed-{mix}.tsv"
     params:
         name="mixed-{mix}",
-        settings=MECHANISMS,
-        seed=config["seed"],
 
 
 # --- S3: detector-ranked ----------------------------------------------------------------------
@@ -225,7 +299,7 @@ use rule mechanisms_source as mixed_mechanisms with:
 
 use rule generate_synthetic as generate_detector_pool with:
     input:
-        unpack(synthetic_inputs),
+        unpack(get_generator_model),
         pool="results/pools/detector.parquet",
     output:
         table="results/synthetic/detector/{generator}.parquet",
@@ -235,10 +309,10 @@ use rule generate_synthetic as generate_detector_pool with:
     benchmark:
         "benchmarks/results/generate_detector_pool/{generator}.tsv"
     resources:
-        mem_mb=mem_mb_of(detector_pool_scale),
-        runtime=runtime_of(detector_pool_scale),
-        gpu=generator_gpus,
-        gpu_model=generator_gpu_model,
+        **model_job(
+            lambda wildcards: SCALE.generation(wildcards.generator, "detector"),
+            uses_gpu=is_local_generator,
+        ),
 
 
 rule train_detector:
@@ -290,7 +364,7 @@ rule curriculum_detector:
     conda:
         ENV
     params:
-        seed=run_seed,
+        seed=get_run_seed,
     script:
         "../scripts/curriculum_detector.py"
 
@@ -334,7 +408,7 @@ rule curriculum_sources:
 
 rule table_mitigations:
     input:
-        runs=mitigated_run_metrics,
+        runs=MITIGATED_RUN_METRICS,
         mixes=expand("results/mechanisms/mixed-{mix}.json", mix=MIXES),
         experiment_tables=expand(
             "results/tables/{experiment}.csv", experiment=MITIGATED_EXPERIMENTS
@@ -346,7 +420,7 @@ rule table_mitigations:
     conda:
         ENV
     params:
-        unmitigated=unmitigated_conditions,
+        unmitigated=UNMITIGATED_CONDITIONS,
         min_gap=MITIGATIONS.get("min_gap"),
     script:
         "../scripts/table_mitigations.py"
@@ -354,7 +428,7 @@ rule table_mitigations:
 
 rule figure_mitigations:
     input:
-        runs=mitigated_run_metrics,
+        runs=MITIGATED_RUN_METRICS,
         table="results/tables/mitigations.csv",
     output:
         curves_png=[
@@ -384,7 +458,7 @@ rule figure_mitigations:
     conda:
         ENV
     params:
-        unmitigated=unmitigated_conditions,
+        unmitigated=UNMITIGATED_CONDITIONS,
         curves=MITIGATION_CURVES,
     script:
         "../scripts/figure_mitigations.py"

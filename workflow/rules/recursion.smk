@@ -3,115 +3,162 @@
 # <size>/<seed>/; generation 0 (regime `real`) trains on human pairs and every regime starts
 # from it. A generation's curriculum reads only the earlier generations it trains on
 # (study/recursion.py: parents), so Snakemake runs each lineage in order and regimes side by side.
+# A generation trains and is scored by the student rules (train.smk, evaluate.smk).
+from regurgitate.study.config import (
+    recursion_architecture,
+    recursion_runs,
+    recursion_training,
+)
+from regurgitate.study.recursion import parents
+from regurgitate.study.vocabulary import (
+    GENERATION_ZERO_REGIME,
+    REAL,
+    RECURSION,
+    RECURSION_TITLE,
+)
+
+RECURSION_SETTINGS = config.get(RECURSION, {})
+# The experiment whose students the generations are: their architecture, base model and scale.
+RECURSION_EXPERIMENT = RECURSION_SETTINGS.get("experiment")
+RECURSION_DECODING = decoding_settings(config, RECURSION_SETTINGS.get("decoding"))
+# A generation's run: its id (in results, logs, benchmarks and checkpoints) and its folder.
+RECURSION_RUN = "{regime}/{generation}/{size}/{seed}"
+RECURSION_RUN_DIR = f"results/recursion/{RECURSION_RUN}"
+# Generation 0's curriculum of a lineage (size, seed): its sources and human targets.
+LINEAGE_HUMAN_PAIRS = (
+    f"results/recursion/{GENERATION_ZERO_REGIME}/0/{{size}}/{{seed}}/curriculum.parquet"
+)
+RECURSION_RUN_DIRS = [
+    RECURSION_RUN_DIR.format(regime=regime, generation=generation, size=size, seed=seed)
+    for regime, generation, size, seed in recursion_runs(config)
+]
+RECURSION_TARGETS = (
+    [
+        "results/tables/recursion.csv",
+        "results/figures/recursion.png",
+        "results/figures/recursion.pdf",
+    ]
+    if RECURSION_SETTINGS
+    else []
+)
 
 
 rule curriculum_recursion:
+    # Generation 0 takes the `real` curriculum of its seed; generation n the lineage's human
+    # pairs and the translations of the generations it trains on (generation 0's in `real`).
     input:
-        unpack(recursion_curriculum_inputs),
+        real=lambda wildcards: (
+            curriculum_path(None, REAL, wildcards.seed)
+            if wildcards.generation == "0"
+            else []
+        ),
+        human=lambda wildcards: (
+            []
+            if wildcards.generation == "0"
+            else LINEAGE_HUMAN_PAIRS.format(size=wildcards.size, seed=wildcards.seed)
+        ),
+        translations=lambda wildcards: [
+            f"{RECURSION_RUN_DIR}/synthetic.parquet".format(
+                regime=wildcards.regime if generation else GENERATION_ZERO_REGIME,
+                generation=generation,
+                size=wildcards.size,
+                seed=wildcards.seed,
+            )
+            for generation in parents(wildcards.regime, int(wildcards.generation))
+        ],
     output:
-        f"{RECURSION_RUN}/curriculum.parquet",
+        f"{RECURSION_RUN_DIR}/curriculum.parquet",
     log:
-        "logs/recursion/curriculum/{regime}/{generation}/{size}/{seed}.log",
+        f"logs/recursion/curriculum/{RECURSION_RUN}.log",
     conda:
         ENV
     params:
-        parents=recursion_parents,
-        seed=run_seed,
+        parents=lambda wildcards: parents(wildcards.regime, int(wildcards.generation)),
+        seed=get_run_seed,
         real_share=RECURSION_SETTINGS.get("real_share"),
     script:
         "../scripts/curriculum_recursion.py"
 
 
-rule train_recursion:
+use rule train_student as train_recursion with:
     input:
-        unpack(recursion_init),
-        pairs=f"{RECURSION_RUN}/curriculum.parquet",
+        **base_model(RECURSION_EXPERIMENT),
+        pairs=f"{RECURSION_RUN_DIR}/curriculum.parquet",
         dev="results/pools/dev.parquet",
         tokenizer="results/tokenizer/spm.model",
     output:
-        model=f"{RECURSION_RUN}/model.pt",
-        summary=f"{RECURSION_RUN}/train.json",
+        model=f"{RECURSION_RUN_DIR}/model.pt",
+        summary=f"{RECURSION_RUN_DIR}/train.json",
     log:
-        "logs/recursion/train/{regime}/{generation}/{size}/{seed}.log",
+        f"logs/recursion/train/{RECURSION_RUN}.log",
     benchmark:
-        "benchmarks/results/train_recursion/{regime}/{generation}/{size}/{seed}.tsv"
-    conda:
-        ENV
-    threads: TRAIN_THREADS
+        f"benchmarks/results/train_recursion/{RECURSION_RUN}.tsv"
+    # Under accumulate a generation trains on up to (generation + 1) x size rows.
     resources:
-        mem_mb=mem_mb_of(recursion_training_scale),
-        runtime=runtime_of(recursion_training_scale),
-        gpu=GPUS,
-        gpu_model=GPU_MODEL,
+        **model_job(
+            lambda wildcards: SCALE.student_training(
+                RECURSION_EXPERIMENT,
+                int(wildcards.size) * (int(wildcards.generation) + 1),
+            )
+        ),
     params:
         rows=None,
         architecture=recursion_architecture(config) if RECURSION_SETTINGS else {},
-        training=recursion_training_of,
-        checkpoint="results/checkpoints/recursion/{regime}/{generation}/{size}/{seed}/last.pt",
-        device=DEVICE,
-    script:
-        "../scripts/train_model.py"
+        training=lambda wildcards: recursion_training(config, int(wildcards.seed)),
+        checkpoint=f"results/checkpoints/recursion/{RECURSION_RUN}/last.pt",
 
 
 rule translate_recursion:
     input:
-        model=f"{RECURSION_RUN}/model.pt",
+        model=f"{RECURSION_RUN_DIR}/model.pt",
         tokenizer="results/tokenizer/spm.model",
-        sources=recursion_root,
+        sources=LINEAGE_HUMAN_PAIRS,
     output:
-        f"{RECURSION_RUN}/synthetic.parquet",
+        f"{RECURSION_RUN_DIR}/synthetic.parquet",
     log:
-        "logs/recursion/translate/{regime}/{generation}/{size}/{seed}.log",
+        f"logs/recursion/translate/{RECURSION_RUN}.log",
     benchmark:
-        "benchmarks/results/translate_recursion/{regime}/{generation}/{size}/{seed}.tsv"
+        f"benchmarks/results/translate_recursion/{RECURSION_RUN}.tsv"
     conda:
         ENV
     threads: DECODE_THREADS
     resources:
-        mem_mb=mem_mb_of(recursion_decoding_scale),
-        runtime=runtime_of(recursion_decoding_scale),
-        gpu=GPUS,
-        gpu_model=GPU_MODEL,
+        **model_job(lambda wildcards: SCALE.student_decoding(RECURSION_EXPERIMENT)),
     params:
         name="{regime}/{generation}",
-        decoding=recursion_decoding(),
+        decoding=RECURSION_DECODING,
         device=DEVICE,
         precision=PRECISION,
     script:
         "../scripts/translate_recursion.py"
 
 
-rule evaluate_recursion:
+use rule evaluate_run as evaluate_recursion with:
     input:
-        model=f"{RECURSION_RUN}/model.pt",
+        model=f"{RECURSION_RUN_DIR}/model.pt",
         tokenizer="results/tokenizer/spm.model",
         test="results/pools/test.parquet",
     output:
-        metrics=f"{RECURSION_RUN}/metrics.json",
-        hypotheses=f"{RECURSION_RUN}/test.hyp.txt",
+        metrics=f"{RECURSION_RUN_DIR}/metrics.json",
+        hypotheses=f"{RECURSION_RUN_DIR}/test.hyp.txt",
     log:
-        "logs/recursion/evaluate/{regime}/{generation}/{size}/{seed}.log",
-    conda:
-        ENV
-    threads: DECODE_THREADS
+        f"logs/recursion/evaluate/{RECURSION_RUN}.log",
+    benchmark:
+        f"benchmarks/results/evaluate_recursion/{RECURSION_RUN}.tsv"
     resources:
-        mem_mb=mem_mb_of(recursion_decoding_scale),
-        runtime=runtime_of(recursion_decoding_scale),
-        gpu=GPUS,
-        gpu_model=GPU_MODEL,
+        **model_job(lambda wildcards: SCALE.student_decoding(RECURSION_EXPERIMENT)),
     params:
-        decoding=recursion_decoding(),
-        labels=recursion_labels,
-        device=DEVICE,
-        precision=PRECISION,
-    script:
-        "../scripts/evaluate_model.py"
+        decoding=RECURSION_DECODING,
 
 
 rule recursion_sample_size:
     input:
-        human=[f"{root}/curriculum.parquet" for root in RECURSION_ROOTS],
-        synthetic=recursion_files("synthetic.parquet"),
+        human=expand(
+            LINEAGE_HUMAN_PAIRS,
+            size=RECURSION_SETTINGS.get("sizes", []),
+            seed=RECURSION_SETTINGS.get("seeds", []),
+        ),
+        synthetic=[f"{run}/synthetic.parquet" for run in RECURSION_RUN_DIRS],
     output:
         "results/recursion/sample-size.json",
     log:
@@ -127,32 +174,38 @@ rule recursion_sample_size:
 
 rule measures_recursion:
     input:
-        human=recursion_root,
-        synthetic=f"{RECURSION_RUN}/synthetic.parquet",
+        human=LINEAGE_HUMAN_PAIRS,
+        synthetic=f"{RECURSION_RUN_DIR}/synthetic.parquet",
         student="results/pools/student.parquet",
         sample_size="results/recursion/sample-size.json",
     output:
-        f"{RECURSION_RUN}/measures.json",
+        f"{RECURSION_RUN_DIR}/measures.json",
     log:
-        "logs/recursion/measures/{regime}/{generation}/{size}/{seed}.log",
+        f"logs/recursion/measures/{RECURSION_RUN}.log",
     conda:
         ENV
     resources:
         mem_mb=4000,
     params:
-        labels=recursion_labels,
-        settings=recursion_measure_settings(),
+        labels=get_run_labels,
+        settings={
+            **{
+                key: MECHANISMS[key]
+                for key in ("chrf_threshold", "bootstrap", "keep_punctuation")
+            },
+            "tail_max_count": RECURSION_SETTINGS.get("tail_max_count"),
+        },
         seed=config["seed"],
-        with_human=recursion_with_human,
+        with_human=lambda wildcards: int(wildcards.generation) == 0,
     script:
         "../scripts/measures_recursion.py"
 
 
 rule table_recursion:
     input:
-        metrics=recursion_files("metrics.json"),
-        hypotheses=recursion_files("test.hyp.txt"),
-        measures=recursion_files("measures.json"),
+        metrics=[f"{run}/metrics.json" for run in RECURSION_RUN_DIRS],
+        hypotheses=[f"{run}/test.hyp.txt" for run in RECURSION_RUN_DIRS],
+        measures=[f"{run}/measures.json" for run in RECURSION_RUN_DIRS],
         test="results/pools/test.parquet",
     output:
         "results/tables/recursion.csv",

@@ -1,4 +1,46 @@
-# Each experiment's table and learning curves, and the generators' own scores.
+# Each experiment's table and learning curves, the generators' own scores, and every table as
+# a page of the report.
+from regurgitate.study.vocabulary import EXPERIMENTS as EXPERIMENT_DESCRIPTIONS
+from regurgitate.study.vocabulary import FINETUNE, RECURSION
+
+# Every table of the study: rule all asks for each with its page of the report (table_html).
+TABLES = [
+    *EXPERIMENTS,
+    "generators",
+    "curricula",
+    "mechanisms",
+    "partial",
+    *MITIGATION_TABLES,
+    *([RECURSION] if RECURSION in config else []),
+]
+# Where a table appears in the report, beside the figures of the same part of the study.
+TABLE_CATEGORIES = {
+    **{experiment: "Experiments" for experiment in EXPERIMENTS},
+    "curricula": "Experiments",
+    "generators": "Generators",
+    "mechanisms": "Mechanisms",
+    "partial": "Partial real data",
+    "mitigations": "Mitigations",
+    "quality": "Mitigations",
+    "detector": "Mitigations",
+    "recursion": "Recursion",
+}
+
+
+# Reference lines of an experiment's figure (E1 draws the base model's own BLEU before
+# fine-tuning), and the base model's metrics that E1's table carries.
+REFERENCE_METRICS = {
+    experiment: (
+        {
+            f"base model ({config[FINETUNE]['base']}) before fine-tuning": (
+                f"results/generators/{config[FINETUNE]['base']}/metrics.json"
+            )
+        }
+        if experiment == FINETUNE
+        else {}
+    )
+    for experiment in EXPERIMENTS
+}
 
 
 # The report's landing page: the study, and the configuration this run used.
@@ -14,9 +56,14 @@ localrules:
 
 rule table_experiment:
     input:
-        unpack(base_model_metrics),
-        metrics=experiment_run_metrics,
-        hypotheses=experiment_run_hypotheses,
+        unpack(
+            lambda wildcards: {
+                "base": path
+                for path in REFERENCE_METRICS[wildcards.experiment].values()
+            }
+        ),
+        metrics=lambda wildcards: run_metrics(wildcards.experiment),
+        hypotheses=lambda wildcards: run_hypotheses(run_metrics(wildcards.experiment)),
         test="results/pools/test.parquet",
     output:
         "results/tables/{experiment}.csv",
@@ -32,7 +79,7 @@ rule table_experiment:
 
 rule figure_experiment:
     input:
-        unpack(reference_metrics),
+        unpack(lambda wildcards: REFERENCE_METRICS[wildcards.experiment]),
         summary="results/tables/{experiment}.csv",
     output:
         png=report(
@@ -47,8 +94,8 @@ rule figure_experiment:
     conda:
         ENV
     params:
-        title=experiment_title,
-        references=reference_metrics,
+        title=lambda wildcards: EXPERIMENT_DESCRIPTIONS[wildcards.experiment].title,
+        references=lambda wildcards: REFERENCE_METRICS[wildcards.experiment],
     script:
         "../scripts/figure_experiment.py"
 
@@ -74,8 +121,10 @@ rule table_html:
         report(
             "results/tables/{table}.html",
             caption="../report/table.rst",
-            category=table_category,
-            subcategory=table_subcategory,
+            category=lambda wildcards: TABLE_CATEGORIES.get(wildcards.table, "Tables"),
+            subcategory=lambda wildcards: (
+                wildcards.table if wildcards.table in EXPERIMENTS else None
+            ),
         ),
     log:
         "logs/report/table_html/{table}.log",

@@ -1,6 +1,28 @@
 # Curricula of the real, self, gen and partial conditions (one rule per kind), and the students
 # trained on them: every condition of every experiment trains through train_student (or, for
 # E1 with an OpenAI base, finetune_api).
+from regurgitate.study.config import (
+    self_generator,
+    student_architecture,
+    training_settings,
+)
+
+# Each run's curriculum and the prefix it trains on.
+CURRICULUM_PREFIXES = [
+    {
+        "experiment": experiment,
+        "condition": condition,
+        "seed": seed,
+        "size": size,
+        "path": curriculum_path(experiment, condition, seed),
+    }
+    for experiment in EXPERIMENTS
+    for condition, size, seed in experiment_runs(config, experiment)
+]
+# A student's model is read only by its evaluation: temporary unless `keep_student_models`.
+STUDENT_MODEL = f"{RUN_DIR}/model.pt"
+if not footprint.keeps_student_models(config):
+    STUDENT_MODEL = temp(STUDENT_MODEL)
 
 
 # Curricula take seconds.
@@ -21,7 +43,7 @@ rule curriculum_real:
     conda:
         ENV
     params:
-        seed=run_seed,
+        seed=get_run_seed,
     script:
         "../scripts/curriculum_real.py"
 
@@ -29,7 +51,9 @@ rule curriculum_real:
 rule curriculum_self:
     input:
         student="results/pools/student.parquet",
-        synthetic=self_synthetic,
+        synthetic=lambda wildcards: (
+            f"results/synthetic/{self_generator(config, wildcards.experiment)}.parquet"
+        ),
     output:
         "results/curricula/{experiment}/self/{seed}.parquet",
     log:
@@ -37,8 +61,8 @@ rule curriculum_self:
     conda:
         ENV
     params:
-        generator=self_generator_name,
-        seed=run_seed,
+        generator=lambda wildcards: self_generator(config, wildcards.experiment),
+        seed=get_run_seed,
     script:
         "../scripts/curriculum_generated.py"
 
@@ -55,7 +79,7 @@ rule curriculum_gen:
         ENV
     params:
         generator="{generator}",
-        seed=run_seed,
+        seed=get_run_seed,
     script:
         "../scripts/curriculum_generated.py"
 
@@ -71,7 +95,7 @@ rule curriculum_partial:
     conda:
         ENV
     params:
-        seed=run_seed,
+        seed=get_run_seed,
     script:
         "../scripts/curriculum_partial.py"
 
@@ -80,7 +104,7 @@ rule curriculum_partial:
 # favour some lengths, generated targets are shorter or longer than human ones).
 rule table_curricula:
     input:
-        curriculum_files,
+        sorted({prefix["path"] for prefix in CURRICULUM_PREFIXES}),
     output:
         "results/tables/curricula.csv",
     log:
@@ -88,41 +112,51 @@ rule table_curricula:
     conda:
         ENV
     params:
-        prefixes=curriculum_prefixes(),
+        prefixes=CURRICULUM_PREFIXES,
     script:
         "../scripts/table_curricula.py"
 
 
 rule train_student:
     input:
-        unpack(student_init),
-        pairs=curriculum,
+        unpack(lambda wildcards: base_model(wildcards.experiment)),
+        pairs=lambda wildcards: curriculum_path(
+            wildcards.experiment, wildcards.condition, wildcards.seed
+        ),
         dev="results/pools/dev.parquet",
         tokenizer="results/tokenizer/spm.model",
     output:
-        model=student_model(
-            "results/runs/{experiment}/{condition}/{size}/{seed}/model.pt"
-        ),
-        summary="results/runs/{experiment}/{condition}/{size}/{seed}/train.json",
+        model=STUDENT_MODEL,
+        summary=f"{RUN_DIR}/train.json",
     log:
-        "logs/train_student/{experiment}/{condition}/{size}/{seed}.log",
+        f"logs/train_student/{RUN}.log",
     benchmark:
-        "benchmarks/results/train_student/{experiment}/{condition}/{size}/{seed}.tsv"
+        f"benchmarks/results/train_student/{RUN}.tsv"
     wildcard_constraints:
-        experiment=LOCAL_EXPERIMENTS,
+        experiment=LOCAL_EXPERIMENT_PATTERN,
     conda:
         ENV
     threads: TRAIN_THREADS
     resources:
-        mem_mb=mem_mb_of(student_training_scale),
-        runtime=runtime_of(student_training_scale),
-        gpu=GPUS,
-        gpu_model=GPU_MODEL,
+        **model_job(
+            lambda wildcards: SCALE.student_training(
+                wildcards.experiment, int(wildcards.size)
+            )
+        ),
     params:
-        rows=student_rows,
-        architecture=student_architecture_of,
-        training=student_training,
-        checkpoint="results/checkpoints/{experiment}/{condition}/{size}/{seed}/last.pt",
+        rows=lambda wildcards: int(wildcards.size),
+        architecture=lambda wildcards: student_architecture(
+            config, wildcards.experiment
+        ),
+        training=lambda wildcards: training_settings(
+            config,
+            config[wildcards.experiment].get("training"),
+            {
+                "seed": int(wildcards.seed),
+                "select": config[wildcards.experiment]["select"],
+            },
+        ),
+        checkpoint=f"results/checkpoints/{RUN}/last.pt",
         device=DEVICE,
     script:
         "../scripts/train_model.py"
@@ -136,13 +170,15 @@ if FINETUNE_API:
 
     rule finetune_api:
         input:
-            pairs=curriculum,
+            pairs=lambda wildcards: curriculum_path(
+                wildcards.experiment, wildcards.condition, wildcards.seed
+            ),
         output:
-            "results/runs/{experiment}/{condition}/{size}/{seed}/model.json",
+            f"{RUN_DIR}/model.json",
         log:
-            "logs/finetune_api/{experiment}/{condition}/{size}/{seed}.log",
+            f"logs/finetune_api/{RUN}.log",
         benchmark:
-            "benchmarks/results/finetune_api/{experiment}/{condition}/{size}/{seed}.tsv"
+            f"benchmarks/results/finetune_api/{RUN}.tsv"
         wildcard_constraints:
             experiment=FINETUNE,
         conda:
@@ -153,8 +189,8 @@ if FINETUNE_API:
             base=config[FINETUNE]["base"],
             generator=GENERATORS[config[FINETUNE]["base"]],
             prompts=config.get("prompts"),
-            rows=student_rows,
-            seed=run_seed,
+            rows=lambda wildcards: int(wildcards.size),
+            seed=get_run_seed,
             # Not an output: Snakemake deletes a failed job's outputs, and these ids are what
             # lets a restart poll the job it paid for instead of paying again.
             state="resources/finetune/{condition}/{size}/{seed}/job.json",

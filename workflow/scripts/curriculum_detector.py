@@ -5,10 +5,10 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     curriculum_detector(
-        Path(snakemake.input.student),
-        Path(snakemake.input.synthetic),
-        snakemake.wildcards.generator,
-        Path(snakemake.input.p_human),
-        snakemake.params.seed,
-        Path(snakemake.output[0]),
+        student_path=Path(snakemake.input.student),
+        synthetic_path=Path(snakemake.input.synthetic),
+        generator=snakemake.wildcards.generator,
+        p_human_path=Path(snakemake.input.p_human),
+        seed=snakemake.params.seed,
+        out=Path(snakemake.output[0]),
     )

@@ -5,9 +5,9 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     curriculum_generated(
-        Path(snakemake.input.student),
-        Path(snakemake.input.synthetic),
-        snakemake.params.generator,
-        snakemake.params.seed,
-        Path(snakemake.output[0]),
+        student_path=Path(snakemake.input.student),
+        synthetic_path=Path(snakemake.input.synthetic),
+        generator=snakemake.params.generator,
+        seed=snakemake.params.seed,
+        out=Path(snakemake.output[0]),
     )

@@ -5,8 +5,8 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     curriculum_mixed(
-        Path(snakemake.input.student),
-        {g: Path(snakemake.input[g]) for g in snakemake.params.generators},
-        snakemake.params.seed,
-        Path(snakemake.output[0]),
+        student_path=Path(snakemake.input.student),
+        synthetic_paths={g: Path(snakemake.input[g]) for g in snakemake.params.generators},
+        seed=snakemake.params.seed,
+        out=Path(snakemake.output[0]),
     )

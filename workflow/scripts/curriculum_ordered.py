@@ -5,11 +5,11 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     curriculum_ordered(
-        Path(snakemake.input.student),
-        Path(snakemake.input.synthetic),
-        snakemake.wildcards.generator,
-        Path(snakemake.input.scores),
-        snakemake.wildcards.metric,
-        snakemake.params.seed,
-        Path(snakemake.output[0]),
+        student_path=Path(snakemake.input.student),
+        synthetic_path=Path(snakemake.input.synthetic),
+        generator=snakemake.wildcards.generator,
+        scores_path=Path(snakemake.input.scores),
+        metric=snakemake.wildcards.metric,
+        seed=snakemake.params.seed,
+        out=Path(snakemake.output[0]),
     )

@@ -5,10 +5,10 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     curriculum_partial(
-        Path(snakemake.input.student),
-        Path(snakemake.input.synthetic),
-        snakemake.wildcards.generator,
-        int(snakemake.wildcards.percent),
-        snakemake.params.seed,
-        Path(snakemake.output[0]),
+        student_path=Path(snakemake.input.student),
+        synthetic_path=Path(snakemake.input.synthetic),
+        generator=snakemake.wildcards.generator,
+        percent=int(snakemake.wildcards.percent),
+        seed=snakemake.params.seed,
+        out=Path(snakemake.output[0]),
     )

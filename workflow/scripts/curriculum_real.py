@@ -4,4 +4,8 @@ from regurgitate.jobs.curricula import curriculum_real
 from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
-    curriculum_real(Path(snakemake.input[0]), snakemake.params.seed, Path(snakemake.output[0]))
+    curriculum_real(
+        student_path=Path(snakemake.input[0]),
+        seed=snakemake.params.seed,
+        out=Path(snakemake.output[0]),
+    )

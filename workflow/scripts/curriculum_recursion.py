@@ -6,10 +6,10 @@ from regurgitate.jobs.log import job
 with job(snakemake.log[0]):
     real, human = snakemake.input.get("real"), snakemake.input.get("human")
     curriculum_recursion(
-        snakemake.wildcards.regime,
-        int(snakemake.wildcards.generation),
-        int(snakemake.wildcards.size),
-        Path(snakemake.output[0]),
+        regime=snakemake.wildcards.regime,
+        generation=int(snakemake.wildcards.generation),
+        size=int(snakemake.wildcards.size),
+        out=Path(snakemake.output[0]),
         real_path=Path(real) if real else None,
         human_path=Path(human) if human else None,
         translation_paths=dict(

@@ -5,5 +5,7 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     curriculum_sources(
-        Path(snakemake.input.student), Path(snakemake.input.selecting), Path(snakemake.output[0])
+        student_path=Path(snakemake.input.student),
+        selecting_path=Path(snakemake.input.selecting),
+        out=Path(snakemake.output[0]),
     )

@@ -5,5 +5,7 @@ from regurgitate.jobs.mitigate import detector_scores
 
 with job(snakemake.log[0]):
     detector_scores(
-        Path(snakemake.input.detector), Path(snakemake.input.synthetic), Path(snakemake.output[0])
+        detector_path=Path(snakemake.input.detector),
+        synthetic_path=Path(snakemake.input.synthetic),
+        out=Path(snakemake.output[0]),
     )

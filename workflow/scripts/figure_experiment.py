@@ -5,9 +5,9 @@ from regurgitate.jobs.report import figure_experiment
 
 with job(snakemake.log[0]):
     figure_experiment(
-        Path(snakemake.input.summary),
-        Path(snakemake.output.png),
-        Path(snakemake.output.pdf),
+        summary_path=Path(snakemake.input.summary),
+        png=Path(snakemake.output.png),
+        pdf=Path(snakemake.output.pdf),
         title=snakemake.params.title,
         reference_metrics=dict(snakemake.params.references),
     )

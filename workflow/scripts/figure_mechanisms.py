@@ -6,9 +6,9 @@ from regurgitate.jobs.log import job
 with job(snakemake.log[0]):
     out = snakemake.output
     figure_mechanisms(
-        Path(snakemake.input.table),
-        list(snakemake.input.records),
-        list(snakemake.params.experiments),
-        {"png": out.mechanisms_png, "pdf": out.mechanisms_pdf},
-        {"png": out.loss_png, "pdf": out.loss_pdf},
+        table_path=Path(snakemake.input.table),
+        record_paths=list(snakemake.input.records),
+        experiments=list(snakemake.params.experiments),
+        mechanisms_out={"png": out.mechanisms_png, "pdf": out.mechanisms_pdf},
+        loss_out={"png": out.loss_png, "pdf": out.loss_pdf},
     )

@@ -5,9 +5,9 @@ from regurgitate.jobs.mitigate import figure_mitigations
 
 with job(snakemake.log[0]):
     figure_mitigations(
-        list(snakemake.input.runs),
-        Path(snakemake.input.table),
-        dict(snakemake.params.unmitigated),
-        dict(snakemake.params.curves),
-        {"png": snakemake.output.gap_png, "pdf": snakemake.output.gap_pdf},
+        run_paths=list(snakemake.input.runs),
+        table_path=Path(snakemake.input.table),
+        unmitigated=dict(snakemake.params.unmitigated),
+        curves_out=dict(snakemake.params.curves),
+        gap_out={"png": snakemake.output.gap_png, "pdf": snakemake.output.gap_pdf},
     )

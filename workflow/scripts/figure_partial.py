@@ -6,9 +6,9 @@ from regurgitate.jobs.log import job
 with job(snakemake.log[0]):
     titles = dict(snakemake.params.titles)
     figure_partial(
-        {experiment: snakemake.input[experiment] for experiment in titles},
-        Path(snakemake.input.table),
-        titles,
-        Path(snakemake.output.png),
-        Path(snakemake.output.pdf),
+        summary_paths={experiment: snakemake.input[experiment] for experiment in titles},
+        table_path=Path(snakemake.input.table),
+        titles=titles,
+        png=Path(snakemake.output.png),
+        pdf=Path(snakemake.output.pdf),
     )

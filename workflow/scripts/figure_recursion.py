@@ -5,8 +5,8 @@ from regurgitate.jobs.recursion import figure_recursion
 
 with job(snakemake.log[0]):
     figure_recursion(
-        Path(snakemake.input[0]),
-        Path(snakemake.output.png),
-        Path(snakemake.output.pdf),
-        snakemake.params.title,
+        table_path=Path(snakemake.input[0]),
+        png=Path(snakemake.output.png),
+        pdf=Path(snakemake.output.pdf),
+        title=snakemake.params.title,
     )

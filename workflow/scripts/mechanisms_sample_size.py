@@ -5,8 +5,8 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     mechanisms_sample_size(
-        Path(snakemake.input.student),
-        dict(snakemake.params.sources),
-        dict(snakemake.params.settings),
-        Path(snakemake.output[0]),
+        student_path=Path(snakemake.input.student),
+        synthetic_paths=dict(snakemake.params.sources),
+        settings=dict(snakemake.params.settings),
+        out=Path(snakemake.output[0]),
     )

@@ -6,11 +6,11 @@ from regurgitate.jobs.log import job
 with job(snakemake.log[0]):
     synthetic = snakemake.input.get("synthetic")
     mechanisms_source(
-        Path(snakemake.input.student),
-        Path(synthetic) if synthetic else None,
-        snakemake.params.name,
-        dict(snakemake.params.settings),
-        Path(snakemake.input.sample_size),
-        snakemake.params.seed,
-        Path(snakemake.output[0]),
+        student_path=Path(snakemake.input.student),
+        synthetic_path=Path(synthetic) if synthetic else None,
+        name=snakemake.params.name,
+        settings=dict(snakemake.params.settings),
+        sample_size_path=Path(snakemake.input.sample_size),
+        seed=snakemake.params.seed,
+        out=Path(snakemake.output[0]),
     )

@@ -5,10 +5,10 @@ from regurgitate.jobs.mitigate import pair_nll
 
 with job(snakemake.log[0], threads=snakemake.threads):
     pair_nll(
-        Path(snakemake.input.model),
-        Path(snakemake.input.tokenizer),
-        Path(snakemake.input.pairs),
-        Path(snakemake.output[0]),
+        model_path=Path(snakemake.input.model),
+        tokenizer_path=Path(snakemake.input.tokenizer),
+        pairs_path=Path(snakemake.input.pairs),
+        out=Path(snakemake.output[0]),
         reverse=snakemake.wildcards.direction == "reverse",
         device=snakemake.params.device,
         precision=snakemake.params.precision,

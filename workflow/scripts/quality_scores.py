@@ -10,11 +10,11 @@ with job(snakemake.log[0]):
         if snakemake.input.get(name)
     }
     quality_scores(
-        Path(snakemake.input.student),
-        Path(snakemake.input.synthetic),
-        snakemake.wildcards.generator,
-        list(snakemake.params.metrics),
-        {name: list(v) if name == "others" else v for name, v in inputs.items()},
-        Path(snakemake.output.scores),
-        Path(snakemake.output.correlation),
+        student_path=Path(snakemake.input.student),
+        synthetic_path=Path(snakemake.input.synthetic),
+        generator=snakemake.wildcards.generator,
+        metrics=list(snakemake.params.metrics),
+        inputs={name: list(v) if name == "others" else v for name, v in inputs.items()},
+        scores_out=Path(snakemake.output.scores),
+        correlation_out=Path(snakemake.output.correlation),
     )

@@ -5,9 +5,9 @@ from regurgitate.jobs.recursion import recursion_sample_size
 
 with job(snakemake.log[0]):
     recursion_sample_size(
-        list(snakemake.input.human),
-        list(snakemake.input.synthetic),
-        snakemake.params.cap,
-        snakemake.params.keep_punctuation,
-        Path(snakemake.output[0]),
+        human_paths=list(snakemake.input.human),
+        synthetic_paths=list(snakemake.input.synthetic),
+        cap=snakemake.params.cap,
+        keep_punctuation=snakemake.params.keep_punctuation,
+        out=Path(snakemake.output[0]),
     )

@@ -4,4 +4,4 @@ from regurgitate.jobs.curricula import table_curricula
 from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
-    table_curricula(list(snakemake.params.prefixes), Path(snakemake.output[0]))
+    table_curricula(prefixes=list(snakemake.params.prefixes), out=Path(snakemake.output[0]))

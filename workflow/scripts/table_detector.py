@@ -4,4 +4,4 @@ from regurgitate.jobs.log import job
 from regurgitate.jobs.mitigate import table_detector
 
 with job(snakemake.log[0]):
-    table_detector(list(snakemake.input), Path(snakemake.output[0]))
+    table_detector(metric_paths=list(snakemake.input), out=Path(snakemake.output[0]))

@@ -4,4 +4,4 @@ from regurgitate.jobs.log import job
 from regurgitate.jobs.report import table_generators
 
 with job(snakemake.log[0]):
-    table_generators(list(snakemake.input), Path(snakemake.output[0]))
+    table_generators(metric_paths=list(snakemake.input), out=Path(snakemake.output[0]))

@@ -5,9 +5,9 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     table_mechanisms(
-        list(snakemake.input.records),
-        list(snakemake.input.runs),
-        list(snakemake.input.generators),
-        dict(snakemake.params.losses),
-        Path(snakemake.output[0]),
+        record_paths=list(snakemake.input.records),
+        run_paths=list(snakemake.input.runs),
+        generator_metric_paths=list(snakemake.input.generators),
+        losses=dict(snakemake.params.losses),
+        out=Path(snakemake.output[0]),
     )

@@ -5,10 +5,10 @@ from regurgitate.jobs.mitigate import table_mitigations
 
 with job(snakemake.log[0]):
     table_mitigations(
-        list(snakemake.input.runs),
-        dict(snakemake.params.unmitigated),
-        {Path(path).stem: path for path in snakemake.input.mixes},
-        snakemake.params.min_gap,
-        Path(snakemake.output[0]),
+        run_paths=list(snakemake.input.runs),
+        unmitigated=dict(snakemake.params.unmitigated),
+        mix_mechanisms={Path(path).stem: path for path in snakemake.input.mixes},
+        min_gap=snakemake.params.min_gap,
+        out=Path(snakemake.output[0]),
         experiment_tables=list(snakemake.input.experiment_tables),
     )

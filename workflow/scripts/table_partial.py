@@ -5,10 +5,10 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     table_partial(
-        list(snakemake.input.metrics),
-        list(snakemake.input.hypotheses),
-        Path(snakemake.input.test),
-        dict(snakemake.params.specs),
-        Path(snakemake.output[0]),
+        run_paths=list(snakemake.input.metrics),
+        hypothesis_paths=list(snakemake.input.hypotheses),
+        test_path=Path(snakemake.input.test),
+        specs=dict(snakemake.params.specs),
+        out=Path(snakemake.output[0]),
         seed=snakemake.params.seed,
     )

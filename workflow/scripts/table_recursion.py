@@ -5,10 +5,10 @@ from regurgitate.jobs.recursion import table_recursion
 
 with job(snakemake.log[0]):
     table_recursion(
-        list(snakemake.input.metrics),
-        list(snakemake.input.hypotheses),
-        list(snakemake.input.measures),
-        Path(snakemake.input.test),
-        snakemake.params.seed,
-        Path(snakemake.output[0]),
+        metric_paths=list(snakemake.input.metrics),
+        hypothesis_paths=list(snakemake.input.hypotheses),
+        measure_paths=list(snakemake.input.measures),
+        test_path=Path(snakemake.input.test),
+        seed=snakemake.params.seed,
+        out=Path(snakemake.output[0]),
     )

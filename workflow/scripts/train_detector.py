@@ -5,12 +5,12 @@ from regurgitate.jobs.mitigate import train_detector
 
 with job(snakemake.log[0]):
     train_detector(
-        Path(snakemake.input.pool),
-        Path(snakemake.input.synthetic),
-        snakemake.wildcards.generator,
-        snakemake.params.held_out,
-        snakemake.params.seed,
-        Path(snakemake.output.model),
-        Path(snakemake.output.metrics),
+        pool_path=Path(snakemake.input.pool),
+        synthetic_path=Path(snakemake.input.synthetic),
+        generator=snakemake.wildcards.generator,
+        held_out=snakemake.params.held_out,
+        seed=snakemake.params.seed,
+        model_out=Path(snakemake.output.model),
+        metrics_out=Path(snakemake.output.metrics),
         regularisation=snakemake.params.regularisation,
     )

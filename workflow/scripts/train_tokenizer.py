@@ -3,8 +3,8 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):
     train_tokenizer(
-        snakemake.input[0],
-        snakemake.output.model,
-        dict(snakemake.params.settings),
-        snakemake.params.seed,
+        teacher_path=snakemake.input[0],
+        model_out=snakemake.output.model,
+        settings=dict(snakemake.params.settings),
+        seed=snakemake.params.seed,
     )

@@ -5,12 +5,12 @@ from regurgitate.jobs.log import job
 
 with job(snakemake.log[0], threads=snakemake.threads):
     translate_pool(
-        snakemake.params.name,
-        Path(snakemake.input.model),
-        Path(snakemake.input.tokenizer),
-        Path(snakemake.input.sources),
-        dict(snakemake.params.decoding),
-        Path(snakemake.output[0]),
+        name=snakemake.params.name,
+        model_path=Path(snakemake.input.model),
+        tokenizer_path=Path(snakemake.input.tokenizer),
+        pool_path=Path(snakemake.input.sources),
+        decoding=dict(snakemake.params.decoding),
+        out=Path(snakemake.output[0]),
         device=snakemake.params.device,
         precision=snakemake.params.precision,
     )

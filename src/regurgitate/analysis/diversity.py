@@ -27,14 +27,22 @@ tokens, then measures that sample and bootstraps an interval for each measure.
 from __future__ import annotations
 
 import gzip
+import logging
 import unicodedata
 from collections.abc import Hashable, Sequence
 
 import numpy as np
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
+log = logging.getLogger(__name__)
+
 _TOKENIZER = Tokenizer13a()
 GZIP_LEVEL = 6
+
+# Below this many tokens a text has no lexical diversity to measure: HD-D draws 42 tokens and
+# MATTR's window is 50. A text that holds fewer (a collapsed model that emits nothing) gets no
+# diversity values, and the others' common sample is not cut down to its size.
+MIN_DIVERSITY_TOKENS = 50
 
 MEASURES = (
     "ttr",
@@ -71,6 +79,42 @@ def common_sample_tokens(totals: dict[str, int], cap: int) -> int:
     if not totals:
         raise ValueError("no sources to size a common sample for")
     return min(cap, *totals.values())
+
+
+def diversity_sample_size(
+    texts: dict[str, Sequence[str]], cap: int, keep_punctuation: bool, *, setting: str
+) -> dict:
+    """The tokens every diversity sample of `texts` (name -> sentences) holds: the most that
+    every text has, up to `cap` (the config key `setting`, named in the warnings).
+
+    Texts of fewer than MIN_DIVERSITY_TOKENS tokens are left out (`excluded`, sorted): they get
+    no diversity values, and the others' sample is not cut down to their size. Returns
+    {"sample_tokens", "cap", "totals" (tokens per text, in the order of `texts`), "excluded"}.
+    """
+    totals = {name: token_total(sentences, keep_punctuation) for name, sentences in texts.items()}
+    excluded = sorted(name for name, total in totals.items() if total < MIN_DIVERSITY_TOKENS)
+    for name in excluded:
+        log.warning(
+            "%s holds %d tokens, fewer than the %d a diversity measure needs: no diversity "
+            "values for it",
+            name,
+            totals[name],
+            MIN_DIVERSITY_TOKENS,
+        )
+    measured = {name: total for name, total in totals.items() if name not in excluded}
+    sample_tokens = common_sample_tokens(measured, cap)
+    if sample_tokens < cap:
+        smallest = min(measured, key=measured.get)
+        log.warning(
+            "%s=%d capped at %d: %s holds only %d tokens, and every text is measured on the "
+            "same number",
+            setting,
+            cap,
+            sample_tokens,
+            smallest,
+            measured[smallest],
+        )
+    return {"sample_tokens": sample_tokens, "cap": cap, "totals": totals, "excluded": excluded}
 
 
 # --- measures over one token list -------------------------------------------------------------

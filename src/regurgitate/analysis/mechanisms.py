@@ -23,12 +23,14 @@ def source_mechanisms(
     name: str,
     *,
     chrf_threshold: float,
-    sample_tokens: int,
+    sample_tokens: int | None,
     bootstrap: int,
     seed: int,
     keep_punctuation: bool = False,
 ) -> dict:
-    """Error and diversity measures of one source: `synthetic` None means the human targets."""
+    """Error and diversity measures of one source: `synthetic` None means the human targets.
+    `sample_tokens` None gives no diversity values (a source of fewer than
+    diversity.MIN_DIVERSITY_TOKENS tokens, left out of the common sample)."""
     human = real_curriculum(student, seed)
     if synthetic is None:
         pairs = human
@@ -42,16 +44,18 @@ def source_mechanisms(
             human["target"].to_list(),
             chrf_threshold=chrf_threshold,
         )
-    try:
-        diversity = diversity_profile(
-            pairs["target"].to_list(),
-            sample_tokens=sample_tokens,
-            seed=seed,
-            bootstrap=bootstrap,
-            keep_punctuation=keep_punctuation,
-        )
-    except ValueError as err:
-        raise ValueError(f"{name}: {err} (sample of {sample_tokens} tokens)") from err
+    diversity = None
+    if sample_tokens is not None:
+        try:
+            diversity = diversity_profile(
+                pairs["target"].to_list(),
+                sample_tokens=sample_tokens,
+                seed=seed,
+                bootstrap=bootstrap,
+                keep_punctuation=keep_punctuation,
+            )
+        except ValueError as err:
+            raise ValueError(f"{name}: {err} (sample of {sample_tokens} tokens)") from err
     return {
         "source": name,
         "n": pairs.height,
@@ -72,8 +76,9 @@ def source_mechanisms(
 def mechanisms_table(
     records: list[dict], losses: pl.DataFrame, generator_bleu: dict[str, float]
 ) -> pl.DataFrame:
-    """A row per source (human first): error measures, flag shares, diversity with intervals,
-    the generator's own test BLEU and the students' BLEU loss per experiment.
+    """A row per source (human first): error measures, flag shares, diversity with intervals
+    (null for a source with no diversity values), the generator's own test BLEU and the
+    students' BLEU loss per experiment.
 
     `losses` has columns generator, experiment, size, loss_mean, loss_ci_low, loss_ci_high.
     """
@@ -88,11 +93,12 @@ def mechanisms_table(
             **{f"{flag}_share": record["flags"][flag] / record["n"] for flag in FLAGS},
             "generator_bleu": generator_bleu.get(record["source"]),
         }
+        diversity = record["diversity"] or {}
         for measure in MEASURES:
-            values = record["diversity"][measure]
-            row[measure] = values["value"]
-            row[f"{measure}_ci_low"] = values["ci_low"]
-            row[f"{measure}_ci_high"] = values["ci_high"]
+            values = diversity.get(measure, {})
+            row[measure] = values.get("value")
+            row[f"{measure}_ci_low"] = values.get("ci_low")
+            row[f"{measure}_ci_high"] = values.get("ci_high")
         rows.append(row)
     table = pl.DataFrame(rows, infer_schema_length=None)
     for experiment in losses["experiment"].unique(maintain_order=True).to_list():

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from regurgitate.analysis.metrics import sentence_chrf
+from regurgitate.engine.metrics import sentence_chrf
 from regurgitate.study.vocabulary import QUALITY_METRICS
 
 # Two-sided interval of rank correlations.

@@ -20,7 +20,7 @@ from regurgitate.analysis.diversity import MEASURES, diversity_profile, tokenize
 from regurgitate.analysis.significance import DIFFERENCE_COLUMNS, differences_to_baseline
 from regurgitate.analysis.translation_errors import error_profile
 from regurgitate.study.curricula import generated_targets
-from regurgitate.study.vocabulary import HUMAN, RECURSION_ROOT, REGIMES
+from regurgitate.study.vocabulary import GENERATION_ZERO_REGIME, HUMAN, REGIMES
 
 # --- the tail -----------------------------------------------------------------------------------
 
@@ -70,11 +70,6 @@ def tail_profile(
 
 # --- one generation -----------------------------------------------------------------------------
 
-# Below this many tokens a text has no lexical diversity to measure: HD-D draws 42 tokens and
-# MATTR's window is 50. A generation that writes less (a collapsed model that emits nothing)
-# gets no diversity values, and the others' common sample is not cut down to its size.
-MIN_DIVERSITY_TOKENS = 50
-
 
 def generation_measures(
     human: pl.DataFrame,
@@ -96,9 +91,9 @@ def generation_measures(
     None measures the human targets themselves (no errors, a full tail), the line a generation
     is read against. Diversity is measured on a sample of `sample_tokens` tokens, seeded by
     `seed`, so every generation of a lineage is sampled from the same sentences; None leaves it
-    out (a text of fewer than MIN_DIVERSITY_TOKENS tokens). A word is rare for the tail where
-    `tail_corpus` (the student pool's human targets; by default `human`'s) holds it at most
-    `tail_max_count` times.
+    out (a text of fewer than diversity.MIN_DIVERSITY_TOKENS tokens). A word is rare for the
+    tail where `tail_corpus` (the student pool's human targets; by default `human`'s) holds it
+    at most `tail_max_count` times.
     """
     references = human["target"].to_list()
     record = {"source": name, "n": human.height, "chrf_threshold": chrf_threshold}
@@ -154,7 +149,7 @@ def measure_values(record: dict) -> dict:
 
 def regime_order(regime: str) -> int:
     """Human references first, then generation 0, then the regimes in vocabulary order."""
-    return [HUMAN, RECURSION_ROOT, *REGIMES].index(regime)
+    return [HUMAN, GENERATION_ZERO_REGIME, *REGIMES].index(regime)
 
 
 def summarise_runs(runs: pl.DataFrame) -> pl.DataFrame:
@@ -194,11 +189,11 @@ def generation_differences(
     grouped = {
         (regime, str(generation), size, run_seed): lines
         for (regime, generation, size, run_seed), lines in hypotheses.items()
-        if regime != RECURSION_ROOT
+        if regime != GENERATION_ZERO_REGIME
     }
     for regime in {regime for regime, *_ in grouped}:
         for (root, _, size, run_seed), lines in hypotheses.items():
-            if root == RECURSION_ROOT:
+            if root == GENERATION_ZERO_REGIME:
                 grouped[(regime, "0", size, run_seed)] = lines
     differences = differences_to_baseline(
         references, grouped, "0", resamples=resamples, trials=trials, seed=seed

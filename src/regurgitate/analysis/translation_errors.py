@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from sacrebleu.metrics import TER
 
 from regurgitate.analysis.diversity import tokenize
-from regurgitate.analysis.metrics import sentence_chrf
+from regurgitate.engine.metrics import sentence_chrf
 
 FLAGS = ("copied_source", "implausible_length", "repeated_ngrams", "empty")
 

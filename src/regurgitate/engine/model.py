@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from regurgitate.io import atomic_path
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -288,8 +290,6 @@ def save_torch(payload: dict, path) -> None:
 
     torch.save names the folder inside its zip archive after the file it is given, which here
     would be a random temporary name; through an open file it is always `archive`."""
-    from regurgitate.io import atomic_path
-
     with atomic_path(path) as tmp, tmp.open("wb") as handle:
         torch.save(payload, handle)
 

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from regurgitate.analysis.metrics import score
 from regurgitate.engine.batching import EncodedPairs, collate, epoch_batches
 from regurgitate.engine.decode import DecodeConfig, translate
 from regurgitate.engine.device import autocast_context, use_bf16
+from regurgitate.engine.metrics import score
 from regurgitate.engine.model import ModelConfig, Transformer, save_torch
 from regurgitate.io import atomic_path, remove_stale_temporaries
 

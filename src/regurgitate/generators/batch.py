@@ -175,6 +175,7 @@ class OpenAIBatch:
             return []
         output = batch.output_file_id
         content = await self.call("download", lambda: self.client.files.content(output))
+        # Each backend's parser comes with its client library, imported only where it is used.
         from regurgitate.generators.openai_backend import parse
 
         found = []
@@ -204,6 +205,7 @@ class AnthropicBatch(OpenAIBatch):
             if batch.processing_status == "ended":
                 break
             await asyncio.sleep(self.settings.batch_poll_seconds)
+        # Each backend's parser comes with its client library, imported only where it is used.
         from regurgitate.generators.anthropic_backend import parse
 
         found = []

@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from regurgitate.generators.base import Generation
+from regurgitate.generators.batch import run_batches
 from regurgitate.generators.cache import Answer, Cache, Writer, record
 from regurgitate.generators.cleaning import clean_output, output_flags
 from regurgitate.generators.retry import ApiError, Bucket, Redactor, Retrier, Stopped
@@ -88,6 +89,7 @@ class Account:
 
 
 def make_backend(settings: ApiSettings, key: str):
+    # Each client library is imported only by a study that uses its backend.
     if settings.backend == "openai":
         from regurgitate.generators.openai_backend import OpenAIBackend
 
@@ -175,8 +177,6 @@ class ApiGenerator:
     async def batches(self, backend, pending: dict[str, str], cache, retrier) -> dict[str, str]:
         """Sends what the budget covers through the batch interface; the rows a batch did not
         answer are left for single requests."""
-        from regurgitate.generators.batch import run_batches
-
         left_out = await run_batches(backend, self.settings, pending, cache, retrier, self.account)
         answered = cache.get(list(pending))
         if left_out:

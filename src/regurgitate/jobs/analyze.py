@@ -14,7 +14,7 @@ from regurgitate.analysis.aggregate import (
     load_runs,
     summarise,
 )
-from regurgitate.analysis.diversity import common_sample_tokens, token_total
+from regurgitate.analysis.diversity import diversity_sample_size
 from regurgitate.analysis.mechanisms import mechanisms_table, source_mechanisms
 from regurgitate.analysis.real_data_worth import (
     PARTIAL_SCHEMA,
@@ -33,32 +33,28 @@ log = logging.getLogger(__name__)
 
 
 def mechanisms_sample_size(
-    student_path: Path, synthetic_paths: dict[str, str], settings: dict, out: Path
+    *, student_path: Path, synthetic_paths: dict[str, str], settings: dict, out: Path
 ) -> dict:
     """How many tokens every source's diversity sample holds: the most that every source (the
-    human targets and each of `synthetic_paths`) has, up to mechanisms.sample_tokens."""
-    texts = {HUMAN: pl.read_parquet(student_path)["target"]}
-    texts |= {name: pl.read_parquet(path)["target"] for name, path in synthetic_paths.items()}
-    keep = settings["keep_punctuation"]
-    totals = {name: token_total(text.to_list(), keep) for name, text in texts.items()}
-    cap = settings["sample_tokens"]
-    sample_tokens = common_sample_tokens(totals, cap)
-    if sample_tokens < cap:
-        smallest = min(totals, key=totals.get)
-        log.warning(
-            "mechanisms.sample_tokens=%d capped at %d: %s holds only %d tokens, and every source "
-            "is measured on the same number",
-            cap,
-            sample_tokens,
-            smallest,
-            totals[smallest],
-        )
-    record = {"sample_tokens": sample_tokens, "cap": cap, "totals": totals}
+    human targets and each of `synthetic_paths`) has, up to mechanisms.sample_tokens. Sources
+    of fewer than MIN_DIVERSITY_TOKENS tokens are left out (`excluded`): they get no diversity
+    values (analysis.diversity.diversity_sample_size)."""
+    texts = {HUMAN: pl.read_parquet(student_path)["target"].to_list()}
+    texts |= {
+        name: pl.read_parquet(path)["target"].to_list() for name, path in synthetic_paths.items()
+    }
+    record = diversity_sample_size(
+        texts,
+        settings["sample_tokens"],
+        settings["keep_punctuation"],
+        setting="mechanisms.sample_tokens",
+    )
     write_json(record, out)
     return record
 
 
 def mechanisms_source(
+    *,
     student_path: Path,
     synthetic_path: Path | None,
     name: str,
@@ -70,7 +66,11 @@ def mechanisms_source(
     """Error and diversity measures of the human targets (no synthetic file) or a generator's
     (or a mix's curriculum), on the common sample size of mechanisms_sample_size."""
     synthetic = pl.read_parquet(synthetic_path) if synthetic_path else None
-    sample_tokens = read_json(sample_size_path)["sample_tokens"]
+    sample_size = read_json(sample_size_path)
+    # A source too small to measure gets no diversity values (a sample-size record written
+    # before `excluded` was added leaves none out).
+    excluded = name in sample_size.get("excluded", [])
+    sample_tokens = None if excluded else sample_size["sample_tokens"]
     record = source_mechanisms(
         pl.read_parquet(student_path),
         synthetic,
@@ -81,19 +81,22 @@ def mechanisms_source(
         seed=seed,
         keep_punctuation=settings["keep_punctuation"],
     )
+    diversity = record["diversity"]
     log.info(
-        "%s: error rate %s, MTLD %.1f, TTR %.4f over %d tokens",
+        "%s: error rate %s, %s",
         name,
         "n/a" if record["error_rate"] is None else f"{record['error_rate']:.3f}",
-        record["diversity"]["mtld"]["value"],
-        record["diversity"]["ttr"]["value"],
-        sample_tokens,
+        "no diversity values (too few tokens)"
+        if diversity is None
+        else f"MTLD {diversity['mtld']['value']:.1f}, TTR {diversity['ttr']['value']:.4f} "
+        f"over {sample_tokens} tokens",
     )
     write_json(record, out)
     return record
 
 
 def table_mechanisms(
+    *,
     record_paths: list[str],
     run_paths: list[str],
     generator_metric_paths: list[str],
@@ -118,6 +121,7 @@ def table_mechanisms(
 
 
 def figure_mechanisms(
+    *,
     table_path: Path,
     record_paths: list[str],
     experiments: list[str],
@@ -134,6 +138,7 @@ def figure_mechanisms(
 
 
 def table_partial(
+    *,
     run_paths: list[str],
     hypothesis_paths: list[str],
     test_path: Path,
@@ -237,13 +242,18 @@ def _worth_rows(
 
 
 def figure_partial(
-    summaries: dict[str, str], table_path: Path, titles: dict[str, str], png: Path, pdf: Path
+    *,
+    summary_paths: dict[str, str],
+    table_path: Path,
+    titles: dict[str, str],
+    png: Path,
+    pdf: Path,
 ) -> None:
     """One panel per experiment: BLEU against the human pairs trained on (see
     plots.real_data_worth)."""
     needed = pl.read_csv(table_path)
     panels = []
-    for experiment, summary_path in summaries.items():
+    for experiment, summary_path in summary_paths.items():
         summary = pl.read_csv(summary_path).filter(pl.col("experiment") == experiment)
         panels.append(
             (

@@ -25,13 +25,13 @@ def write_curriculum(curriculum: pl.DataFrame, out: Path) -> None:
     write_parquet(curriculum, out)
 
 
-def curriculum_real(student_path: Path, seed: int, out: Path) -> None:
+def curriculum_real(*, student_path: Path, seed: int, out: Path) -> None:
     """`real`: the student pool's human targets in seeded order."""
     write_curriculum(curricula.real_curriculum(pl.read_parquet(student_path), seed), out)
 
 
 def curriculum_generated(
-    student_path: Path, synthetic_path: Path, generator: str, seed: int, out: Path
+    *, student_path: Path, synthetic_path: Path, generator: str, seed: int, out: Path
 ) -> None:
     """`self` and `gen-<g>`: the same sources in the same order, the generator's targets."""
     curriculum = curricula.generated_curriculum(
@@ -41,7 +41,7 @@ def curriculum_generated(
 
 
 def curriculum_partial(
-    student_path: Path, synthetic_path: Path, generator: str, percent: int, seed: int, out: Path
+    *, student_path: Path, synthetic_path: Path, generator: str, percent: int, seed: int, out: Path
 ) -> None:
     """`partial-<g>-<pct>`: pct % human targets in every prefix, the rest the generator's."""
     curriculum = curricula.partial_curriculum(
@@ -50,7 +50,7 @@ def curriculum_partial(
     write_curriculum(curriculum, out)
 
 
-def table_curricula(prefixes: list[dict], out: Path) -> pl.DataFrame:
+def table_curricula(*, prefixes: list[dict], out: Path) -> pl.DataFrame:
     """The source and target tokens of every curriculum prefix a run trains on; `prefixes`
     holds experiment, condition, seed, size and the curriculum's path per run."""
     rows = []
@@ -68,6 +68,7 @@ def table_curricula(prefixes: list[dict], out: Path) -> pl.DataFrame:
 
 
 def curriculum_ordered(
+    *,
     student_path: Path,
     synthetic_path: Path,
     generator: str,
@@ -91,7 +92,7 @@ def curriculum_ordered(
 
 
 def curriculum_mixed(
-    student_path: Path, synthetic_paths: dict[str, Path], seed: int, out: Path
+    *, student_path: Path, synthetic_paths: dict[str, Path], seed: int, out: Path
 ) -> None:
     """`mixed-<g1>+<g2>[+...]`: each source's target from one generator, in equal shares."""
     synthetics = {g: pl.read_parquet(path) for g, path in synthetic_paths.items()}
@@ -100,6 +101,7 @@ def curriculum_mixed(
 
 
 def curriculum_detector(
+    *,
     student_path: Path,
     synthetic_path: Path,
     generator: str,
@@ -118,7 +120,7 @@ def curriculum_detector(
     write_curriculum(curriculum, out)
 
 
-def curriculum_sources(student_path: Path, selecting_path: Path, out: Path) -> None:
+def curriculum_sources(*, student_path: Path, selecting_path: Path, out: Path) -> None:
     """`sources-<c>`: the sources an S1 or S3 curriculum selects, in its order, with human
     targets."""
     curriculum = curricula.human_targets_of(
@@ -128,11 +130,11 @@ def curriculum_sources(student_path: Path, selecting_path: Path, out: Path) -> N
 
 
 def curriculum_recursion(
+    *,
     regime: str,
     generation: int,
     size: int,
     out: Path,
-    *,
     real_path: Path | None = None,
     human_path: Path | None = None,
     translation_paths: dict[int, str] | None = None,

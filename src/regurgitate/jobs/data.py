@@ -15,11 +15,12 @@ from regurgitate.study.download import download
 log = logging.getLogger(__name__)
 
 
-def download_corpus(url: str, out: Path, sha256: str | None) -> Path:
+def download_corpus(*, url: str, out: Path, sha256: str | None) -> Path:
     return download(url, out, sha256)
 
 
 def prepare_pools(
+    *,
     corpus: dict,
     cleaning: dict,
     sizes: dict,
@@ -46,10 +47,10 @@ def prepare_pools(
     )
 
 
-def train_tokenizer(teacher_pool: Path, model_out: Path, settings: dict, seed: int) -> Path:
+def train_tokenizer(*, teacher_path: Path, model_out: Path, settings: dict, seed: int) -> Path:
     """The joint SentencePiece model, trained on both sides of the teacher pool (with a fixed
     thread count whatever the job was granted: the model's scores depend on it)."""
-    teacher = pl.read_parquet(teacher_pool)
+    teacher = pl.read_parquet(teacher_path)
     sentences = teacher["source"].to_list() + teacher["target"].to_list()
     log.info("training SentencePiece on %d sentences: %s", len(sentences), settings)
     return train_sentencepiece(

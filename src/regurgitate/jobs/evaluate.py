@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from regurgitate.analysis.metrics import score
+from regurgitate.engine.metrics import score
 from regurgitate.generators import cost_record
 from regurgitate.generators.llm import ApiGenerator
 from regurgitate.generators.settings import ApiSettings
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_model(
+    *,
     model_path: Path,
     tokenizer_path: Path,
     test_path: Path,
@@ -32,7 +33,14 @@ def evaluate_model(
     """Translate the test pool (with the decoder that writes synthetic data) and score it:
     BLEU and chrF with their signatures go to the metrics JSON."""
     test = pl.read_parquet(test_path)
-    model = local_generator("test", model_path, tokenizer_path, decoding, device, precision)
+    model = local_generator(
+        name="test",
+        model_path=model_path,
+        tokenizer_path=tokenizer_path,
+        decoding=decoding,
+        device=device,
+        precision=precision,
+    )
     hypotheses = [row.target for row in model.translate(test["source"].to_list())]
     scores = score(hypotheses, test["target"].to_list())
     train = {k: v for k, v in model.training_summary.items() if k != "dev_history"}
@@ -44,6 +52,7 @@ def evaluate_model(
 
 
 def evaluate_api_model(
+    *,
     name: str,
     generator: dict,
     prompts: dict | None,
@@ -74,6 +83,7 @@ def evaluate_api_model(
 
 
 def evaluate_finetuned_api(
+    *,
     record_path: Path,
     name: str,
     generator: dict,
@@ -87,12 +97,16 @@ def evaluate_finetuned_api(
     set through the openai generator path: cached, retried, accounted, scored like the rest."""
     record = read_json(record_path)
     return evaluate_api_model(
-        name,
-        generator,
-        prompts,
-        test_path,
-        {**labels, "fine_tuned_model": record["fine_tuned_model"], "job_id": record["job_id"]},
-        metrics_out,
-        hypotheses_out,
+        name=name,
+        generator=generator,
+        prompts=prompts,
+        test_path=test_path,
+        labels={
+            **labels,
+            "fine_tuned_model": record["fine_tuned_model"],
+            "job_id": record["job_id"],
+        },
+        metrics_out=metrics_out,
+        hypotheses_out=hypotheses_out,
         model=record["fine_tuned_model"],
     )

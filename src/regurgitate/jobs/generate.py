@@ -21,7 +21,13 @@ log = logging.getLogger(__name__)
 
 
 def local_generator(
-    name: str, model_path: Path, tokenizer_path: Path, decoding: dict, device: str, precision: str
+    *,
+    name: str,
+    model_path: Path,
+    tokenizer_path: Path,
+    decoding: dict,
+    device: str,
+    precision: str,
 ) -> LocalGenerator:
     where = pick_device(device)
     return LocalGenerator(
@@ -35,6 +41,7 @@ def local_generator(
 
 
 def translate_pool(
+    *,
     name: str,
     model_path: Path,
     tokenizer_path: Path,
@@ -48,7 +55,14 @@ def translate_pool(
     """Translate a pool (`id`, `source`) with a trained model into a synthetic-data table (and
     its token account, as API generators write one, into `cost_out`)."""
     pool = pl.read_parquet(pool_path)
-    generator = local_generator(name, model_path, tokenizer_path, decoding, device, precision)
+    generator = local_generator(
+        name=name,
+        model_path=model_path,
+        tokenizer_path=tokenizer_path,
+        decoding=decoding,
+        device=device,
+        precision=precision,
+    )
     log.info("%s: translating %d sentences with %s", name, pool.height, decoding)
     rows = generator.translate(pool["source"].to_list())
     frame = generations_frame(pool["id"].to_list(), pool["source"].to_list(), rows)
@@ -60,7 +74,7 @@ def translate_pool(
 
 
 def translate_pool_by_api(
-    name: str, generator: dict, prompts: dict | None, pool_path: Path, out: Path, cost_out: Path
+    *, name: str, generator: dict, prompts: dict | None, pool_path: Path, out: Path, cost_out: Path
 ) -> dict:
     """Translate a pool with an API generator into the synthetic-data table `out` and its
     account `cost_out`; answers come from the cache where it has them."""
@@ -88,13 +102,13 @@ def translate_pool_by_api(
 
 
 def generate_synthetic(
+    *,
     name: str,
     generator: dict,
     prompts: dict | None,
     pool_path: Path,
     out: Path,
     cost_out: Path,
-    *,
     model_path: Path | None = None,
     tokenizer_path: Path | None = None,
     decoding: dict | None = None,
@@ -105,15 +119,22 @@ def generate_synthetic(
     (`model_path`, `tokenizer_path`, `decoding`), an API generator asks its backend."""
     if generator["backend"] == "local":
         translate_pool(
-            name,
-            model_path,
-            tokenizer_path,
-            pool_path,
-            decoding,
-            out,
+            name=name,
+            model_path=model_path,
+            tokenizer_path=tokenizer_path,
+            pool_path=pool_path,
+            decoding=decoding,
+            out=out,
             device=device,
             precision=precision,
             cost_out=cost_out,
         )
     else:
-        translate_pool_by_api(name, generator, prompts, pool_path, out, cost_out)
+        translate_pool_by_api(
+            name=name,
+            generator=generator,
+            prompts=prompts,
+            pool_path=pool_path,
+            out=out,
+            cost_out=cost_out,
+        )

@@ -56,6 +56,8 @@ def job(log_path: str | Path | None, threads: int | None = None):
     )
     in_workflow = stop_with_workflow() is not None
     if threads is not None:
+        # Only the jobs that run a model pass threads: the many curricula and table jobs start
+        # without torch's import.
         import torch
 
         # One job's torch threads never exceed what Snakemake granted it.

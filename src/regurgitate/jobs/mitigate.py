@@ -34,13 +34,14 @@ log = logging.getLogger(__name__)
 # --- S1: what the quality metrics need, and the scores ----------------------------------------
 
 
-def reverse_pairs(pairs_path: Path, out: Path) -> None:
+def reverse_pairs(*, pairs_path: Path, out: Path) -> None:
     """The pairs English to German: what the reverse model trains on or back-translates."""
     pairs = pl.read_parquet(pairs_path)
     write_parquet(reverse_direction(pairs.select("id", "source", "target")), out)
 
 
 def back_translate(
+    *,
     generator: str,
     model_path: Path,
     tokenizer_path: Path,
@@ -52,23 +53,23 @@ def back_translate(
 ) -> None:
     """The reverse model's translations of a generator's targets (round trip)."""
     translate_pool(
-        f"reverse model on {generator}",
-        model_path,
-        tokenizer_path,
-        pool_path,
-        decoding,
-        out,
+        name=f"reverse model on {generator}",
+        model_path=model_path,
+        tokenizer_path=tokenizer_path,
+        pool_path=pool_path,
+        decoding=decoding,
+        out=out,
         device=device,
         precision=precision,
     )
 
 
 def pair_nll(
+    *,
     model_path: Path,
     tokenizer_path: Path,
     pairs_path: Path,
     out: Path,
-    *,
     reverse: bool = False,
     batch_tokens: int = 8000,
     device: str = "auto",
@@ -98,6 +99,7 @@ def pair_nll(
 
 
 def quality_scores(
+    *,
     student_path: Path,
     synthetic_path: Path,
     generator: str,
@@ -139,6 +141,7 @@ def quality_scores(
 
 
 def train_detector(
+    *,
     pool_path: Path,
     synthetic_path: Path,
     generator: str,
@@ -186,7 +189,7 @@ def train_detector(
     return record
 
 
-def detector_scores(detector_path: Path, synthetic_path: Path, out: Path) -> pl.DataFrame:
+def detector_scores(*, detector_path: Path, synthetic_path: Path, out: Path) -> pl.DataFrame:
     """P(human) of each pair of a generator's synthetic data: writes (id, p_human)."""
     detector = load_detector(detector_path)
     synthetic = pl.read_parquet(synthetic_path)
@@ -199,20 +202,21 @@ def detector_scores(detector_path: Path, synthetic_path: Path, out: Path) -> pl.
 # --- tables and figures -----------------------------------------------------------------------
 
 
-def table_quality(paths: list[str], out: Path) -> pl.DataFrame:
+def table_quality(*, correlation_paths: list[str], out: Path) -> pl.DataFrame:
     """Each generator's quality metrics' correlations with the oracle, in one table."""
-    table = pl.concat([pl.read_csv(p) for p in paths], how="diagonal_relaxed")
+    table = pl.concat([pl.read_csv(p) for p in correlation_paths], how="diagonal_relaxed")
     write_table(table, out, decimals=4)
     return table
 
 
-def table_detector(paths: list[str], out: Path) -> pl.DataFrame:
-    table = pl.DataFrame([read_json(p) for p in paths], infer_schema_length=None)
+def table_detector(*, metric_paths: list[str], out: Path) -> pl.DataFrame:
+    table = pl.DataFrame([read_json(p) for p in metric_paths], infer_schema_length=None)
     write_table(table, out, decimals=4)
     return table
 
 
 def table_mitigations(
+    *,
     run_paths: list[str],
     unmitigated: dict[str, dict[str, str]],
     mix_mechanisms: dict[str, str],
@@ -245,14 +249,8 @@ def table_mitigations(
     ).sort(["strategy", "generator", "condition", "baseline", "experiment", "size"])
     diversity = pl.DataFrame(
         [
-            {
-                "condition": condition,
-                "ttr": record["diversity"]["ttr"]["value"],
-                "mtld": record["diversity"]["mtld"]["value"],
-                "mtld_ci_low": record["diversity"]["mtld"]["ci_low"],
-                "mtld_ci_high": record["diversity"]["mtld"]["ci_high"],
-            }
-            for condition, record in ((c, read_json(p)) for c, p in mix_mechanisms.items())
+            {"condition": condition} | _mix_diversity(read_json(path)["diversity"])
+            for condition, path in mix_mechanisms.items()
         ],
         schema={c: pl.String if c == "condition" else pl.Float64 for c in
                 ("condition", "ttr", "mtld", "mtld_ci_low", "mtld_ci_high")},
@@ -262,21 +260,34 @@ def table_mitigations(
     return table
 
 
+def _mix_diversity(diversity: dict | None) -> dict:
+    """A mix's TTR and MTLD with its interval, null where it has no diversity values (fewer
+    tokens than a diversity measure needs)."""
+    ttr, mtld = (diversity or {}).get("ttr", {}), (diversity or {}).get("mtld", {})
+    return {
+        "ttr": ttr.get("value"),
+        "mtld": mtld.get("value"),
+        "mtld_ci_low": mtld.get("ci_low"),
+        "mtld_ci_high": mtld.get("ci_high"),
+    }
+
+
 def figure_mitigations(
+    *,
     run_paths: list[str],
     table_path: Path,
     unmitigated: dict[str, dict[str, str]],
-    curves: dict[str, dict[str, dict[str, str]]],
-    gap: dict[str, str],
+    curves_out: dict[str, dict[str, dict[str, str]]],
+    gap_out: dict[str, str],
 ) -> None:
     """Learning curves of real, unmitigated and mitigated data per experiment and strategy
-    (`curves`: experiment -> strategy -> {"png", "pdf"}), and the gap closed by every
-    strategy (`gap`: {"png", "pdf"})."""
+    (`curves_out`: experiment -> strategy -> {"png", "pdf"}), and the gap closed by every
+    strategy (`gap_out`: {"png", "pdf"})."""
     summary = summarise(load_runs(run_paths))
-    for experiment, strategies in curves.items():
+    for experiment, strategies in curves_out.items():
         rows = summary.filter(pl.col("experiment") == experiment)
         for strategy, paths in strategies.items():
             strategy_curves(
                 rows, strategy, paths["png"], paths["pdf"], unmitigated=unmitigated[experiment]
             )
-    gap_closed_figure(pl.read_csv(table_path), gap["png"], gap["pdf"])
+    gap_closed_figure(pl.read_csv(table_path), gap_out["png"], gap_out["pdf"])

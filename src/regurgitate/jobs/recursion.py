@@ -13,9 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
-from regurgitate.analysis.diversity import common_sample_tokens, token_total
+from regurgitate.analysis.diversity import diversity_sample_size
 from regurgitate.analysis.recursion import (
-    MIN_DIVERSITY_TOKENS,
     NoRareWords,
     generation_differences,
     generation_measures,
@@ -33,42 +32,28 @@ RUN_LABELS = ("regime", "generation", "size", "seed")
 
 
 def recursion_sample_size(
-    human_paths: list[str], synthetic_paths: list[str], cap: int, keep_punctuation: bool, out: Path
+    *,
+    human_paths: list[str],
+    synthetic_paths: list[str],
+    cap: int,
+    keep_punctuation: bool,
+    out: Path,
 ) -> dict:
     """The tokens every diversity sample of the recursion holds: the most that every lineage's
     human targets and every generation's translations have, up to `cap`. Texts of fewer than
-    MIN_DIVERSITY_TOKENS tokens are left out (`excluded`): they get no diversity values."""
-    totals = {
-        str(path): token_total(pl.read_parquet(path)["target"].to_list(), keep_punctuation)
+    MIN_DIVERSITY_TOKENS tokens are left out (`excluded`, by path): they get no diversity values
+    (analysis.diversity.diversity_sample_size)."""
+    texts = {
+        str(path): pl.read_parquet(path)["target"].to_list()
         for path in [*human_paths, *synthetic_paths]
     }
-    excluded = sorted(path for path, total in totals.items() if total < MIN_DIVERSITY_TOKENS)
-    for path in excluded:
-        log.warning(
-            "%s holds %d tokens, fewer than the %d a diversity measure needs: no diversity "
-            "values for it",
-            path,
-            totals[path],
-            MIN_DIVERSITY_TOKENS,
-        )
-    measured = {path: total for path, total in totals.items() if path not in excluded}
-    sample_tokens = common_sample_tokens(measured, cap)
-    if sample_tokens < cap:
-        smallest = min(measured, key=measured.get)
-        log.warning(
-            "recursion.sample_tokens=%d capped at %d: %s holds only %d tokens, and every "
-            "generation is measured on the same number",
-            cap,
-            sample_tokens,
-            smallest,
-            measured[smallest],
-        )
-    record = {"sample_tokens": sample_tokens, "cap": cap, "totals": totals, "excluded": excluded}
+    record = diversity_sample_size(texts, cap, keep_punctuation, setting="recursion.sample_tokens")
     write_json(record, out)
     return record
 
 
 def measures_recursion(
+    *,
     human_path: Path,
     synthetic_path: Path,
     student_path: Path,
@@ -77,7 +62,6 @@ def measures_recursion(
     settings: dict,
     seed: int,
     out: Path,
-    *,
     with_human: bool = False,
 ) -> dict:
     """Errors, diversity and tail of one generation's translations of its lineage's sources
@@ -158,6 +142,7 @@ def _runs(metric_paths: list[str], measure_paths: list[str]) -> pl.DataFrame:
 
 
 def table_recursion(
+    *,
     metric_paths: list[str],
     hypothesis_paths: list[str],
     measure_paths: list[str],
@@ -189,5 +174,5 @@ def table_recursion(
     return table
 
 
-def figure_recursion(table_path: Path, png: Path, pdf: Path, title: str) -> None:
+def figure_recursion(*, table_path: Path, png: Path, pdf: Path, title: str) -> None:
     recursion_figure(pl.read_csv(table_path), png, pdf, title=title)

@@ -27,6 +27,7 @@ LEARNING_CURVE_KINDS = ("real", "self", "gen")
 
 
 def table_experiment(
+    *,
     run_paths: list[str],
     hypothesis_paths: list[str],
     test_path: Path,
@@ -93,7 +94,7 @@ def _selected_steps(run_paths: list[str]) -> pl.DataFrame:
 
 
 def figure_experiment(
-    summary_path: Path, png: Path, pdf: Path, title: str, reference_metrics: dict[str, str]
+    *, summary_path: Path, png: Path, pdf: Path, title: str, reference_metrics: dict[str, str]
 ) -> None:
     """The learning curves of one experiment's real, self and gen- conditions; `reference_metrics`
     maps a line's label to a metrics JSON whose BLEU it draws."""
@@ -109,7 +110,7 @@ def figure_experiment(
 MIN_GENERATOR_BLEU = 1.0
 
 
-def table_generators(metric_paths: list[str], out: Path) -> pl.DataFrame:
+def table_generators(*, metric_paths: list[str], out: Path) -> pl.DataFrame:
     table = generator_table([read_json(path) for path in metric_paths])
     for row in table.filter(pl.col("bleu") < MIN_GENERATOR_BLEU).iter_rows(named=True):
         log.warning(
@@ -123,8 +124,8 @@ def table_generators(metric_paths: list[str], out: Path) -> pl.DataFrame:
     return table
 
 
-def table_html(csv: Path, out: Path) -> None:
+def table_html(*, table_path: Path, out: Path) -> None:
     """The report's page of a table: the CSV as written, read as text so nothing is re-rounded."""
-    frame = pl.read_csv(csv, infer_schema=False)
+    frame = pl.read_csv(table_path, infer_schema=False)
     with atomic_path(out) as tmp:
-        tmp.write_text(table_page(frame, str(csv)), encoding="utf-8")
+        tmp.write_text(table_page(frame, str(table_path)), encoding="utf-8")

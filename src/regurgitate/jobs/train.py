@@ -36,6 +36,7 @@ def read_pairs(path: Path, rows: int | None) -> pl.DataFrame:
 
 
 def train_model(
+    *,
     pairs_path: Path,
     rows: int | None,
     dev_path: Path,
@@ -87,6 +88,7 @@ def train_model(
 
 
 def finetune_api(
+    *,
     curriculum_path: Path,
     rows: int,
     name: str,

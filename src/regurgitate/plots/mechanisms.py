@@ -47,6 +47,12 @@ def _new_figure(rows: int, columns: int, size: tuple[float, float]) -> tuple[Fig
     return figure, axes
 
 
+def _with_diversity(table: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the sources that have diversity values (a source of too few tokens has
+    none, and is left out of the diversity panels)."""
+    return table.filter(pl.all_horizontal(pl.col(m).is_not_null() for m in MEASURES))
+
+
 def _interval(table: pl.DataFrame, measure: str) -> np.ndarray:
     """Error-bar lengths below and above each value (matplotlib's yerr/xerr shape)."""
     value = table[measure].to_numpy()
@@ -60,7 +66,7 @@ def plot_mechanisms(
 ) -> Figure:
     """Four panels: (a) distribution of sentence chrF per generator, (b) error rate and
     reference-free flags, (c) MTLD with its interval, (d) every diversity measure relative to
-    the human references."""
+    the human references; (c) and (d) leave out the sources with no diversity values."""
     styles = source_styles(table["source"].to_list())
     generators = [g for g in table["source"].to_list() if g != HUMAN]
     figure, (chrf_ax, error_ax, mtld_ax, relative_ax) = _new_figure(2, 2, (11.0, 8.0))
@@ -108,6 +114,7 @@ def _error_bars(ax, table: pl.DataFrame, styles: dict) -> None:
 
 
 def _measure_points(ax, table: pl.DataFrame, styles: dict, measure: str) -> None:
+    table = _with_diversity(table)
     sources = table["source"].to_list()
     errors = _interval(table, measure)
     for i, source in enumerate(sources):
@@ -129,7 +136,7 @@ def _relative_to_human(ax, table: pl.DataFrame, styles: dict) -> None:
     human = table.filter(pl.col("source") == HUMAN)
     if human.height != 1:
         raise ValueError("the mechanisms table needs exactly one row for the human references")
-    sources = [s for s in table["source"].to_list() if s != HUMAN]
+    sources = [s for s in _with_diversity(table)["source"].to_list() if s != HUMAN]
     offsets = np.linspace(-0.25, 0.25, max(len(sources), 1))
     for offset, source in zip(offsets, sources, strict=False):
         row = table.filter(pl.col("source") == source)
@@ -137,7 +144,7 @@ def _relative_to_human(ax, table: pl.DataFrame, styles: dict) -> None:
         for j, measure in enumerate(MEASURES):
             base = human[measure][0]
             if not base:
-                continue  # no ratio to a measure the human references have none of
+                continue  # no ratio to a measure the human references have none (or 0) of
             value = row[measure][0] / base
             low, high = row[f"{measure}_ci_low"][0] / base, row[f"{measure}_ci_high"][0] / base
             ax.errorbar(
@@ -191,7 +198,7 @@ def plot_loss_vs_mechanisms(table: pl.DataFrame, experiments: list[str]) -> Figu
     for ax, (column, label) in zip(axes, LOSS_PANELS, strict=True):
         for experiment in experiments:
             _draw_loss_curve(ax, generators, experiment, column, styles)
-        if column == "mtld" and human.height:
+        if column == "mtld" and human.height and human["mtld"][0] is not None:
             ax.axvline(human["mtld"][0], color="#000000", linestyle="--", linewidth=1.0)
             ax.annotate(" human", (human["mtld"][0], 0), fontsize=LEGEND_SIZE)
         ax.axhline(0.0, color="#888888", linewidth=0.8)

@@ -29,7 +29,7 @@ from regurgitate.plots.style import (
     new_figure,
     save_figure,
 )
-from regurgitate.study.vocabulary import HUMAN, RECURSION_ROOT, REGIMES
+from regurgitate.study.vocabulary import GENERATION_ZERO_REGIME, HUMAN, REGIMES
 
 # The panels: the table's value and its axis label.
 PANELS = {
@@ -37,7 +37,7 @@ PANELS = {
     "mtld": "MTLD of its translations",
     "tail_share": "Share of rare human words kept",
 }
-ROOT_LABEL = f"{RECURSION_ROOT} (generation 0, human pairs)"
+ROOT_LABEL = f"{GENERATION_ZERO_REGIME} (generation 0, human pairs)"
 HUMAN_LABEL = "human references"
 NO_DIFFERENCE_LABEL = "BLEU not different from\ngeneration 0 (paired tests)"
 
@@ -56,7 +56,7 @@ def _draw_regime(ax: Axes, rows: pl.DataFrame, value: str, regime: str, style: t
 
 
 def _draw_panel(ax: Axes, table: pl.DataFrame, value: str, styles: dict) -> None:
-    root = table.filter(pl.col("regime") == RECURSION_ROOT)
+    root = table.filter(pl.col("regime") == GENERATION_ZERO_REGIME)
     for regime in [r for r in REGIMES if r in styles]:
         rows = pl.concat([root, table.filter(pl.col("regime") == regime)]).sort("generation")
         _draw_regime(ax, rows, value, regime, styles[regime])
@@ -111,7 +111,7 @@ def plot_recursion(table: pl.DataFrame, *, title: str) -> Figure:
     if missing:
         raise ValueError(f"the recursion table lacks the columns {missing}")
     regimes = [r for r in table["regime"].unique().to_list() if r in REGIMES]
-    if table.filter(pl.col("regime") == RECURSION_ROOT).is_empty() or not regimes:
+    if table.filter(pl.col("regime") == GENERATION_ZERO_REGIME).is_empty() or not regimes:
         raise ValueError("the recursion table needs generation 0 and at least one regime")
     styles = condition_styles(regimes)
     sizes = sorted(table["size"].unique().to_list())

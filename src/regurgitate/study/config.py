@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from regurgitate.generators.prompts import resolve_prompt
 from regurgitate.study.corpus import parallel_file_names
 from regurgitate.study.vocabulary import (
     EXPERIMENT_ORDER,
     FINETUNE,
+    GENERATION_ZERO_REGIME,
     HUMAN,
     REAL,
     REAL_SHARE,
     RECURSION,
-    RECURSION_ROOT,
     SCRATCH,
     SELF,
     detector_condition,
@@ -115,6 +116,17 @@ def _check_corpus(config: dict) -> None:
                 f"corpus.sha256s: no SHA-256 for {name}; every downloaded file is checked "
                 f"(sha256sum {name} of a trusted copy gives it)"
             )
+
+
+def corpus_download(corpus: dict, file: str) -> tuple[str, str | None]:
+    """(URL, SHA-256) of one file of a multi30k corpus."""
+    downloads = corpus_downloads(corpus)
+    if file not in downloads:
+        raise ValueError(
+            f"{file}: not a file of the configured corpus (corpus.train_split, "
+            f"corpus.test_split); those are {sorted(downloads)}"
+        )
+    return downloads[file]
 
 
 def corpus_downloads(corpus: dict) -> dict[str, tuple[str, str | None]]:
@@ -250,9 +262,18 @@ def self_generator(config: dict, experiment: str) -> str | None:
     return None
 
 
-def check_api_generator(name: str, generator: dict, prompts: dict | None) -> None:
-    from regurgitate.generators.prompts import resolve_prompt
+def generator_labels(name: str, generator: dict) -> dict:
+    """What a generator's metrics JSON says about it, beside its scores."""
+    if generator["backend"] != "local":
+        return {"generator": name, "architecture": f"{generator['backend']}:{generator['model']}"}
+    return {
+        "generator": name,
+        "architecture": generator["architecture"],
+        "teacher_pairs": generator.get("teacher_pairs"),
+    }
 
+
+def check_api_generator(name: str, generator: dict, prompts: dict | None) -> None:
     key = f"generators.{name}"
     try:
         resolve_prompt(prompts, generator.get("prompt", "default"), generator.get("prompt_version"))
@@ -419,7 +440,7 @@ def recursion_runs(config: dict) -> list[tuple[str, int, int, int]]:
     if not settings:
         return []
     lineages = [(size, seed) for size in settings["sizes"] for seed in settings["seeds"]]
-    roots = [(RECURSION_ROOT, 0, size, seed) for size, seed in lineages]
+    roots = [(GENERATION_ZERO_REGIME, 0, size, seed) for size, seed in lineages]
     return roots + [
         (regime, generation, size, seed)
         for regime in settings["regimes"]

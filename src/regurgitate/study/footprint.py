@@ -111,7 +111,8 @@ class Shape:
 @cache
 def _shape(architecture: tuple, vocab_size: int) -> Shape:
     # The engine's own model, built without memory, so that a change of the architecture
-    # changes the estimate too.
+    # changes the estimate too. torch is imported when a model is first sized, not when the
+    # workflow imports this module to parse its rules.
     import torch
 
     from regurgitate.engine.model import ModelConfig, Transformer

@@ -31,9 +31,9 @@ from regurgitate.study.curricula import (
 from regurgitate.study.vocabulary import (
     ACCUMULATE,
     ACCUMULATE_FIXED,
+    GENERATION_ZERO_REGIME,
     HUMAN,
     REAL_SHARE,
-    RECURSION_ROOT,
     REGIMES,
     REPLACE,
     generation_origin,
@@ -42,12 +42,13 @@ from regurgitate.study.vocabulary import (
 
 def check_generation(regime: str, generation: int) -> None:
     """Generation 0 is the shared root (`real`); every regime starts at generation 1."""
-    if (regime == RECURSION_ROOT) != (generation == 0):
+    if (regime == GENERATION_ZERO_REGIME) != (generation == 0):
         raise ValueError(
             f"{regime}/{generation}: generation 0 trains on the human pairs and is named "
-            f"{RECURSION_ROOT!r}; the regimes {sorted(REGIMES)} name generations 1 and later"
+            f"{GENERATION_ZERO_REGIME!r}; the regimes {sorted(REGIMES)} name generations 1 and "
+            "later"
         )
-    if regime != RECURSION_ROOT and regime not in REGIMES:
+    if regime != GENERATION_ZERO_REGIME and regime not in REGIMES:
         raise ValueError(f"{regime!r} is not a regime; the regimes are {sorted(REGIMES)}")
 
 

@@ -183,7 +183,7 @@ REGIMES = {
 # Generation 0 trains on the human pairs (the `real` condition) and is shared by every regime: its
 # folder, table rows and legend entry take the id `real`. (It is not `self`: no generation trains
 # on its own output, generation n trains on generation n-1's.)
-RECURSION_ROOT = REAL
+GENERATION_ZERO_REGIME = REAL
 
 
 def generation_origin(generation: int) -> str:
@@ -206,6 +206,6 @@ WILDCARD_CONSTRAINTS = {
     "size": "[0-9]+",
     "seed": "[0-9]+",
     # Longer ids first, so that no id stops at another's prefix.
-    "regime": "|".join(sorted([RECURSION_ROOT, *REGIMES], key=len, reverse=True)),
+    "regime": "|".join(sorted([GENERATION_ZERO_REGIME, *REGIMES], key=len, reverse=True)),
     "generation": "[0-9]+",
 }
