@@ -78,7 +78,9 @@ def curriculum_path(experiment, condition, run_seed):
 def run_metrics(experiment):
     """The metrics file of every run of an experiment, in the order of experiment_runs."""
     return [
-        f"results/runs/{experiment}/{condition}/{size}/{seed}/metrics.json"
+        f"{RUN_DIR}/metrics.json".format(
+            experiment=experiment, condition=condition, size=size, seed=seed
+        )
         for condition, size, seed in experiment_runs(config, experiment)
     ]
 
