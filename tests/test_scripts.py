@@ -1,6 +1,6 @@
 """The workflow's scripts are thin: each calls one job of regurgitate.jobs, with keywords only,
 and every job takes keywords only, so that two paths passed in the wrong order cannot silently
-swap (docs/study.md, "From rule to code")."""
+swap (docs/study.md, "From the corpus to the figures")."""
 
 import ast
 import importlib
