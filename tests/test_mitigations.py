@@ -214,10 +214,13 @@ def test_table_has_a_row_per_mitigation_experiment_and_size(tmp_path):
         path = tmp_path / f"{i}.json"
         path.write_text(pl.DataFrame([row]).write_json()[1:-1])
         paths.append(path)
+    # A mix whose targets were too few tokens to measure has no diversity values.
+    unmeasured = tmp_path / "mixed-a+b.json"
+    unmeasured.write_text('{"diversity": null}')
     written = table_mitigations(
         run_paths=paths,
         unmitigated={},
-        mix_mechanisms={},
+        mix_mechanisms={"mixed-a+b": str(unmeasured)},
         min_gap=0.5,
         out=tmp_path / "tables" / "mitigations.csv",
     )
@@ -225,6 +228,8 @@ def test_table_has_a_row_per_mitigation_experiment_and_size(tmp_path):
     csv = pl.read_csv(tmp_path / "tables" / "mitigations.csv")
     assert csv.columns == [*table.columns, "ttr", "mtld", "mtld_ci_low", "mtld_ci_high"]
     assert csv["gap_closed_mean"].to_list() == [round(x, 2) for x in shares]
+    mix = csv.filter(pl.col("condition") == "mixed-a+b")
+    assert mix.height == 4 and mix["mtld"].null_count() == 4 and mix["ttr"].null_count() == 4
 
 
 def test_the_share_is_reported_only_where_the_gap_is_significant():

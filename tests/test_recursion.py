@@ -12,6 +12,7 @@ from conftest import REPO, run_snakemake
 from regurgitate.analysis.recursion import (
     generation_differences,
     generation_measures,
+    measure_values,
     rare_words,
     recursion_table,
     summarise_runs,
@@ -247,6 +248,8 @@ def test_generation_measures_hold_errors_diversity_and_tail():
         lineage, generated, "replace/1", sample_tokens=None, tail_max_count=1, **settings
     )
     assert empty["diversity"] is None and empty["error_rate"] == 1.0
+    assert measure_values(empty)["mtld"] is None
+    assert measure_values(record)["mtld"] == record["diversity"]["mtld"]["value"]
 
 
 # --- the table and the figure -----------------------------------------------------------------

@@ -346,6 +346,14 @@ def diversity_profile(
     return profile
 
 
+def profile_values(profile: dict | None, measure: str) -> dict:
+    """One measure of a diversity_profile, {"value", "ci_low", "ci_high"}: all None where a
+    text has no profile (fewer than MIN_DIVERSITY_TOKENS tokens)."""
+    if profile is None:
+        return {"value": None, "ci_low": None, "ci_high": None}
+    return profile[measure]
+
+
 def _recentred_interval(
     value: float, replicates: np.ndarray, confidence: float
 ) -> tuple[float, float]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from regurgitate.analysis.diversity import MEASURES, diversity_profile
+from regurgitate.analysis.diversity import MEASURES, diversity_profile, profile_values
 from regurgitate.analysis.translation_errors import FLAGS, error_profile, flag_rows
 from regurgitate.study.curricula import generated_curriculum, real_curriculum
 from regurgitate.study.vocabulary import HUMAN
@@ -93,12 +93,11 @@ def mechanisms_table(
             **{f"{flag}_share": record["flags"][flag] / record["n"] for flag in FLAGS},
             "generator_bleu": generator_bleu.get(record["source"]),
         }
-        diversity = record["diversity"] or {}
         for measure in MEASURES:
-            values = diversity.get(measure, {})
-            row[measure] = values.get("value")
-            row[f"{measure}_ci_low"] = values.get("ci_low")
-            row[f"{measure}_ci_high"] = values.get("ci_high")
+            values = profile_values(record["diversity"], measure)
+            row[measure] = values["value"]
+            row[f"{measure}_ci_low"] = values["ci_low"]
+            row[f"{measure}_ci_high"] = values["ci_high"]
         rows.append(row)
     table = pl.DataFrame(rows, infer_schema_length=None)
     for experiment in losses["experiment"].unique(maintain_order=True).to_list():

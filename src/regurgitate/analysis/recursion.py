@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from regurgitate.analysis.aggregate import t_interval
-from regurgitate.analysis.diversity import MEASURES, diversity_profile, tokenize
+from regurgitate.analysis.diversity import MEASURES, diversity_profile, profile_values, tokenize
 from regurgitate.analysis.significance import DIFFERENCE_COLUMNS, differences_to_baseline
 from regurgitate.analysis.translation_errors import error_profile
 from regurgitate.study.curricula import generated_targets
@@ -136,11 +136,10 @@ VALUES = [*SCORE_VALUES, *ERROR_VALUES, *MEASURES, *TAIL_VALUES]
 def measure_values(record: dict) -> dict:
     """The table's values of one measures record (generation_measures)."""
     tail = record["tail"]
-    diversity = record["diversity"] or {}
     return {
         "error_rate": record["error_rate"],
         "ter": record["ter"],
-        **{measure: diversity.get(measure, {}).get("value") for measure in MEASURES},
+        **{measure: profile_values(record["diversity"], measure)["value"] for measure in MEASURES},
         "tail_share": tail["share"],
         "tail_words": tail["produced"],
         "rare_words": tail["rare_words"],

@@ -19,6 +19,7 @@ from regurgitate.analysis.detector import (
 from regurgitate.analysis.detector import (
     train_detector as fit_detector,
 )
+from regurgitate.analysis.diversity import profile_values
 from regurgitate.analysis.mitigations import mitigations_table
 from regurgitate.analysis.quality import correlation_table, quality_table, reverse_direction
 from regurgitate.engine.device import pick_device, use_bf16
@@ -260,15 +261,14 @@ def table_mitigations(
     return table
 
 
-def _mix_diversity(diversity: dict | None) -> dict:
-    """A mix's TTR and MTLD with its interval, null where it has no diversity values (fewer
-    tokens than a diversity measure needs)."""
-    ttr, mtld = (diversity or {}).get("ttr", {}), (diversity or {}).get("mtld", {})
+def _mix_diversity(profile: dict | None) -> dict:
+    """A mix's TTR and MTLD with its interval, null where it has no diversity values."""
+    ttr, mtld = profile_values(profile, "ttr"), profile_values(profile, "mtld")
     return {
-        "ttr": ttr.get("value"),
-        "mtld": mtld.get("value"),
-        "mtld_ci_low": mtld.get("ci_low"),
-        "mtld_ci_high": mtld.get("ci_high"),
+        "ttr": ttr["value"],
+        "mtld": mtld["value"],
+        "mtld_ci_low": mtld["ci_low"],
+        "mtld_ci_high": mtld["ci_high"],
     }
 
 
