@@ -4,6 +4,7 @@ dimensions both sides use, the reference model, peak memory, and A/B rounds in s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -16,15 +17,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 MULTI30K = REPO.parent / "shared" / "data" / "multi30k" / "train.tsv"
-
-# Dense peak TFLOP/s (no sparsity) by device name and precision, for model FLOPs utilisation.
-GPU_PEAK_TFLOPS = {
-    "H200": {"bf16": 989.0, "fp32": 67.0},
-    "H100": {"bf16": 989.0, "fp32": 67.0},
-    "A100": {"bf16": 312.0, "fp32": 19.5},
-    "L40S": {"bf16": 362.0, "fp32": 91.6},
-    "A10": {"bf16": 125.0, "fp32": 31.2},
-}
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -208,15 +200,84 @@ def machine() -> dict:
 
 
 def gpu_peak_tflops(precision: str) -> float | None:
+    """The dense peak of this machine's GPU in `precision` (bf16, or fp32: TF32 where torch
+    lets fp32 matmuls use it), from the footprint's table, which tells an H100 PCIe from an
+    H100 SXM by the device name; None without a GPU or for a GPU not in the table."""
     import torch
+
+    from regurgitate.study.footprint import GPU_PEAK_TFLOPS, gpu_model
 
     if not torch.cuda.is_available():
         return None
-    name = torch.cuda.get_device_name()
-    for key, peaks in GPU_PEAK_TFLOPS.items():
-        if key in name:
-            return peaks[precision]
-    return None
+    model = gpu_model(torch.cuda.get_device_name())
+    if model is None:
+        return None
+    bf16, tf32, fp32 = GPU_PEAK_TFLOPS[model]
+    if precision == "bf16":
+        return bf16
+    return tf32 if tf32 and torch.get_float32_matmul_precision() != "highest" else fp32
+
+
+# The operators with which the host waits for the device: reading a tensor's value (item,
+# tolist), and boolean indexing, whose output size only the device knows (nonzero,
+# masked_select). On a CPU they cost nothing, but they are the same calls a CUDA run makes,
+# so counting them on the CPU counts a GPU run's synchronisations.
+HOST_SYNC_OPS = (
+    "aten::nonzero",
+    "aten::item",
+    "aten::_local_scalar_dense",
+    "aten::masked_select",
+    "aten::is_nonzero",
+)
+
+
+TOLIST = "Tensor.tolist"
+
+
+OPTIMIZER_READS = "aten::item in Optimizer.step"
+
+
+def host_sync_counts(events, tolist: int = 0) -> dict[str, int]:
+    """The count of each host-synchronising operator among a profiler's `events()`, and of
+    `tolist` calls (which read a tensor without an operator the profiler records). Values the
+    optimizer reads are counted apart: AdamW keeps its step counters on the host (unless it is
+    capturable or fused), so reading them never waits for a GPU."""
+    counts = dict.fromkeys(HOST_SYNC_OPS, 0) | {OPTIMIZER_READS: 0, TOLIST: tolist}
+    for event in events:
+        if event.name not in HOST_SYNC_OPS:
+            continue
+        if event.name == "aten::item" and _in_optimizer(event):
+            counts[OPTIMIZER_READS] += 1
+        elif not _in_optimizer(event):
+            counts[event.name] += 1
+    return counts
+
+
+def _in_optimizer(event) -> bool:
+    while event is not None:
+        if event.name.startswith("Optimizer.step#"):
+            return True
+        event = event.cpu_parent
+    return False
+
+
+@contextlib.contextmanager
+def counting_tolist():
+    """Count Tensor.tolist calls in the block: yields a list whose length is the count."""
+    import torch
+
+    calls = []
+    original = torch.Tensor.tolist
+
+    def counted(self):
+        calls.append(1)
+        return original(self)
+
+    torch.Tensor.tolist = counted
+    try:
+        yield calls
+    finally:
+        torch.Tensor.tolist = original
 
 
 def write_result(name: str, result: dict) -> Path:

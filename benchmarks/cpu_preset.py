@@ -231,10 +231,11 @@ def markdown_table(rules: list[dict], wall_seconds: float | None, cores: int | N
 
 
 # Per condition at an experiment's largest size: the score over seeds and the paired difference
-# to `real` over test sentences (analysis.significance).
+# to `real` over seeds and test sentences (analysis.significance).
 CONDITION_COLUMNS = ["bleu_mean", "bleu_ci_low", "bleu_ci_high", "chrf_mean", "n_seeds"]
 CONDITION_COLUMNS += ["bleu_delta", "bleu_delta_low", "bleu_delta_high"]
-CONDITION_COLUMNS += ["p_bootstrap", "p_randomisation", "significant", "early_stopped"]
+CONDITION_COLUMNS += ["seed_sd", "delta_in_seed_sd", "p_seeds_and_sentences"]
+CONDITION_COLUMNS += ["p_sentences_bootstrap", "significant", "early_stopped"]
 WORTH_COLUMNS = ["experiment", "generator", "synthetic_condition", "synthetic_bleu_mean"]
 WORTH_COLUMNS += ["real_pairs_worth", "real_pairs_worth_low", "real_pairs_worth_high"]
 WORTH_COLUMNS += ["worth_note", "low_note", "high_note"]

@@ -51,6 +51,9 @@ def arguments(argv=None):
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--model", type=Path, help="a trained project model (model.pt)")
     parser.add_argument("--tokenizer", type=Path, help="the SentencePiece model of --model")
+    parser.add_argument(
+        "--syncs", action="store_true", help="count host synchronisations per step instead"
+    )
     return parser.parse_args(argv)
 
 
@@ -208,10 +211,41 @@ def measure_beam(args, tokenizer, sentences, project, reference, beam: int) -> d
     }
 
 
+def sync_profile(args, tokenizer, sentences, project) -> dict:
+    """Host-synchronising operators of the project's beam search, counted by torch.profiler:
+    per decoder step (one log_softmax each) and per sentence, by beam size."""
+    from torch.profiler import ProfilerActivity, profile
+
+    result = {}
+    for beam in args.beams:
+        run = project_decoder(args, project, tokenizer, sentences, beam)
+        with (
+            profile(activities=[ProfilerActivity.CPU]) as profiler,
+            common.counting_tolist() as calls,
+        ):
+            run()
+        events = profiler.events()
+        counts = common.host_sync_counts(events, len(calls))
+        steps = sum(e.name == "aten::log_softmax" for e in events)
+        result[str(beam)] = {
+            "decoder_steps": steps,
+            "per_step": {name: count / steps for name, count in counts.items()},
+            "per_sentence": {name: count / len(sentences) for name, count in counts.items()},
+        }
+    return result
+
+
 def main() -> None:
     args = arguments()
     common.set_threads(args.threads)
     tokenizer, sentences, project, reference = models(args)
+    if args.syncs:
+        result = {"machine": common.machine(), "settings": vars(args)}
+        result["beams"] = sync_profile(args, tokenizer, sentences, project)
+        path = common.write_result("decode_syncs.json", result)
+        print(json.dumps(result["beams"], indent=2))
+        print(f"written to {path}")
+        return
     import torch
 
     from regurgitate.engine.device import use_bf16

@@ -36,7 +36,13 @@ def arguments(argv=None):
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--max-tokens", type=int, default=2048, help="project batch budget")
     parser.add_argument("--precision", default="auto", help="project: auto, fp32 or bf16")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="project: training.deterministic: true"
+    )
     parser.add_argument("--batch-size", type=int, default=0, help="reference; 0: matched")
+    parser.add_argument(
+        "--syncs", action="store_true", help="count host synchronisations per step instead"
+    )
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -73,6 +79,7 @@ def project_side(args) -> dict:
         eval_sentences=4,
         seed=args.seed,
         precision=args.precision,
+        deterministic=args.deterministic,
     )
     common.set_threads(args.threads)
     common.reset_peak_memory(args.device)
@@ -99,6 +106,61 @@ def project_side(args) -> dict:
         "precision": summary["precision"],
         "peak_mb": peak,
         "training_peak_mb": peak - before,
+    }
+
+
+def sync_profile(args) -> dict:
+    """Host-synchronising operators per training step of the project's trainer, counted by
+    torch.profiler over `--steps` steps (the first step, dev evaluation and logging left out:
+    the loss is read once per `log_every` steps on purpose)."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    from regurgitate.engine.train import DevSet, TrainConfig, train
+
+    tokenizer, sources, data = encoded(args)
+    end = args.steps + 2
+    cfg = TrainConfig(
+        max_tokens=args.max_tokens,
+        max_steps=end,
+        warmup_steps=max(1, args.steps // 2),
+        eval_every=end,
+        log_every=end,
+        eval_sentences=4,
+        seed=args.seed,
+        precision=args.precision,
+    )
+    common.set_threads(args.threads)
+    # Steps 2 to steps + 1: the window opens after the first step and closes before the last
+    # step's evaluation.
+    profiler = profile(
+        activities=[ProfilerActivity.CPU],
+        schedule=schedule(wait=0, warmup=1, active=args.steps, repeat=1),
+    )
+    calls: list = []
+    counting = common.counting_tolist()
+
+    def on_step(step: int) -> None:
+        profiler.step()
+        if step == 1:  # the profiler's window opens
+            calls.append(counting.__enter__())
+        if step == args.steps + 1:
+            counting.__exit__(None, None, None)
+
+    with profiler, tempfile.TemporaryDirectory() as tmp:
+        train(
+            common.project_model_config(args, tokenizer.vocab_size),
+            cfg,
+            data,
+            DevSet(sources[:4], sources[:4]),
+            tokenizer,
+            Path(tmp) / "checkpoint.pt",
+            device=args.device,
+            on_step=on_step,
+        )
+    counts = common.host_sync_counts(profiler.events(), len(calls[0]))
+    return {
+        "steps": args.steps,
+        "per_step": {name: count / args.steps for name, count in counts.items()},
     }
 
 
@@ -191,6 +253,12 @@ def batching(args) -> dict:
 
 def main() -> None:
     args = arguments()
+    if args.syncs:
+        result = sync_profile(args) | {"machine": common.machine(), "settings": vars(args)}
+        path = common.write_result("train_syncs.json", result)
+        print(json.dumps(result["per_step"], indent=2))
+        print(f"written to {path}")
+        return
     if args.side == "project":
         print(json.dumps(project_side(args)))
         return

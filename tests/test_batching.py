@@ -42,3 +42,16 @@ def test_collate_adds_bos_and_eos():
     assert batch.tgt_in.tolist() == [[2, 9, 10, 11]]
     assert batch.tgt_out.tolist() == [[9, 10, 11, 3]]
     assert batch.target_tokens == 4
+
+
+def test_collate_gives_the_real_target_positions_by_index():
+    """The training step takes the real positions by these indices (no boolean mask on the
+    device): they and their tokens are those of the padded targets, row by row."""
+    data = EncodedPairs([[7], [7, 8, 9]], [[9, 10, 11], [12]])
+    batch = collate(data, [0, 1], pad_id=0, bos_id=2, eos_id=3)
+    assert batch.tgt_out.tolist() == [[9, 10, 11, 3], [12, 3, 0, 0]]
+    assert batch.src.tolist() == [[7, 3, 0, 0], [7, 8, 9, 3]]
+    mask = batch.tgt_out != 0
+    assert batch.real.tolist() == mask.view(-1).nonzero().view(-1).tolist() == [0, 1, 2, 3, 4, 5]
+    assert batch.targets.tolist() == batch.tgt_out[mask].tolist() == [9, 10, 11, 3, 12, 3]
+    assert batch.target_tokens == 6

@@ -132,7 +132,7 @@ def test_schema_names_the_wrong_key(mutate, named):
         (lambda c: c["scratch"].update(sizes=[100, 5000]), "scratch.sizes"),
         (lambda c: c["finetune"].update(base="gpt"), "finetune.base"),
         (lambda c: c["mitigations"].update(sizes=[300]), "mitigations.sizes"),
-        (lambda c: c["finetune"]["partial"].update(sizes=[5000]), "finetune.sizes"),
+        (lambda c: c["finetune"]["partial"].update(sizes=[5000]), "finetune.partial.sizes"),
         (lambda c: c["finetune"]["partial"].update(generators=["x"]), "finetune.partial"),
         (lambda c: c["generators"].update(human=c["generators"]["weak"]), "generators.human"),
     ],

@@ -85,14 +85,74 @@ def test_max_runtime_default_is_the_schema_default():
     assert resources["max_runtime"]["default"] == footprint.MAX_RUNTIME
 
 
+def on(device: str, gpu_model: str | None = None, **training) -> dict:
+    config = copy.deepcopy(PAPER)
+    config["device"] = device
+    config["resources"]["gpu"] = None
+    config["resources"]["gpu_model"] = gpu_model
+    config["training"].update(training)
+    return config
+
+
+def test_the_paper_scale_study_runs_on_gpus():
+    assert PAPER["device"] == "cuda" and footprint.gpus(PAPER) == 1
+
+
 def test_a_gpu_study_asks_for_gpu_memory_and_less_time():
-    on_cpu = footprint.Scale(PAPER).student_training("scratch", 10000)
-    cuda = copy.deepcopy(PAPER)
-    cuda["device"] = "cuda"
-    cuda["resources"]["gpu"] = None
-    on_gpu = footprint.Scale(cuda).student_training("scratch", 10000)
+    on_cpu = footprint.Scale(on("cpu")).student_training("scratch", 10000)
+    on_gpu = footprint.Scale(on("cuda")).student_training("scratch", 10000)
     assert on_cpu.gpu_memory == 0 < on_gpu.gpu_memory
     assert on_gpu.seconds < on_cpu.seconds / 10 and on_gpu.memory < on_cpu.memory
+
+
+@pytest.mark.parametrize(
+    ("name", "model"),
+    [
+        ("NVIDIA H100 PCIe", "H100 PCIe"),
+        ("NVIDIA H100 80GB HBM3", "H100 SXM"),
+        ("NVIDIA H100 NVL", "H100 NVL"),
+        ("NVIDIA A100-SXM4-80GB", "A100 SXM"),
+        ("NVIDIA A100 80GB PCIe", "A100 PCIe"),
+        ("Tesla V100-SXM2-32GB", "V100 SXM"),
+        ("Tesla T4", "T4"),
+        ("NVIDIA GeForce RTX 3090", "RTX 3090"),
+        ("NVIDIA L40S", "L40S"),
+        ("NVIDIA L4", "L4"),
+        ("NVIDIA A10G", "A10G"),
+        ("h100", "H100 PCIe"),  # a cluster's name: the slower card, so runtimes suffice
+        ("h100_sxm", "H100 SXM"),
+        ("NVIDIA B200", None),
+    ],
+)
+def test_gpu_names_tell_pcie_from_sxm(name, model):
+    assert footprint.gpu_model(name) == model
+
+
+def test_gpu_speed_follows_the_model_and_its_native_precision():
+    def hours(gpu_model, **training):
+        config = on("cuda", gpu_model, **training)
+        return footprint.Scale(config).student_training("scratch", 10000).seconds / 3600
+
+    assert hours("h100_sxm") < hours("h100_pcie") < hours("a100") < hours("v100") < hours("t4")
+    # A V100 has no native bf16: `precision: auto` trains in fp32 there, at its fp32 peak.
+    v100 = footprint.machine(on("cuda", "v100"))
+    assert not v100.bf16 and v100.train_flops == pytest.approx(0.25 * 14.0e12)
+    # fp32 on an A100 runs on TF32 cores, unless strict.
+    a100 = footprint.machine(on("cuda", "a100", precision="fp32"))
+    strict = footprint.machine(on("cuda", "a100", precision="fp32", strict_fp32=True))
+    assert a100.train_flops == pytest.approx(8 * strict.train_flops)
+
+
+def test_bf16_training_needs_about_half_the_gpu_memory_of_fp32():
+    bf16 = footprint.Scale(on("cuda", "a100")).student_training("scratch", 10000)
+    fp32 = footprint.Scale(on("cuda", "v100")).student_training("scratch", 10000)
+    assert 0.35 < bf16.gpu_memory / fp32.gpu_memory < 0.55
+    assert 4e9 < bf16.gpu_memory < 7e9  # a `base` model on 8,192-token batches
+
+
+def test_scoring_jobs_get_gpu_memory():
+    rules = footprint.study(footprint.Scale(on("cuda", "a100")))
+    assert rules["pair_nll"].largest.gpu_memory > 1e9
 
 
 def test_training_stops_at_max_steps_or_max_epochs():

@@ -2,7 +2,14 @@ import polars as pl
 import pytest
 from matplotlib.lines import Line2D
 
-from regurgitate.plots.learning_curves import learning_curves, plot_learning_curves
+from regurgitate.plots.learning_curves import (
+    NOT_LEARNED_LABEL,
+    NOT_SIGNIFICANT_LABEL,
+    SIGNIFICANT_LABEL,
+    UNTESTED_LABEL,
+    learning_curves,
+    plot_learning_curves,
+)
 from regurgitate.plots.style import REAL_COLOUR, condition_styles
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -137,3 +144,37 @@ def test_conditions_no_different_from_real_have_open_markers():
     assert open_markers.get_markerfacecolor() == "white"
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
     assert any(label.startswith("differs from real") for label in labels)
+
+
+def test_one_seed_points_are_drawn_untested_not_significant(tmp_path):
+    # As figure_experiment reads a one-seed table back: `significant` has no value, so the CSV
+    # gives it no type to infer.
+    summary = summary_table(("real", "gen-weak")).with_columns(
+        significant=pl.lit(None, pl.Boolean),
+        significance_note=pl.when(pl.col("condition") == "real")
+        .then(None)
+        .otherwise(pl.lit("one seed: training variance untested")),
+    )
+    summary.write_csv(tmp_path / "t.csv")
+    figure = plot_learning_curves(pl.read_csv(tmp_path / "t.csv"), title="E1")
+    (ax,) = figure.axes
+    marks = [line for line in ax.get_lines() if line.get_label().startswith("_")]
+    (half,) = [line for line in marks if len(line.get_xdata())]
+    assert list(half.get_xdata()) == [1000, 2000, 4000] and half.get_fillstyle() == "left"
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert UNTESTED_LABEL in labels
+    assert SIGNIFICANT_LABEL not in labels and NOT_SIGNIFICANT_LABEL not in labels
+
+
+def test_a_condition_whose_generator_did_not_learn_is_dashed_and_labelled():
+    summary = summary_table(("real", "gen-weak", "gen-strong")).with_columns(
+        generator_learned=pl.when(pl.col("condition") == "real")
+        .then(None)
+        .otherwise(pl.col("condition") == "gen-strong")
+    )
+    figure = plot_learning_curves(summary, title="E2")
+    by_label = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    weak = by_label[f"gen-weak\n({NOT_LEARNED_LABEL})"]
+    assert weak.get_linestyle() == "--"
+    assert by_label["gen-strong"].get_linestyle() == "-"
+    assert by_label["real"].get_linestyle() == "-"

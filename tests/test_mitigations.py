@@ -1,3 +1,4 @@
+import json
 import math
 
 import polars as pl
@@ -11,6 +12,7 @@ from regurgitate.analysis.mitigations import (
     mitigation_of,
     mitigations_table,
 )
+from regurgitate.analysis.significance import ONE_SEED_NOTE
 from regurgitate.jobs.mitigate import table_mitigations
 from regurgitate.plots.mitigations import (
     gap_closed_figure,
@@ -384,3 +386,39 @@ def test_source_selection_is_measured_apart_and_the_oracle_is_not_deployable():
     confidence = rows[("ordered-a-confidence", 1000)]
     assert confidence["deployable"] is True and confidence["selection_effect_mean"] is None
     assert ("sources-ordered-a-oracle", 1000) not in rows  # a control, not a mitigation
+
+
+def test_a_gap_untested_for_want_of_seeds_has_no_share(tmp_path):
+    # One seed: the experiment table leaves `significant` empty, and its CSV gives the column
+    # no type to infer.
+    data = runs({"real": [30], "gen-a": [20], "gen-b": [26], "detector-a": [25]})
+    experiment_table = pl.DataFrame(
+        {
+            "experiment": ["scratch"] * 4,
+            "condition": ["gen-a", "gen-a", "gen-b", "gen-b"],
+            "size": [1000, 2000, 1000, 2000],
+            "significant": [None, None, False, None],
+        },
+        schema_overrides={"significant": pl.Boolean},
+    )
+    table = mitigations_table(data, significant=experiment_table)
+    (row,) = table.filter(pl.col("size") == 1000).iter_rows(named=True)
+    assert row["gap_closed_mean"] is None and row["gap_significant"] is None
+    assert row["gap_note"] == ONE_SEED_NOTE
+    assert row["gap"] == pytest.approx(10.0)
+    path = tmp_path / "scratch.csv"
+    experiment_table.filter(pl.col("condition") == "gen-a").write_csv(path)
+    assert pl.read_csv(path)["significant"].dtype == pl.String  # what table_mitigations reads
+    paths = []
+    for i, row in enumerate(data.iter_rows(named=True)):
+        paths.append(tmp_path / f"run{i}.json")
+        paths[-1].write_text(json.dumps(row))
+    written = table_mitigations(
+        run_paths=paths,
+        unmitigated={},
+        mix_mechanisms={},
+        min_gap=1.0,
+        out=tmp_path / "mitigations.csv",
+        experiment_tables=[path],
+    )
+    assert set(written["gap_note"]) == {ONE_SEED_NOTE}

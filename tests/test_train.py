@@ -358,3 +358,140 @@ def test_finetuning_starts_from_the_init_models_weights(tmp_path, toy_tokenizer,
     scratch = student("scratch", None)
     assert furthest(finetuned, base.state_dict()) < 1e-5
     assert furthest(scratch, base.state_dict()) > 0.1
+
+
+# The operators with which the host waits for the device: boolean indexing (its output size is
+# known only on the device: nonzero, masked_select) and reading a value (item).
+HOST_WAITS = {"aten::nonzero", "aten::masked_select", "aten::item", "aten::_local_scalar_dense"}
+
+
+def test_a_training_step_never_waits_for_the_device(tmp_path, toy_tokenizer, toy_pairs):
+    """Profiled on the CPU, the same calls a CUDA step makes: no boolean indexing, and no value
+    read but AdamW's step counters, which live on the host (torch keeps them there unless the
+    optimizer is capturable or fused)."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
+    # Steps 2 to 4 are profiled; the first step's set-up and the last step's evaluation and
+    # loss logging are left out.
+    cfg = TrainConfig(max_tokens=400, warmup_steps=5, max_steps=5, eval_every=5, log_every=5)
+    profiler = profile(
+        activities=[ProfilerActivity.CPU], schedule=schedule(wait=0, warmup=1, active=3, repeat=1)
+    )
+    with profiler:
+        train(
+            model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "c.pt",
+            on_step=lambda _: profiler.step(),
+        )  # fmt: skip
+
+    def in_optimizer(event) -> bool:
+        while event is not None:
+            if event.name.startswith("Optimizer.step#"):
+                return True
+            event = event.cpu_parent
+        return False
+
+    waits = [e.name for e in profiler.events() if e.name in HOST_WAITS and not in_optimizer(e)]
+    assert waits == []
+    assert any(e.name == "aten::addmm" for e in profiler.events())  # the steps were profiled
+
+
+def test_a_cpu_run_with_checkpoints_never_asks_cuda(
+    tmp_path, toy_tokenizer, toy_pairs, monkeypatch
+):
+    """Saving and resuming the random state opens no CUDA context on a GPU host: a CPU run,
+    killed and resumed, never calls torch.cuda's device or random-state functions."""
+
+    def untouchable(*args, **kwargs):
+        raise AssertionError("a CPU run asked CUDA")
+
+    for name in ("is_available", "get_rng_state", "set_rng_state", "get_device_capability"):
+        monkeypatch.setattr(torch.cuda, name, untouchable)
+    data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
+    cfg = TrainConfig(max_tokens=400, warmup_steps=5, max_steps=6, eval_every=2, log_every=2)
+
+    def kill_at_5(step):
+        if step == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "c.pt", on_step=kill_at_5)
+    started = []
+    train(model_cfg, cfg, data, dev, toy_tokenizer, tmp_path / "c.pt", on_step=started.append)
+    assert started[0] == 5  # resumed from step 4's checkpoint
+
+
+CHECKPOINTED = TrainConfig(
+    max_tokens=400,
+    lr=3e-3,
+    warmup_steps=5,
+    max_steps=24,
+    eval_every=3,
+    patience=100,
+    log_every=5,
+    seed=3,
+    checkpoint_minutes=10,
+)
+
+
+def test_checkpoints_are_written_no_more_often_than_the_interval(
+    tmp_path, toy_tokenizer, toy_pairs, monkeypatch
+):
+    """Each step takes a minute of the patched clock; with evaluations every 3 steps and
+    checkpoints at most every 10 minutes, checkpoints follow the evaluations of steps 12 and 24
+    only. A run killed at step 20 resumes from step 12 and ends as the uninterrupted run."""
+    import regurgitate.engine.train as engine_train
+
+    data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
+    minutes = [0.0]
+    monkeypatch.setattr(engine_train, "clock", lambda: 60.0 * minutes[0])
+    written = []
+    original = engine_train.save_checkpoint
+
+    def recorded(path, state):
+        written.append(state["state"]["step"])
+        original(path, state)
+
+    monkeypatch.setattr(engine_train, "save_checkpoint", recorded)
+
+    def one_minute(step):
+        minutes[0] += 1
+
+    whole, summary = train(
+        model_cfg, CHECKPOINTED, data, dev, toy_tokenizer, tmp_path / "a.pt", on_step=one_minute
+    )
+    assert written == [12, 24]
+    assert [h["step"] for h in summary["dev_history"]] == [3, 6, 9, 12, 15, 18, 21, 24]
+
+    def killed_at_20(step):
+        one_minute(step)
+        if step == 20:
+            raise Killed
+
+    written.clear()
+    minutes[0] = 0.0
+    checkpoint = tmp_path / "b.pt"
+    with pytest.raises(Killed):
+        train(model_cfg, CHECKPOINTED, data, dev, toy_tokenizer, checkpoint, on_step=killed_at_20)
+    assert written == [12]
+    started = []
+    resumed, resumed_summary = train(
+        model_cfg, CHECKPOINTED, data, dev, toy_tokenizer, checkpoint, on_step=started.append
+    )
+    assert started[0] == 13
+    for (name, a), (_, b) in zip(
+        whole.state_dict().items(), resumed.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert resumed_summary["dev_history"] == summary["dev_history"]
+
+
+def test_the_checkpoint_interval_is_no_part_of_what_a_checkpoint_must_match():
+    """A run resumes whatever interval wrote its checkpoint, and the switches added since
+    checkpoints existed leave the key of a run that does not set them as it was."""
+    from regurgitate.engine.train import _fingerprinted
+
+    other = TrainConfig(**{**CHECKPOINTED.__dict__, "checkpoint_minutes": 0})
+    assert _fingerprinted(other) == _fingerprinted(CHECKPOINTED)
+    assert "deterministic" not in _fingerprinted(TrainConfig())
+    assert _fingerprinted(TrainConfig(deterministic=True))["deterministic"] is True

@@ -70,7 +70,7 @@ def test_schema_enumerations_are_the_vocabulary():
     assert sorted(EXPERIMENTS) == sorted(EXPERIMENT_ORDER)
     assert names["quality_metric"]["enum"] == list(QUALITY_METRICS)
     assert names["score"]["enum"] == list(SCORES)
-    assert names["name"]["pattern"] == f"^{NAME}$"
+    assert names["name"]["pattern"] == f"^{NAME}\\Z"
 
 
 def test_wildcard_constraints_come_from_the_vocabulary():

@@ -37,8 +37,11 @@ def test_table_has_a_row_per_condition_and_size(finished_run):
     assert table["bleu_signature"].str.contains("nrefs:1").all()
     # Every condition but real carries its paired test against real at the same size.
     compared = table.filter(pl.col("condition") != "real")
-    assert compared["p_bootstrap"].is_between(0, 1).all()
-    assert compared["p_randomisation"].is_between(0, 1).all()
+    # two seeds: the test counts training noise; the sentence-only tests stay beside it
+    assert compared["p_seeds_and_sentences"].is_between(0, 1).all()
+    assert compared["p_sentences_bootstrap"].is_between(0, 1).all()
+    assert compared["p_sentences_randomisation"].is_between(0, 1).all()
+    assert compared["significant"].is_not_null().all()
     assert (compared["bleu_delta_low"] <= compared["bleu_delta_high"]).all()
     assert (compared["paired_seeds"] == 2).all()
     assert table.filter(pl.col("condition") == "real")["bleu_delta"].is_null().all()
@@ -48,7 +51,11 @@ def test_table_has_a_row_per_condition_and_size(finished_run):
     finetune = pl.read_csv(finished_run / "results" / "tables" / "finetune.csv")
     rows = set(zip(finetune["condition"], finetune["size"], strict=True))
     assert rows == FINETUNE_ROWS | {(c, 100) for c in MITIGATED}
-    assert finetune.filter(pl.col("condition") != "real")["p_bootstrap"].is_between(0, 1).all()
+    # one E1 seed: sentence tests only; `significant` stays empty with its reason
+    untested = finetune.filter(pl.col("condition") != "real")
+    assert untested["p_sentences_bootstrap"].is_between(0, 1).all()
+    assert untested["significant"].is_null().all()
+    assert untested["significance_note"].is_not_null().all()
 
 
 # E1's own conditions in the tiny study (the strong generator is its base model: its output is
@@ -244,7 +251,10 @@ def test_partial_table_has_a_row_per_experiment_and_generator(finished_run):
     assert interpolated["real_pairs_worth"].is_between(100, 300).all()
     (mix,) = table.filter(pl.col("compared") == "partial-weak-25").iter_rows(named=True)
     assert (mix["experiment"], mix["size"], mix["human_pairs"]) == ("finetune", 300, 75)
-    assert 0 <= mix["p_bootstrap"] <= 1 and mix["bleu_delta_low"] <= mix["bleu_delta_high"]
+    assert (
+        0 <= mix["p_sentences_bootstrap"] <= 1 and mix["bleu_delta_low"] <= mix["bleu_delta_high"]
+    )
+    assert mix["significant"] is None  # one E1 seed
 
 
 def test_runs_record_scores_and_training(finished_run):
@@ -266,6 +276,12 @@ def test_synthetic_data_and_pools(finished_run):
     assert (synthetic["logprob"] <= 0).all()
     report = json.loads((finished_run / "results/pools/cleaning.json").read_text())
     assert report["pools"]["student"] == 300
+    # the pools were checked against the config, and no architecture cuts a pair of them
+    checks = json.loads((finished_run / "results/pools/checks.json").read_text())
+    assert checks["pools"] == report["pools"]
+    assert checks["truncated_pairs"]["teacher"] == {"small": 0, "tiny": 0}
+    train = json.loads((finished_run / "results/generators/weak/train.json").read_text())
+    assert train["truncated_pairs"] == 0
     generators = pl.read_csv(finished_run / "results/tables/generators.csv")
     assert set(generators["generator"]) == {"weak", "strong"}
 
@@ -317,7 +333,7 @@ def test_report_shows_every_table_figure_the_study_and_its_config(finished_run):
         if path.endswith(".html"):
             table = embedded(results[path]).decode()
             rows = list(csv.reader((finished_run / path).with_suffix(".csv").open()))
-            assert table.count("<tr>") == len(rows), path  # the header and every row
+            assert table.count("<tr") == len(rows), path  # the header and every row
             assert all(html.escape(value) in table for row in rows for value in row), path
     curves = results["results/figures/mitigations/finetune-S2.png"]
     assert curves["labels"] == {"experiment": "finetune", "strategy": "S2"}
@@ -522,7 +538,12 @@ def test_recursion_runs_every_generation_and_reports_it(finished_run):
     assert generations["bleu_mean"].is_not_null().all()
     assert generations["rare_words_mean"].is_not_null().all()
     tested = generations.filter(pl.col("generation") > 0)
-    assert tested["p_bootstrap"].is_not_null().all() and (tested["paired_seeds"] == 1).all()
+    # one seed: sentence tests only, and `significant` left empty with its reason
+    assert (
+        tested["p_sentences_bootstrap"].is_not_null().all() and (tested["paired_seeds"] == 1).all()
+    )
+    assert tested["significant"].is_null().all()
+    assert (tested["significance_note"] == "one seed: training variance untested").all()
     human = table.row(0, named=True)
     assert human["tail_share_mean"] == 1 and human["mtld_mean"] > 0
     runs = finished_run / "results" / "recursion"

@@ -3,22 +3,56 @@
 # stage alone needs lives in its own file.
 from snakemake.utils import min_version, validate
 
+from regurgitate.generators.open_weights_settings import BACKEND as OPEN_WEIGHTS
+from regurgitate.generators.open_weights_settings import finetune_open_weights
 from regurgitate.jobs.stopping import forward_interrupts
 from regurgitate.study import footprint
 from regurgitate.study.config import (
     check_config,
+    check_pool_demands,
     decoding_settings,
     experiment_runs,
     experiments,
     finetune_through_api,
+    null_pools,
+    pool_demands,
+    pools_for_config,
+)
+from regurgitate.study.config_file import (
+    check_config_files,
+    check_types,
+    merge_config,
+    parse_overrides,
+    read_schema,
 )
 from regurgitate.study.vocabulary import FINETUNE, SELF, WILDCARD_CONSTRAINTS
 
 min_version("8.20")
 
+DEFAULT_CONFIG = "config/config.yaml"
+# A --configfile replaces the default study instead of being merged into it, so that a preset
+# never inherits keys (generators, overrides) that it does not name; --config still overrides.
+# Each file is read once more, strictly, first: YAML alone keeps the last of two equal keys
+# without a word, and Snakemake's message for a tab gives no line.
+check_config_files(workflow.overwrite_configfiles or [DEFAULT_CONFIG])
+if not workflow.overwrite_configfiles:
 
+    configfile: DEFAULT_CONFIG
+
+
+# Snakemake reads the values inside a nested --config {...} as strings; read them as YAML.
+merge_config(config, parse_overrides(workflow.config_settings.config_args))
+check_types(config, read_schema(f"{workflow.basedir}/schemas/config.schema.yaml"))
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
+# Sizes that depend on how many pairs the corpus gave a `null` pool, checked at once where the
+# pools exist (the check_pools job checks them where they do not yet).
+POOL_DEMANDS = pool_demands(config)
+check_pool_demands(
+    POOL_DEMANDS,
+    pools_for_config("results/pools/cleaning.json", config),
+    null_pools(config),
+)
 # A SIGINT that reaches Snakemake alone stops the running jobs too, instead of waiting for them.
 forward_interrupts()
 
@@ -32,9 +66,14 @@ EXPERIMENTS = experiments(config)
 # E1 runs through the OpenAI fine-tuning API when its base is an openai generator; otherwise
 # every experiment trains and decodes local models.
 FINETUNE_API = finetune_through_api(config)
+# E1 fine-tunes a Hugging Face model here when its base is a huggingface generator
+# (rules/open_weights.smk).
+FINETUNE_OPEN_WEIGHTS = finetune_open_weights(config)
 # A regex of the experiments whose students are local models, for wildcard_constraints.
 LOCAL_EXPERIMENT_PATTERN = "|".join(
-    e for e in EXPERIMENTS if not (FINETUNE_API and e == FINETUNE)
+    e
+    for e in EXPERIMENTS
+    if not ((FINETUNE_API or FINETUNE_OPEN_WEIGHTS) and e == FINETUNE)
 )
 GENERATORS = config["generators"]
 DEVICE = config.get("device", "auto")
@@ -44,6 +83,10 @@ MIXES = ["+".join(mix) for mix in config.get("mitigations", {}).get("mixes", [])
 RESOURCES = config.get("resources", {})
 TRAIN_THREADS = RESOURCES.get("train_threads", 1)
 DECODE_THREADS = RESOURCES.get("decode_threads", 1)
+
+# Every job that trains a model waits for the pools' sizes and lengths to be checked, but a
+# check run again (the config's sizes changed) does not make finished models stale.
+POOLS_CHECKED = ancient("results/pools/checks.json")
 
 # A student's run: its id (in results, logs, benchmarks and checkpoints) and its folder.
 RUN = "{experiment}/{condition}/{size}/{seed}"
@@ -114,6 +157,12 @@ def is_local_generator(wildcards):
     return GENERATORS[wildcards.generator]["backend"] == "local"
 
 
+def runs_a_model(wildcards):
+    """Whether a generator's job runs a model here (and so may use a GPU): a local or an
+    open-weight one; an API generator waits on its server."""
+    return GENERATORS[wildcards.generator]["backend"] in ("local", OPEN_WEIGHTS)
+
+
 def get_generator(wildcards):
     return GENERATORS[wildcards.generator]
 
@@ -164,3 +213,13 @@ def model_job(estimate, uses_gpu=None):
         "gpu": gpu if uses_gpu else GPUS,
         "gpu_model": gpu_model if uses_gpu else GPU_MODEL,
     }
+
+
+# A study on CUDA stops before its first job on a machine without it. Not at parse time: the
+# executor is known only here, and jobs that run elsewhere (a cluster: its login node needs no
+# GPU) or not at all (a dry run, which runs no hooks) need no GPU here.
+onstart:
+    if workflow.local_exec:
+        from regurgitate.engine.device import require_device
+
+        require_device(DEVICE)

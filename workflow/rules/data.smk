@@ -1,5 +1,13 @@
 # The corpus, its pools and the shared tokenizer.
+from dataclasses import asdict
+from pathlib import Path
+
 from regurgitate.study.config import corpus_download, corpus_downloads
+from regurgitate.study.corpus_files import (
+    check_corpus_files,
+    local_corpus_files,
+    record_contents,
+)
 from regurgitate.study.vocabulary import POOLS
 
 CORPUS = config["corpus"]
@@ -16,6 +24,17 @@ CORPUS_FILES = {
         else [path for path in (CORPUS.get("tsv"), CORPUS.get("test_tsv")) if path]
     ),
 }
+# Snakemake compares modification times only: a corpus file replaced by another with an older
+# time would keep the old pools. The SHA-256 of each local corpus file is written here when it
+# changes, and the pools depend on that record (the sizes and times that spare rehashing are
+# this machine's, so they stay out of results/). A FIFO or folder is refused before it is read.
+check_corpus_files(CORPUS)
+CORPUS_RECORD = "results/pools/corpus.sha256.json"
+if local_corpus_files(CORPUS):
+    record_contents(
+        CORPUS, Path(CORPUS_RECORD), Path(".snakemake/regurgitate/corpus.stat.json")
+    )
+    CORPUS_FILES["record"] = CORPUS_RECORD
 
 
 # Downloads run where Snakemake runs: cluster nodes often have no way out.
@@ -81,6 +100,31 @@ rule prepare_pools:
         seed=config["seed"],
     script:
         "../scripts/prepare_pools.py"
+
+
+# Right after the pools and the tokenizer: the sizes the config asks of `null` pools and the
+# pairs each architecture would cut. A local rule: it takes seconds.
+rule check_pools:
+    input:
+        report="results/pools/cleaning.json",
+        pools=expand("results/pools/{pool}.parquet", pool=POOLS),
+        tokenizer="results/tokenizer/spm.model",
+    output:
+        "results/pools/checks.json",
+    log:
+        "logs/check_pools.log",
+    localrule: True
+    conda:
+        ENV
+    params:
+        demands=[asdict(demand) for demand in POOL_DEMANDS],
+        null_pools=null_pools(config),
+        max_positions={
+            name: architecture["max_positions"]
+            for name, architecture in config["architectures"].items()
+        },
+    script:
+        "../scripts/check_pools.py"
 
 
 rule train_tokenizer:

@@ -8,6 +8,7 @@ rule train_generator:
         pairs="results/pools/teacher.parquet",
         dev="results/pools/dev.parquet",
         tokenizer="results/tokenizer/spm.model",
+        checked=POOLS_CHECKED,
     output:
         model="results/generators/{generator}/model.pt",
         summary="results/generators/{generator}/train.json",
@@ -51,7 +52,7 @@ rule generate_synthetic:
     resources:
         **model_job(
             lambda wildcards: SCALE.generation(wildcards.generator, "student"),
-            uses_gpu=is_local_generator,
+            uses_gpu=runs_a_model,
         ),
     params:
         generator=get_generator,

@@ -104,6 +104,7 @@ use rule train_generator as train_reverse with:
         pairs="results/reverse/teacher.parquet",
         dev="results/reverse/dev.parquet",
         tokenizer="results/tokenizer/spm.model",
+        checked=POOLS_CHECKED,
     output:
         model="results/reverse/model.pt",
         summary="results/reverse/train.json",
@@ -311,7 +312,7 @@ use rule generate_synthetic as generate_detector_pool with:
     resources:
         **model_job(
             lambda wildcards: SCALE.generation(wildcards.generator, "detector"),
-            uses_gpu=is_local_generator,
+            uses_gpu=runs_a_model,
         ),
 
 

@@ -86,6 +86,7 @@ use rule train_student as train_recursion with:
         pairs=f"{RECURSION_RUN_DIR}/curriculum.parquet",
         dev="results/pools/dev.parquet",
         tokenizer="results/tokenizer/spm.model",
+        checked=POOLS_CHECKED,
     output:
         model=f"{RECURSION_RUN_DIR}/model.pt",
         summary=f"{RECURSION_RUN_DIR}/train.json",
@@ -103,7 +104,12 @@ use rule train_student as train_recursion with:
         ),
     params:
         rows=None,
-        architecture=recursion_architecture(config) if RECURSION_SETTINGS else {},
+        # (an open-weight base has none: rules/open_weights.smk trains its generations)
+        architecture=(
+            recursion_architecture(config)
+            if RECURSION_SETTINGS and not FINETUNE_OPEN_WEIGHTS
+            else {}
+        ),
         training=lambda wildcards: recursion_training(config, int(wildcards.seed)),
         checkpoint=f"results/checkpoints/recursion/{RECURSION_RUN}/last.pt",
 

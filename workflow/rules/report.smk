@@ -65,6 +65,9 @@ rule table_experiment:
         metrics=lambda wildcards: run_metrics(wildcards.experiment),
         hypotheses=lambda wildcards: run_hypotheses(run_metrics(wildcards.experiment)),
         test="results/pools/test.parquet",
+        generators=expand(
+            "results/generators/{generator}/metrics.json", generator=GENERATORS
+        ),
     output:
         "results/tables/{experiment}.csv",
     log:
@@ -73,6 +76,10 @@ rule table_experiment:
         ENV
     params:
         seed=config["seed"],
+        # Whose own translations `self` trains on: E1's base model.
+        self_generator=lambda wildcards: (
+            config[FINETUNE]["base"] if wildcards.experiment == FINETUNE else None
+        ),
     script:
         "../scripts/table_experiment.py"
 

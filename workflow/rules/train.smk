@@ -125,6 +125,7 @@ rule train_student:
         ),
         dev="results/pools/dev.parquet",
         tokenizer="results/tokenizer/spm.model",
+        checked=POOLS_CHECKED,
     output:
         model=STUDENT_MODEL,
         summary=f"{RUN_DIR}/train.json",

@@ -10,5 +10,7 @@ with job(snakemake.log[0]):
         test_path=Path(snakemake.input.test),
         out=Path(snakemake.output[0]),
         seed=snakemake.params.seed,
+        generator_metric_paths=list(snakemake.input.generators),
+        self_generator=snakemake.params.self_generator,
         base_path=Path(snakemake.input.base) if snakemake.input.get("base") else None,
     )

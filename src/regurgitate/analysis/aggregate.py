@@ -15,7 +15,7 @@ import polars as pl
 from scipy import stats
 
 from regurgitate.io import read_lines
-from regurgitate.study.vocabulary import SCORES
+from regurgitate.study.vocabulary import REAL, SCORES, SELF, parse_condition
 
 # Key -> polars type of every column a run's metrics JSON must provide.
 RUN_SCHEMA: dict[str, pl.DataType] = {
@@ -153,9 +153,15 @@ def summarise(runs: pl.DataFrame, metrics: tuple[str, ...] = tuple(SCORES)) -> p
     return summary.select(*GROUP_KEY, "n_seeds", *per_metric, *signatures).sort(GROUP_KEY)
 
 
+# Test BLEU below which a generator has not learnt to translate: its "translations" measure
+# nothing about generated text, and a ladder of generators needs every rung to translate.
+MIN_GENERATOR_BLEU = 1.0
+
+
 def generator_table(records: list[dict]) -> pl.DataFrame:
     """Each generator's own test BLEU and chrF (from its metrics JSON records): how good the
-    writer of the synthetic data is."""
+    writer of the synthetic data is, and `generator_learned`: whether its BLEU reaches
+    MIN_GENERATOR_BLEU."""
     rows = []
     for record in records:
         train = record.get("train", {})
@@ -168,9 +174,30 @@ def generator_table(records: list[dict]) -> pl.DataFrame:
                 "bleu": record["bleu"],
                 "chrf": record["chrf"],
                 "bleu_signature": record["bleu_signature"],
+                "generator_learned": record["bleu"] >= MIN_GENERATOR_BLEU,
             }
         )
     return pl.DataFrame(rows).sort("bleu")
+
+
+def generator_learned(
+    conditions: list[str], learned: dict[str, bool], self_generator: str | None = None
+) -> pl.Series:
+    """Per condition, whether every generator that wrote its targets learnt to translate (see
+    generator_table): null where humans wrote them (`real`, `sources-` controls) or the
+    generator is not in `learned`. `self` is the targets of `self_generator` (E1's base)."""
+    values = []
+    for condition in conditions:
+        parts = parse_condition(condition)
+        if parts["kind"] == SELF:
+            writers = [self_generator]
+        elif parts["kind"] in (REAL, "sources"):
+            writers = []
+        else:
+            writers = parts["generators"]
+        known = [learned.get(writer) for writer in writers]
+        values.append(all(known) if known and None not in known else None)
+    return pl.Series("generator_learned", values, dtype=pl.Boolean)
 
 
 def t_interval(values: list[float]) -> dict:

@@ -15,10 +15,12 @@ the delta method it is not symmetric, and it is unbounded (reported as null) whe
 interval reaches 0. One common seed gives the estimate without an interval.
 
 The share is reported only where there is a gap to close: where real data beats the
-unmitigated data by at least `min_gap` BLEU and, when the experiment tables' paired tests over
-test sentences are given, the gap is significant there (for a mix, every one of its generators'
-conditions differs from real). Elsewhere it is empty (null) and `gap_note` says why, rather
-than a large or negative number; the table keeps the gap itself.
+unmitigated data by at least `min_gap` BLEU and, when the experiment tables' `significant` is
+given (the two-level bootstrap over seeds and test sentences, analysis.significance), the gap
+is significant there (for a mix, every one of its generators' conditions differs from real).
+Elsewhere it is empty (null) and `gap_note` says why, rather than a large or negative number;
+the table keeps the gap itself. Where the experiment has one seed the gap is untested
+(`gap_significant` null, the note ONE_SEED_NOTE).
 
 A mix (S2) is measured twice: against the mean of its generators' conditions (what equal shares
 would give if mixing did nothing beyond averaging) and against the best of them at that size
@@ -37,6 +39,7 @@ import polars as pl
 from scipy import stats
 
 from regurgitate.analysis.aggregate import CONFIDENCE, paired_difference, summarise
+from regurgitate.analysis.significance import ONE_SEED_NOTE
 from regurgitate.study.vocabulary import (
     ORACLE,
     REAL,
@@ -272,29 +275,40 @@ def _selection_effect(runs: pl.DataFrame, condition: str, real: str) -> pl.DataF
 def _gate_on_significance(
     rows: pl.DataFrame, baseline: Sequence[str], significant: pl.DataFrame | None
 ) -> pl.DataFrame:
-    """Blank the share where the gap is below min_gap or, given the experiment tables' paired
-    tests, not significant (every baseline condition must differ from real)."""
+    """Blank the share where the gap is below min_gap or, given the experiment tables'
+    `significant`, not significant (every baseline condition must differ from real) or untested
+    (a baseline condition has one seed, and none is known not to differ)."""
     note = pl.when(pl.col("gap_seeds") > 0).then(
         pl.when(pl.col("gap_closed_mean").is_null()).then(pl.lit(GAP_BELOW_MINIMUM))
     )
     if significant is None:
         return rows.with_columns(gap_significant=pl.lit(None, pl.Boolean), gap_note=note)
     tested = (
-        significant.filter(pl.col("condition").is_in(list(baseline)))
+        # A one-seed table's column is all empty: read from CSV, it has no type to infer.
+        significant.with_columns(pl.col("significant").cast(pl.Boolean))
+        .filter(pl.col("condition").is_in(list(baseline)))
         .group_by("experiment", "size")
         .agg(
-            pl.col("significant").fill_null(False).all().alias("gap_significant"),
+            # Kleene logic: false if any is false, else null if any is untested, else true.
+            pl.col("significant").all(ignore_nulls=False).alias("gap_significant"),
+            pl.col("significant").is_null().any().alias("untested"),
             pl.len().alias("n"),
         )
         .filter(pl.col("n") == len(set(baseline)))
         .drop("n")
     )
     rows = rows.join(tested, on=["experiment", "size"], how="left")
-    blank = pl.col("gap_significant").not_()
+    refuted = pl.col("gap_significant").not_().fill_null(False)
+    untested = pl.col("gap_significant").is_null() & pl.col("untested").fill_null(False)
+    blank = refuted | untested
     return rows.with_columns(
         *[pl.when(blank).then(None).otherwise(pl.col(c)).alias(c) for c in SHARE_COLUMNS],
-        gap_note=pl.when(blank).then(pl.lit(NO_SIGNIFICANT_GAP)).otherwise(note),
-    )
+        gap_note=pl.when(refuted)
+        .then(pl.lit(NO_SIGNIFICANT_GAP))
+        .when(untested)
+        .then(pl.lit(ONE_SEED_NOTE))
+        .otherwise(note),
+    ).drop("untested")
 
 
 def mitigations_table(
@@ -311,7 +325,7 @@ def mitigations_table(
     (mean and 95% interval over all its seeds, as in the other tables) and the share of the gap
     closed with Fieller's interval.
 
-    `significant` holds the experiment tables' paired tests (experiment, condition, size,
+    `significant` holds the experiment tables' tests against real (experiment, condition, size,
     significant), which gate the share (module doc). Columns: TABLE_COLUMNS, sorted by
     strategy, generator, condition, baseline, experiment, size.
     """

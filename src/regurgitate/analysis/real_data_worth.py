@@ -12,7 +12,8 @@ seed), and finds the crossing again.
 
 The partial mixes `partial-<g>-<pct>` (pct % human targets, the rest g's) are rows of their own:
 their human share and their BLEU against the full synthetic set at the same size, with the
-paired tests over test sentences (analysis.significance).
+tests of analysis.significance (`significant`: the two-level bootstrap over seeds and test
+sentences).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import polars as pl
 
 from regurgitate.analysis.significance import (
     ALPHA,
+    DIFFERENCE_COLUMNS,
+    DIFFERENCE_SCHEMA,
     RESAMPLES,
-    approximate_randomisation,
+    compare_translations,
     corpus_bleu,
-    paired_bootstrap,
     sentence_stats,
 )
 from regurgitate.study.curricula import human_pairs
@@ -111,16 +113,14 @@ def partial_rows(
     seed: int = 0,
 ) -> list[dict]:
     """Each partial mix against the full synthetic set at the same size: its human share and
-    pairs, and the paired tests. `partial` maps (condition, size) -> seed -> translations;
-    `synthetic` maps size -> seed -> translations of the full synthetic set."""
+    pairs, and significance.DIFFERENCE_COLUMNS. `partial` maps (condition, size) -> seed ->
+    translations; `synthetic` maps size -> seed -> translations of the full synthetic set."""
     rows = []
     for (condition, size), runs in sorted(partial.items()):
         if size not in synthetic:
             continue  # the full synthetic set was not trained at this size
         seeds = sorted(set(runs) & set(synthetic[size]))
         pair = ([synthetic[size][s] for s in seeds], [runs[s] for s in seeds])
-        result = paired_bootstrap(references, *pair, resamples=resamples, seed=seed)
-        p_ar = approximate_randomisation(references, *pair, seed=seed)
         percent = parse_condition(condition)["pct"]
         rows.append(
             {
@@ -128,13 +128,7 @@ def partial_rows(
                 "size": size,
                 "human_share": percent / 100,
                 "human_pairs": human_pairs(size, percent),
-                "bleu_delta": result.delta,
-                "bleu_delta_low": result.low,
-                "bleu_delta_high": result.high,
-                "p_bootstrap": result.p_value,
-                "p_randomisation": p_ar,
-                "significant": max(result.p_value, p_ar) < ALPHA,
-                "paired_seeds": len(seeds),
+                **compare_translations(references, *pair, resamples=resamples, seed=seed),
             }
         )
     return rows
@@ -186,7 +180,8 @@ WORTH_COLUMNS = [
 
 # results/tables/partial.csv: per experiment and generator, a row comparing its full synthetic
 # set with the `real` curve (compared = real: the crossing), and a row per partial mix
-# (compared = its condition: the paired tests against the full set at the mix's size).
+# (compared = its condition: significance.DIFFERENCE_COLUMNS against the full set at the mix's
+# size).
 PARTIAL_SCHEMA = {
     "experiment": pl.String,
     "generator": pl.String,
@@ -200,11 +195,5 @@ PARTIAL_SCHEMA = {
     "human_share": pl.Float64,
     "human_pairs": pl.Int64,
     **dict.fromkeys(BLEU, pl.Float64),
-    "bleu_delta": pl.Float64,
-    "bleu_delta_low": pl.Float64,
-    "bleu_delta_high": pl.Float64,
-    "p_bootstrap": pl.Float64,
-    "p_randomisation": pl.Float64,
-    "significant": pl.Boolean,
-    "paired_seeds": pl.Int64,
+    **{column: DIFFERENCE_SCHEMA[column] for column in DIFFERENCE_COLUMNS},
 }

@@ -177,7 +177,8 @@ def generation_differences(
     trials: int,
 ) -> pl.DataFrame:
     """Every generation's BLEU against generation 0 of the same size, paired by seed, with the
-    study's paired tests over test sentences (analysis.significance).
+    tests of analysis.significance (the two-level bootstrap over seeds and test sentences behind
+    `significant`, and the sentence-level tests).
 
     `hypotheses` maps (regime, generation, size, seed) to that run's test translations.
     Columns: regime, generation, size, then significance.DIFFERENCE_COLUMNS.

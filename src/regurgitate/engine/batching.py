@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ class EncodedPairs:
 
     sources: list[list[int]]
     targets: list[list[int]]
+    truncated: int = 0  # pairs whose source or target was cut to fit the model
 
     def __post_init__(self):
         if len(self.sources) != len(self.targets):
@@ -29,10 +31,14 @@ def truncate(ids: list[int], max_len: int) -> list[int]:
 
 
 def encode_pairs(tokenizer, sources: list[str], targets: list[str], max_len: int) -> EncodedPairs:
-    """Encode and truncate to `max_len` tokens (one place is kept for EOS/BOS)."""
-    src = [truncate(ids, max_len - 1) for ids in tokenizer.encode(sources)]
-    tgt = [truncate(ids, max_len - 1) for ids in tokenizer.encode(targets)]
-    return EncodedPairs(src, tgt)
+    """Encode and truncate to `max_len` tokens (one place is kept for EOS/BOS), counting the
+    pairs that were cut."""
+    src, tgt = tokenizer.encode(sources), tokenizer.encode(targets)
+    keep = max_len - 1
+    truncated = sum(len(s) > keep or len(t) > keep for s, t in zip(src, tgt, strict=True))
+    return EncodedPairs(
+        [truncate(ids, keep) for ids in src], [truncate(ids, keep) for ids in tgt], truncated
+    )
 
 
 def budget_batches(order: list[int], lengths, max_tokens: int, width: int = 1) -> list[list[int]]:
@@ -75,37 +81,62 @@ def epoch_batches(data: EncodedPairs, max_tokens: int, seed: int, epoch: int) ->
 
 
 def pad(rows: list[list[int]], pad_id: int) -> Tensor:
-    width = max(len(r) for r in rows)
-    out = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return out
+    """Rows of token ids as one (rows, longest) tensor, padded with `pad_id`."""
+    return torch.from_numpy(_padded(rows, pad_id)[0])
+
+
+def _padded(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The padded rows and where they are not padding: one copy of all tokens into their
+    places, not a tensor per row."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    out = np.full((len(rows), lengths.max()), pad_id, dtype=np.int64)
+    real = np.arange(out.shape[1]) < lengths[:, None]
+    # Boolean assignment fills row by row, left to right.
+    out[real] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=real.sum())
+    return out, real
 
 
 @dataclass
 class Batch:
+    """A training batch. `real` (the flat positions in tgt_out that are not padding, row by
+    row) and `targets` (the tokens there) are made on the host with the batch, so the training
+    step picks the real positions by index: a boolean mask would make the host wait for the
+    device to count them (nonzero) at every step."""
+
     src: Tensor
     tgt_in: Tensor
     tgt_out: Tensor
     target_tokens: int
+    real: Tensor
+    targets: Tensor
 
     def to(self, device) -> Batch:
+        # From page-locked memory a copy to a GPU is queued without waiting for the GPU.
+        pin = torch.device(device).type == "cuda"
+
+        def move(t: Tensor) -> Tensor:
+            return (t.pin_memory() if pin else t).to(device, non_blocking=True)
+
         return Batch(
-            self.src.to(device, non_blocking=True),
-            self.tgt_in.to(device, non_blocking=True),
-            self.tgt_out.to(device, non_blocking=True),
+            move(self.src),
+            move(self.tgt_in),
+            move(self.tgt_out),
             self.target_tokens,
+            move(self.real),
+            move(self.targets),
         )
 
 
 def collate(data: EncodedPairs, indices: list[int], pad_id: int, bos_id: int, eos_id: int) -> Batch:
     src = [data.sources[i] + [eos_id] for i in indices]
-    tgt = [data.targets[i] for i in indices]
+    tgt_out, real = _padded([data.targets[i] + [eos_id] for i in indices], pad_id)
     return Batch(
         src=pad(src, pad_id),
-        tgt_in=pad([[bos_id] + t for t in tgt], pad_id),
-        tgt_out=pad([t + [eos_id] for t in tgt], pad_id),
-        target_tokens=sum(len(t) + 1 for t in tgt),
+        tgt_in=pad([[bos_id] + data.targets[i] for i in indices], pad_id),
+        tgt_out=torch.from_numpy(tgt_out),
+        target_tokens=int(real.sum()),
+        real=torch.from_numpy(np.flatnonzero(real)),
+        targets=torch.from_numpy(tgt_out[real]),
     )
 
 

@@ -121,11 +121,14 @@ def _expand(
     # those alone spares adding the beam score to the whole vocabulary per row.
     cand_logp, cand_tok = logp.topk(2 * k, dim=1)
     if any(at_limit):
-        ended = torch.tensor(at_limit, device=logits.device).repeat_interleave(b)
-        eos_logp = logp[ended, eos_id]
-        cand_logp[ended] = float("-inf")
-        cand_logp[ended, 0] = eos_logp
-        cand_tok[ended, 0] = eos_id
+        # The ended rows by index, made on the host: a boolean mask would make the host wait
+        # for the device to count it.
+        ended = [r * b + j for r, limit in enumerate(at_limit) if limit for j in range(b)]
+        ended = torch.tensor(ended, device=logits.device)
+        eos_logp = logp[:, eos_id].index_select(0, ended)
+        cand_logp.index_fill_(0, ended, float("-inf"))
+        cand_logp[:, 0].index_copy_(0, ended, eos_logp)
+        cand_tok[:, 0].index_fill_(0, ended, eos_id)
 
     total = scores.unsqueeze(-1) + cand_logp.view(n, b, 2 * k)
     top_scores, top_idx = total.view(n, -1).topk(2 * k, dim=1)
@@ -144,12 +147,19 @@ def _collect_finished(
     """Hypotheses ending among the k best candidates are complete: add them, with their
     length-normalised score, to `finished` of their sentence unless it has k."""
     k, b = cfg.beam, beams.scores.shape[1]
-    for r, c in cand.is_eos[:, :k].nonzero().tolist():
+    ends = cand.is_eos[:, :k].nonzero()  # the one wait for the device in a step that ends none
+    hits = ends.tolist()
+    if not hits:
+        return
+    # Everything the ending hypotheses need, read in three transfers, not three per hypothesis.
+    r, c = ends.unbind(1)
+    rows = r * b + cand.beam[r, c]
+    raws = cand.scores[r, c].tolist()
+    tokens = beams.tokens.index_select(0, rows)[:, 1:].tolist()
+    for (r, _), raw, hyp_tokens in zip(hits, raws, tokens, strict=True):
         sent = beams.alive[r]
         if len(finished[sent]) < k:
-            row = r * b + int(cand.beam[r, c])
-            raw = float(cand.scores[r, c])
-            hyp = Hypothesis(beams.tokens[row, 1:].tolist(), raw, finished=not at_limit[r])
+            hyp = Hypothesis(hyp_tokens, raw, finished=not at_limit[r])
             finished[sent].append((raw / (len(hyp.tokens) + 1) ** cfg.length_penalty, hyp))
 
 
@@ -168,10 +178,11 @@ def _select_next(cand: _Candidates, beams: _Beams, done: list[bool], k: int) -> 
     scores, last = cand.scores.gather(1, keep), cand.tokens.gather(1, keep)
     alive = beams.alive
     if any(done):
-        going = torch.tensor([r for r, d in enumerate(done) if not d], device=device)
+        staying = [r for r, d in enumerate(done) if not d]
+        going = torch.tensor(staying, device=device)
         # index_select: advanced indexing (tensor[index]) is several times slower on CPU.
         rows, scores, last = (t.index_select(0, going) for t in (rows, scores, last))
-        alive = [alive[r] for r in going.tolist()]
+        alive = [alive[r] for r in staying]
     rows = rows.view(-1)
     tokens = torch.cat([beams.tokens.index_select(0, rows), last.view(-1, 1)], dim=1)
     memory_kv, mask = beams.memory_kv, beams.mask

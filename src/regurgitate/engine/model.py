@@ -7,12 +7,14 @@ scaled_dot_product_attention; the decoder keeps a key/value cache for step-by-st
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from regurgitate.io import atomic_path
 
@@ -88,6 +90,16 @@ class KVCache:
         self.spare, self.buffer = self.buffer.view(-1), target
 
 
+def attention_kernels(q: Tensor):
+    """The kernels scaled_dot_product_attention may choose: all of them, except on CUDA under
+    torch.use_deterministic_algorithms, where only the math kernel, whose backward is
+    deterministic (the fused flash and memory-efficient backward kernels add up partial
+    gradients in whatever order their blocks finish)."""
+    if q.is_cuda and torch.are_deterministic_algorithms_enabled():
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
+
+
 class Attention(nn.Module):
     """Multi-head attention; self-attention fuses q, k and v into one projection."""
 
@@ -114,7 +126,10 @@ class Attention(nn.Module):
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal)
+        with attention_kernels(q):
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
+            )
         b, h, t, dh = y.shape
         return self.out(y.transpose(1, 2).reshape(b, t, h * dh))
 
@@ -267,14 +282,15 @@ class Transformer(nn.Module):
         return F.linear(states, self.embed.weight)
 
     def forward(self, src: Tensor, tgt_in: Tensor, keep: Tensor | None = None) -> Tensor:
-        """Teacher-forced logits (batch, tgt_len, vocab); with a boolean `keep` of tgt_in's
-        shape, only the logits of the kept positions (kept, vocab). Training keeps the real
-        target positions: the vocabulary projection is its largest product, and padding
-        would only be projected to be ignored."""
+        """Teacher-forced logits (batch, tgt_len, vocab); with `keep`, flat indices into
+        (batch x tgt_len), only the logits of those positions (kept, vocab). Training keeps the
+        real target positions: the vocabulary projection is its largest product, and padding
+        would only be projected to be ignored. Indices, not a boolean mask: selecting by a mask
+        makes the host wait for the device to count it."""
         memory, mask = self.encode(src)
         states = self.decode_states(tgt_in, self.memory_kv(memory), mask)
         if keep is not None:
-            states = states[keep]
+            states = states.flatten(0, 1).index_select(0, keep)
         return F.linear(states, self.embed.weight)
 
     def kv_cache(self, max_len: int) -> KVCache:

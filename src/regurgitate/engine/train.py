@@ -23,7 +23,13 @@ from torch import Tensor
 
 from regurgitate.engine.batching import EncodedPairs, collate, epoch_batches
 from regurgitate.engine.decode import DecodeConfig, translate
-from regurgitate.engine.device import autocast_context, use_bf16
+from regurgitate.engine.device import (
+    autocast_context,
+    configure,
+    rng_state,
+    set_rng_state,
+    use_bf16,
+)
 from regurgitate.engine.metrics import score
 from regurgitate.engine.model import ModelConfig, Transformer, save_torch
 from regurgitate.io import atomic_path, remove_stale_temporaries
@@ -32,6 +38,15 @@ log = logging.getLogger(__name__)
 
 # The key of the summary's measured timings, which `split_timing` takes out before it is saved.
 TIMING = "timing"
+# Training settings that do not change what training computes, so not part of a checkpoint's
+# fingerprint: a run resumes whatever they were when its checkpoint was written.
+NOT_FINGERPRINTED = ("checkpoint_minutes",)
+# Training settings added after checkpoints existed, fingerprinted only where they differ from
+# their default, so that a checkpoint written before them keeps resuming.
+FINGERPRINTED_IF_SET = ("deterministic", "strict_fp32")
+# The clock of the checkpoint interval (monotonic: a change of the system time moves no
+# checkpoint).
+clock = time.monotonic
 
 
 @dataclass(frozen=True)
@@ -45,14 +60,25 @@ class TrainConfig:
     max_steps: int = 20000
     max_epochs: int = 100
     eval_every: int = 500  # steps between dev evaluations (and checkpoints)
+    # Minutes at least between two checkpoints: one is written at the first evaluation this long
+    # after the last (or after the start); 0 writes one at every evaluation. A base model's
+    # checkpoint is 0.8 GB; a resumed run redoes the steps since the last one, the same steps.
+    checkpoint_minutes: float = 0.0
     patience: int = 5  # evaluations without improvement before stopping
     eval_metric: str = "bleu"  # "bleu" or "chrf": never loss, see docs/study.md
     eval_sentences: int = 500  # dev sentences decoded per evaluation
     log_every: int = 100
     seed: int = 1
-    # "fp32", "bf16", or "auto": bf16 on CUDA devices that support it and on CPUs with AVX-512
-    # BF16 or AMX, fp32 elsewhere
+    # "fp32", "bf16", or "auto": bf16 where the hardware computes it natively (CUDA compute
+    # capability 8.0 or later; CPUs with AVX-512 BF16 or AMX), fp32 elsewhere
     precision: str = "auto"
+    # fp32 matmuls in full fp32 on GPUs with TF32 tensor cores (Ampere and later), which take
+    # TF32 otherwise (engine.device.configure)
+    strict_fp32: bool = False
+    # Deterministic kernels only (engine.device.configure): on a GPU, the same bytes in every
+    # run, and a resumed run ends exactly as an uninterrupted one, at some cost in speed. On a
+    # CPU, runs are the same bytes either way.
+    deterministic: bool = False
     # Which weights training returns: "best" (the best dev score; patience stops early; with
     # init weights, those are evaluated first, so the starting model can win) or "last" (the
     # weights after the whole budget, max_steps or max_epochs, as a fine-tuning API returns
@@ -132,6 +158,17 @@ class _Run:
     bf16: bool
     checkpoint: Path
     key: str  # the fingerprint a checkpoint must carry to be resumed
+    saves: _Saves
+
+
+@dataclass
+class _Saves:
+    """When the last checkpoint was written (or the run started), by `clock`."""
+
+    last: float = field(default_factory=lambda: clock())
+
+    def due(self, cfg: TrainConfig) -> bool:
+        return clock() - self.last >= 60.0 * cfg.checkpoint_minutes
 
 
 @dataclass
@@ -205,6 +242,7 @@ def _setup(model_cfg, cfg, data, dev, tokenizer, checkpoint, device, init_state)
     """Build the model and optimizer. The seed is set right before the model is built, so that
     its initial weights (and then dropout) draw the same random numbers in every run."""
     dev = DevSet(dev.sources[: cfg.eval_sentences], dev.references[: cfg.eval_sentences])
+    configure(device, deterministic=cfg.deterministic, strict_fp32=cfg.strict_fp32)
     bf16 = use_bf16(cfg.precision, device)
     torch.manual_seed(cfg.seed)
     model = Transformer(model_cfg).to(device)
@@ -213,8 +251,21 @@ def _setup(model_cfg, cfg, data, dev, tokenizer, checkpoint, device, init_state)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=cfg.weight_decay
     )
-    key = fingerprint(model_cfg.to_dict(), asdict(cfg), data_fingerprint(data), init_state is None)
-    return _Run(cfg, data, dev, tokenizer, model, optimizer, device, bf16, checkpoint, key)
+    key = fingerprint(
+        model_cfg.to_dict(), _fingerprinted(cfg), data_fingerprint(data), init_state is None
+    )
+    saves = _Saves()
+    return _Run(cfg, data, dev, tokenizer, model, optimizer, device, bf16, checkpoint, key, saves)
+
+
+def _fingerprinted(cfg: TrainConfig) -> dict:
+    defaults = TrainConfig()
+    return {
+        name: value
+        for name, value in asdict(cfg).items()
+        if name not in NOT_FINGERPRINTED
+        and not (name in FINGERPRINTED_IF_SET and value == getattr(defaults, name))
+    }
 
 
 def _fresh_state() -> dict:
@@ -252,8 +303,7 @@ def _resume(run: _Run) -> dict | None:
         run.optimizer.load_state_dict(saved["optimizer"])
         # The random state goes on where the killed run left it: the same dropout masks follow.
         torch.set_rng_state(saved["rng"])
-        if run.device.type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"])
+        set_rng_state(saved.get("cuda_rng"), run.device)
         state = saved["state"]
         log.info("resuming from %s at step %d", path, state["step"])
         return state
@@ -329,7 +379,8 @@ def _train_epoch(run: _Run, state: dict, window: _Throughput, on_step) -> bool:
             with window.paused():
                 stop = _evaluate_and_keep_best(run, state) or last
                 state["stopped"] = stop
-                _save(run, state)
+                if run.saves.due(cfg):
+                    _save(run, state)
             if stop:
                 return True
     _end_of_epoch(run, state)
@@ -341,12 +392,9 @@ def _train_step(run: _Run, batch, lr: float) -> Tensor:
     device (reading it would wait for the device on every step)."""
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    real = batch.tgt_out != run.tokenizer.pad_id
     with autocast_context(run.device, run.bf16):
-        logits = run.model(batch.src, batch.tgt_in, keep=real)
-    loss = F.cross_entropy(
-        logits.float(), batch.tgt_out[real], label_smoothing=run.cfg.label_smoothing
-    )
+        logits = run.model(batch.src, batch.tgt_in, keep=batch.real)
+    loss = F.cross_entropy(logits.float(), batch.targets, label_smoothing=run.cfg.label_smoothing)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip_norm)
@@ -381,7 +429,8 @@ def _end_of_epoch(run: _Run, state: dict) -> None:
         if not state["history"] or state["history"][-1]["step"] != state["step"]:
             _evaluate_and_keep_best(run, state)
         state["stopped"] = True
-        _save(run, state)
+        if run.saves.due(run.cfg):
+            _save(run, state)
 
 
 def _summary(run: _Run, state: dict) -> dict:
@@ -429,16 +478,22 @@ def _precision(bf16: bool) -> str:
 
 
 def _save(run: _Run, state: dict) -> None:
-    save_checkpoint(run.checkpoint, checkpoint_payload(run.model, run.optimizer, state, run.key))
+    began = clock()
+    payload = checkpoint_payload(run.model, run.optimizer, state, run.key, run.device)
+    save_checkpoint(run.checkpoint, payload)
+    run.saves.last = clock()
+    log.info("checkpoint at step %d written in %.1f s", state["step"], run.saves.last - began)
 
 
-def checkpoint_payload(model, optimizer, state: dict, key: str) -> dict:
+def checkpoint_payload(model, optimizer, state: dict, key: str, device: torch.device) -> dict:
+    """What a checkpoint holds: the latest weights and optimizer state, the best weights
+    (in `state`), and the random state of the host and of the run's own device."""
     return {
         "fingerprint": key,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+        "cuda_rng": rng_state(device),
         "state": state,
     }
 

@@ -33,6 +33,10 @@ class LocalGenerator:
         results = translate(
             self.model, self.tokenizer, sources, self.decoding, bf16=self.bf16, progress=self.name
         )
+        # The decoder reads at most max_positions - 2 source tokens (one place each for the
+        # source's EOS and the target's BOS); a longer source is translated in part.
+        fits = self.model.cfg.max_positions - 2
+        lengths = [len(ids) for ids in self.tokenizer.encode(sources)]
         return [
             Generation(
                 target=text,
@@ -40,7 +44,9 @@ class LocalGenerator:
                 tokens=len(hyp.tokens),
                 cost=0.0,
                 finish_reason="stop" if hyp.finished else "length",
-                flags=["empty"] * (not text) + ["cut_off"] * (not hyp.finished),
+                flags=["empty"] * (not text)
+                + ["cut_off"] * (not hyp.finished)
+                + ["source_cut"] * (length > fits),
             )
-            for text, hyp in results
+            for (text, hyp), length in zip(results, lengths, strict=True)
         ]

@@ -14,6 +14,7 @@ from regurgitate.engine.device import pick_device, use_bf16
 from regurgitate.generators import cost_record, generations_frame
 from regurgitate.generators.llm import ApiGenerator
 from regurgitate.generators.local import LocalGenerator
+from regurgitate.generators.open_weights_settings import BACKEND as OPEN_WEIGHTS
 from regurgitate.generators.settings import ApiSettings
 from regurgitate.io import write_json, write_parquet
 
@@ -67,7 +68,16 @@ def translate_pool(
     rows = generator.translate(pool["source"].to_list())
     frame = generations_frame(pool["id"].to_list(), pool["source"].to_list(), rows)
     cut = frame.filter(pl.col("finish_reason") == "length").height
-    log.info("%s: %d translations, %d cut off at the length limit", name, frame.height, cut)
+    source_cut = sum("source_cut" in row.flags for row in rows)
+    log.info(
+        "%s: %d translations, %d cut off at the length limit, %d from sources cut to max_positions",
+        name,
+        frame.height,
+        cut,
+        source_cut,
+    )
+    if source_cut:
+        log.warning("%s: %d sources were longer than the model reads", name, source_cut)
     write_parquet(frame, out)
     if cost_out is not None:
         write_json(cost_record(name, "local", None, rows), cost_out)
@@ -117,7 +127,19 @@ def generate_synthetic(
 ) -> None:
     """A generator's translations of a pool: a local generator decodes with its trained model
     (`model_path`, `tokenizer_path`, `decoding`), an API generator asks its backend."""
-    if generator["backend"] == "local":
+    if generator["backend"] == OPEN_WEIGHTS:
+        from regurgitate.jobs.open_weights import translate_pool_open_weights
+
+        translate_pool_open_weights(
+            name=name,
+            generator=generator,
+            prompts=prompts,
+            pool_path=pool_path,
+            out=out,
+            cost_out=cost_out,
+            device=device,
+        )
+    elif generator["backend"] == "local":
         translate_pool(
             name=name,
             model_path=model_path,

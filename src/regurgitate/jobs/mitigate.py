@@ -230,7 +230,7 @@ def table_mitigations(
 
     `unmitigated` maps each experiment to {generator: its unmitigated condition id};
     `mix_mechanisms` each mixed condition to its mechanisms JSON; `experiment_tables` are the
-    experiments' tables, whose paired tests against real gate the share."""
+    experiments' tables, whose tests against real (`significant`) gate the share."""
     runs = load_runs(run_paths)
     significant = None
     if experiment_tables:

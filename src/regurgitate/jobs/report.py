@@ -10,6 +10,8 @@ import polars as pl
 
 from regurgitate.analysis.aggregate import (
     GROUP_KEY,
+    MIN_GENERATOR_BLEU,
+    generator_learned,
     generator_table,
     load_run_translations,
     summarise,
@@ -33,15 +35,19 @@ def table_experiment(
     test_path: Path,
     out: Path,
     seed: int,
+    generator_metric_paths: list[str],
+    self_generator: str | None,
     base_path: Path | None = None,
 ) -> pl.DataFrame:
     """Mean and 95% interval over seeds of every condition and size of one experiment, and each
-    condition's BLEU difference to `real` at the same size with the paired tests over test
-    sentences (analysis.significance); `hypothesis_paths[i]` are the test translations of the
-    run whose metrics are `run_paths[i]`. The steps whose weights the runs kept (`select`,
-    `selected_step_min/max`), the share of runs that early stopping ended (`early_stopped`; the
-    others hit a step or epoch cap) and, for E1, the base model's BLEU (`base_path`) stand
-    beside."""
+    condition's BLEU difference to `real` at the same size with the tests of
+    analysis.significance (`significant`: the two-level bootstrap over seeds and test
+    sentences); `hypothesis_paths[i]` are the test translations of the run whose metrics are
+    `run_paths[i]`. The steps whose weights the runs kept (`select`, `selected_step_min/max`),
+    the share of runs that early stopping ended (`early_stopped`; the others hit a step or epoch
+    cap), whether the generators that wrote a condition's targets learnt to translate
+    (`generator_learned`, from their metrics JSON `generator_metric_paths`; `self` is
+    `self_generator`'s) and, for E1, the base model's BLEU (`base_path`) stand beside."""
     runs, hypotheses = load_run_translations(run_paths, hypothesis_paths)
     references = pl.read_parquet(test_path)["target"].to_list()
     differences = differences_to_baseline(references, hypotheses, REAL, seed=seed)
@@ -50,15 +56,24 @@ def table_experiment(
         .join(differences, on=GROUP_KEY, how="left")
         .join(_selected_steps(run_paths), on=GROUP_KEY, how="left")
     )
+    learned = {
+        record["generator"]: record["bleu"] >= MIN_GENERATOR_BLEU
+        for record in map(read_json, generator_metric_paths)
+    }
+    summary = summary.with_columns(
+        generator_learned(summary["condition"].to_list(), learned, self_generator)
+    )
     if base_path is not None:
         summary = summary.with_columns(base_bleu=pl.lit(read_json(base_path)["bleu"]))
     log.info(
-        "%d runs summarised into %d rows; %d of %d conditions differ from %s (both paired tests)",
+        "%d runs summarised into %d rows; against %s, %d of %d conditions differ (two-level "
+        "bootstrap over seeds and sentences), %d untested (one seed)",
         len(run_paths),
         summary.height,
+        REAL,
         differences["significant"].sum(),
         differences.height,
-        REAL,
+        differences["significant"].null_count(),
     )
     write_table(summary, out)
     return summary
@@ -105,23 +120,31 @@ def figure_experiment(
     learning_curves(summary, png, pdf, title=title, reference_lines=lines)
 
 
-# Test BLEU below which a generator has not learnt to translate: its "translations" measure
-# nothing about generated text, and a ladder of generators needs every rung to translate.
-MIN_GENERATOR_BLEU = 1.0
-
-
 def table_generators(*, metric_paths: list[str], out: Path) -> pl.DataFrame:
     table = generator_table([read_json(path) for path in metric_paths])
-    for row in table.filter(pl.col("bleu") < MIN_GENERATOR_BLEU).iter_rows(named=True):
-        log.warning(
-            "generator %s has test BLEU %.2f: it did not learn to translate; give it more "
-            "teacher pairs or training steps (generators.%s)",
-            row["generator"],
-            row["bleu"],
-            row["generator"],
-        )
+    for line in not_learned_lines(table):
+        log.warning("%s", line)
     write_table(table, out)
     return table
+
+
+def not_learned_lines(table: pl.DataFrame) -> list[str]:
+    """A line per generator of `table` (generators.csv) that did not learn to translate."""
+    return [
+        f"generator {row['generator']} has test BLEU {row['bleu']:.2f} (below "
+        f"{MIN_GENERATOR_BLEU:g}): it did not learn to translate, so the conditions it wrote "
+        f"measure nothing about generated text; give it more teacher pairs or training steps "
+        f"(generators.{row['generator']})"
+        for row in table.filter(~pl.col("generator_learned")).iter_rows(named=True)
+    ]
+
+
+def end_of_run_message(*, generators_path: Path) -> list[str]:
+    """The lines the end-of-run message adds: each generator that did not learn to translate
+    (from `generators_path`, results/tables/generators.csv; none where it was not made)."""
+    if not Path(generators_path).exists():
+        return []
+    return not_learned_lines(pl.read_csv(generators_path))
 
 
 def table_html(*, table_path: Path, out: Path) -> None:

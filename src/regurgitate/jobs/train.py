@@ -59,6 +59,13 @@ def train_model(
     data = encode_pairs(
         tokenizer, pairs["source"].to_list(), pairs["target"].to_list(), max_positions
     )
+    if data.truncated:
+        log.warning(
+            "%d of %d training pairs are longer than max_positions - 1 = %d tokens and were cut",
+            data.truncated,
+            len(data),
+            max_positions - 1,
+        )
     dev = pl.read_parquet(dev_path)
     model_cfg = ModelConfig(
         vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, **architecture
@@ -77,6 +84,7 @@ def train_model(
     summary, _ = split_timing(summary)  # the log has them; results stay reproducible
     summary.update(
         pairs=pairs.height,
+        truncated_pairs=data.truncated,
         training=training,
         architecture=architecture,
         init_model=str(init_model) if init_model else None,

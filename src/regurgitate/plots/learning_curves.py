@@ -23,8 +23,35 @@ from regurgitate.plots.style import (
 )
 from regurgitate.study.vocabulary import REAL, SCORES
 
-SIGNIFICANT_LABEL = "differs from real\n(paired tests, p < 0.05)"
+SIGNIFICANT_LABEL = "differs from real\n(seeds and sentences,\np < 0.05)"
 NOT_SIGNIFICANT_LABEL = "no significant\ndifference"
+UNTESTED_LABEL = "untested\n(one seed)"
+# Beside a condition whose generator did not learn to translate (`generator_learned`).
+NOT_LEARNED_LABEL = "generator did not learn"
+MARK_COLOUR = "#555555"
+
+
+def flags(column: pl.Series) -> pl.Series:
+    """A true/false/empty column as booleans, also as read from a CSV where it is all empty (no
+    type to infer: text)."""
+    return column.cast(pl.Boolean)
+
+
+def untested(rows: pl.DataFrame) -> pl.Series:
+    """Per row, whether the test against `real` could not be run (`significance_note`, one
+    seed); a row without `significance_note` and without a test (no `real` at its size, or
+    generation 0 of the recursion) is not marked."""
+    empty = flags(rows["significant"]).is_null()
+    if "significance_note" not in rows.columns:
+        return empty
+    return empty & rows["significance_note"].is_not_null()
+
+
+def generator_not_learned(rows: pl.DataFrame) -> bool:
+    """Whether the table marks the generator of these rows as one that did not learn."""
+    if "generator_learned" not in rows.columns:
+        return False
+    return bool((~flags(rows["generator_learned"])).fill_null(False).any())
 
 
 def _check_summary(summary: pl.DataFrame, metric: str) -> None:
@@ -43,13 +70,17 @@ def _check_summary(summary: pl.DataFrame, metric: str) -> None:
 def draw_curve(
     ax: Axes, rows: pl.DataFrame, condition: str, metric: str, style: tuple[str, str]
 ) -> None:
-    """One condition's curve, with its 95% band where the table has one."""
+    """One condition's curve, with its 95% band where the table has one. Where the table has
+    `significant`, a point's marker is filled where the condition differs from `real`, open
+    where it does not, and half filled where it is untested (one seed); where
+    `generator_learned` is false the line is dashed and its label says so."""
     colour, marker = style
     rows = rows.sort("size")
     sizes = rows["size"].to_numpy()
     means = rows[f"{metric}_mean"].to_numpy()
     # `real` drawn on top, so generated conditions never hide the reference curve.
     z_order = 3 if condition == REAL else 2
+    not_learned = generator_not_learned(rows)
     ax.plot(
         sizes,
         means,
@@ -57,22 +88,31 @@ def draw_curve(
         marker=marker,
         markersize=5,
         linewidth=1.6,
-        label=condition,
+        linestyle="--" if not_learned else "-",
+        label=f"{condition}\n({NOT_LEARNED_LABEL})" if not_learned else condition,
         zorder=z_order,
     )
     if "significant" in rows.columns and condition != REAL:
-        # Open markers: the paired tests over test sentences find no difference from `real`.
-        same = ~rows["significant"].fill_null(True).to_numpy()
-        ax.plot(
-            sizes[same],
-            means[same],
-            linestyle="none",
-            marker=marker,
-            markersize=5,
-            markerfacecolor="white",
-            markeredgecolor=colour,
-            zorder=z_order + 0.5,
-        )
+        significant = flags(rows["significant"])
+        overlays = {
+            # Open: the test over seeds and sentences finds no difference from `real`.
+            "white": (~significant).fill_null(False).to_numpy(),
+            # Half filled: not tested (one seed: the test needs the spread of seeds).
+            "left": untested(rows).to_numpy(),
+        }
+        for fill, shown in overlays.items():
+            ax.plot(
+                sizes[shown],
+                means[shown],
+                linestyle="none",
+                marker=marker,
+                markersize=5,
+                markerfacecolor=colour if fill == "left" else "white",
+                markerfacecoloralt="white",
+                fillstyle="left" if fill == "left" else "full",
+                markeredgecolor=colour,
+                zorder=z_order + 0.5,
+            )
     low, high = f"{metric}_ci_low", f"{metric}_ci_high"
     if low in rows.columns and high in rows.columns:
         # Null intervals (single seed) become NaN, which fill_between leaves as gaps.
@@ -117,16 +157,7 @@ def plot_learning_curves(
         ax.axhline(value, color=colour, linestyle=dashes, linewidth=1.2, label=label, zorder=1)
 
     if "significant" in summary.columns:
-        ax.plot([], [], linestyle="none", marker="o", color="#555555", label=SIGNIFICANT_LABEL)
-        ax.plot(
-            [],
-            [],
-            linestyle="none",
-            marker="o",
-            markerfacecolor="white",
-            markeredgecolor="#555555",
-            label=NOT_SIGNIFICANT_LABEL,
-        )
+        _significance_legend(ax, summary.filter(pl.col("condition") != REAL))
 
     ax.set_xlabel("Training pairs", fontsize=LABEL_SIZE)
     ax.set_ylabel(SCORES.get(metric, metric), fontsize=LABEL_SIZE)
@@ -139,6 +170,27 @@ def plot_learning_curves(
     # Outside the axes: curves and reference lines fill the plot, and a legend inside hides them.
     ax.legend(fontsize=LEGEND_SIZE, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return figure
+
+
+def _significance_legend(ax: Axes, compared: pl.DataFrame) -> None:
+    """Legend entries of the markers the figure holds: differs, no difference, untested."""
+    significant = flags(compared["significant"])
+    entries = [
+        (SIGNIFICANT_LABEL, significant.fill_null(False).any(), {"fillstyle": "full"}),
+        (
+            NOT_SIGNIFICANT_LABEL,
+            (~significant).fill_null(False).any(),
+            {"markerfacecolor": "white"},
+        ),
+        (
+            UNTESTED_LABEL,
+            untested(compared).any(),
+            {"fillstyle": "left", "markerfacecoloralt": "white"},
+        ),
+    ]
+    for label, present, style in entries:
+        if present:
+            ax.plot([], [], linestyle="none", marker="o", color=MARK_COLOUR, label=label, **style)
 
 
 def learning_curves(

@@ -2,8 +2,9 @@
 
 Every regime's line starts at generation 0 (trained on the human pairs, shared by all regimes,
 drawn in the `real` colour), so the lines show how far each regime moves from it. Bands are
-95% intervals over seeds; in the BLEU panel an open marker says that the paired tests over test
-sentences find no difference from generation 0 (as in the learning curves).
+95% intervals over seeds; in the BLEU panel an open marker says that the test over seeds and
+test sentences finds no difference from generation 0, a half-filled one that it is untested (one
+seed), as in the learning curves.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from regurgitate.plots.learning_curves import draw_curve
+from regurgitate.plots.learning_curves import draw_curve, untested
 from regurgitate.plots.style import (
     LABEL_SIZE,
     LEGEND_SIZE,
@@ -39,7 +40,8 @@ PANELS = {
 }
 ROOT_LABEL = f"{GENERATION_ZERO_REGIME} (generation 0, human pairs)"
 HUMAN_LABEL = "human references"
-NO_DIFFERENCE_LABEL = "BLEU not different from\ngeneration 0 (paired tests)"
+NO_DIFFERENCE_LABEL = "BLEU not different from\ngeneration 0 (seeds and sentences)"
+UNTESTED_LABEL = "BLEU against generation 0\nuntested (one seed)"
 
 
 def _column(rows: pl.DataFrame, name: str) -> np.ndarray:
@@ -49,7 +51,7 @@ def _column(rows: pl.DataFrame, name: str) -> np.ndarray:
 
 def _draw_regime(ax: Axes, rows: pl.DataFrame, value: str, regime: str, style: tuple) -> None:
     """One regime's line with its band: the learning curves' drawing with the generation on the
-    x axis; the paired tests' open markers in the BLEU panel only."""
+    x axis; the test's open and half-filled markers in the BLEU panel only."""
     if value != "bleu":
         rows = rows.drop("significant", strict=False)
     draw_curve(ax, rows.drop("size").rename({"generation": "size"}), regime, value, style)
@@ -81,7 +83,7 @@ def _draw_panel(ax: Axes, table: pl.DataFrame, value: str, styles: dict) -> None
     ax.set_axisbelow(True)
 
 
-def _legend(figure: Figure, styles: dict, human: bool) -> None:
+def _legend(figure: Figure, styles: dict, human: bool, one_seed: bool) -> None:
     handles, labels = [], []
     ax = figure.axes[0]
     entries = [(ROOT_LABEL, {"color": REAL_COLOUR, "marker": REAL_MARKER, "linestyle": "none"})]
@@ -97,6 +99,19 @@ def _legend(figure: Figure, styles: dict, human: bool) -> None:
             {"marker": "o", "linestyle": "none", "markerfacecolor": "white", "color": "#555555"},
         )
     )
+    if one_seed:
+        entries.append(
+            (
+                UNTESTED_LABEL,
+                {
+                    "marker": "o",
+                    "linestyle": "none",
+                    "fillstyle": "left",
+                    "color": "#555555",
+                    "markerfacecoloralt": "white",
+                },
+            )
+        )
     for label, style in entries:
         (handle,) = ax.plot([], [], **style)
         handles.append(handle)
@@ -125,7 +140,11 @@ def plot_recursion(table: pl.DataFrame, *, title: str) -> Figure:
             ax.set_title(f"{label}, {size:,} pairs", fontsize=LABEL_SIZE)
             if row == len(sizes) - 1:
                 ax.set_xlabel("Generation", fontsize=LABEL_SIZE)
-    _legend(figure, styles, human=table.filter(pl.col("regime") == HUMAN).height > 0)
+    tested = table.filter(pl.col("generation") > 0)
+    one_seed = "significant" in tested.columns and untested(tested).any()
+    _legend(
+        figure, styles, human=table.filter(pl.col("regime") == HUMAN).height > 0, one_seed=one_seed
+    )
     figure.suptitle(title, fontsize=TITLE_SIZE)
     return figure
 

@@ -7,6 +7,8 @@ import html
 
 import polars as pl
 
+from regurgitate.analysis.aggregate import MIN_GENERATOR_BLEU
+
 STYLE = """
 body { font-family: sans-serif; margin: 1em; }
 table { border-collapse: collapse; font-size: 0.85em; }
@@ -14,7 +16,15 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; white-space: nowrap; }
 th { background: #f0f0f0; position: sticky; top: 0; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) { background: #fafafa; }
+tbody tr.not-learned { background: #fbe3e3; }
+p.not-learned { background: #fbe3e3; padding: 0.3em 0.5em; display: inline-block; }
 """
+
+NOT_LEARNED_NOTE = (
+    "Shaded rows: `generator_learned` is false, the generator that wrote the targets did not "
+    f"learn to translate (test BLEU below {MIN_GENERATOR_BLEU:g}), so these rows say nothing "
+    "about generated text."
+)
 
 
 def is_number(text: str) -> bool:
@@ -27,20 +37,30 @@ def is_number(text: str) -> bool:
 
 def table_page(frame: pl.DataFrame, title: str) -> str:
     """An HTML page of `frame`, every value as written (the CSV's rounding), numbers aligned
-    right and empty fields (no value, e.g. the interval of a single seed) left blank."""
+    right and empty fields (no value, e.g. the interval of a single seed) left blank. Rows whose
+    `generator_learned` is false are shaded, with a note that says why."""
     head = "".join(f"<th>{html.escape(column)}</th>" for column in frame.columns)
+    learned = (
+        frame.columns.index("generator_learned") if "generator_learned" in frame.columns else None
+    )
     body = []
+    shaded = False
     for row in frame.iter_rows():
         cells = []
         for value in row:
             text = "" if value is None else str(value)
             kind = ' class="number"' if is_number(text) else ""
             cells.append(f"<td{kind}>{html.escape(text)}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
+        not_learned = learned is not None and str(row[learned]).lower() == "false"
+        shaded |= not_learned
+        row_class = ' class="not-learned"' if not_learned else ""
+        body.append(f"<tr{row_class}>{''.join(cells)}</tr>")
+    note = f'<p class="not-learned">{html.escape(NOT_LEARNED_NOTE)}</p>\n' if shaded else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>"
-        f"<h1>{html.escape(title)}</h1>\n<table><thead><tr>{head}</tr></thead>\n<tbody>\n"
+        f"<h1>{html.escape(title)}</h1>\n{note}"
+        f"<table><thead><tr>{head}</tr></thead>\n<tbody>\n"
         + "\n".join(body)
         + "\n</tbody></table></body></html>\n"
     )

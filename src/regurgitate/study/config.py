@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from regurgitate.generators.open_weights_settings import BACKEND as OPEN_WEIGHTS
+from regurgitate.generators.open_weights_settings import check_open_weights
 from regurgitate.generators.prompts import resolve_prompt
 from regurgitate.study.corpus import parallel_file_names
 from regurgitate.study.vocabulary import (
@@ -31,8 +37,11 @@ def check_config(config: dict) -> None:
     """Cross-key checks, run before any job (the schema has checked each key on its own)."""
     architectures = config["architectures"]
     generators = config["generators"]
-    if HUMAN in generators:
-        raise ConfigError(f"generators.{HUMAN}: the name is reserved for the human references")
+    for reserved, meaning in RESERVED_SOURCES.items():
+        if reserved in generators:
+            raise ConfigError(
+                f"generators.{reserved}: the name is reserved for {meaning}; rename the generator"
+            )
     for name, generator in generators.items():
         if generator["backend"] != "local":
             check_api_generator(name, generator, config.get("prompts"))
@@ -41,16 +50,49 @@ def check_config(config: dict) -> None:
                 f"generators.{name}.architecture: {generator['architecture']!r} is not one of "
                 f"the architectures {sorted(architectures)}"
             )
+    check_open_weights(config, ConfigError)
     _check_scratch(config)
+    _check_architectures(config)
+    _check_cleaning(config)
     if FINETUNE in config:
         _check_finetune_base(config)
     if "mitigations" in config:
         _check_mitigations(config)
     for experiment in experiments(config):
-        _check_sizes(config, experiment)
         _check_partial(config, experiment)
     _check_corpus(config)
     _check_pools(config)
+    fixed = {pool: size for pool, size in config["pools"].items() if size is not None}
+    check_pool_demands(pool_demands(config), fixed)
+
+
+# Names a generator cannot take: tables, legends and the mechanisms put them beside the
+# generators' names as other sources of targets.
+RESERVED_SOURCES = {
+    HUMAN: "the human references",
+    REAL: "the condition trained on the human references",
+    SELF: "the condition trained on the base model's own output",
+}
+
+
+def _check_architectures(config: dict) -> None:
+    for name, architecture in config["architectures"].items():
+        if architecture["d_model"] % architecture["heads"]:
+            raise ConfigError(
+                f"architectures.{name}.heads: d_model={architecture['d_model']} does not split "
+                f"into {architecture['heads']} heads; choose heads that divide d_model (or a "
+                "d_model that is a multiple of heads)"
+            )
+
+
+def _check_cleaning(config: dict) -> None:
+    cleaning = config["cleaning"]
+    if cleaning.get("min_words", 1) > cleaning["max_words"]:
+        raise ConfigError(
+            f"cleaning.min_words: {cleaning['min_words']} is more than cleaning.max_words="
+            f"{cleaning['max_words']}, so every pair would be dropped; lower min_words or raise "
+            "max_words"
+        )
 
 
 # What each pool is for, where a size of 0 would leave the study without it.
@@ -65,6 +107,12 @@ def _check_pools(config: dict) -> None:
     """No pool the study needs is asked to be empty (a null size takes what the others leave,
     which only reading the corpus can tell: prepare_pools checks that one)."""
     pools = config["pools"]
+    open_ended = [pool for pool, size in pools.items() if size is None]
+    if len(open_ended) > 1:
+        raise ConfigError(
+            f"pools: {' and '.join(open_ended)} are both null, but only one pool can take what "
+            "the others leave; give all but one of them a size"
+        )
     for pool, use in POOL_USES.items():
         if pools[pool] == 0:
             raise ConfigError(f"pools.{pool}: 0 pairs, but {use}; give it pairs (or null)")
@@ -157,10 +205,10 @@ def _check_finetune_base(config: dict) -> None:
     base = config[FINETUNE]["base"]
     _check_generator_name(config, "finetune.base", base)
     backend = config["generators"][base]["backend"]
-    if backend not in ("local", "openai"):
+    if backend not in ("local", "openai", OPEN_WEIGHTS):
         raise ConfigError(
-            f"finetune.base: {base!r} is an {backend} generator; E1 fine-tunes a local model or "
-            "an OpenAI model through its fine-tuning API"
+            f"finetune.base: {base!r} is an {backend} generator; E1 fine-tunes a local model, "
+            f"an open-weight ({OPEN_WEIGHTS}) one, or an OpenAI model through its fine-tuning API"
         )
 
 
@@ -180,13 +228,106 @@ def _check_scratch(config: dict) -> None:
         )
 
 
-def _check_sizes(config: dict, experiment: str) -> None:
-    student_pool = config["pools"]["student"]
-    sizes = config[experiment]["sizes"] + config[experiment].get("partial", {}).get("sizes", [])
-    if student_pool is not None and max(sizes) > student_pool:
-        raise ConfigError(
-            f"{experiment}.sizes: {max(sizes)} pairs exceed pools.student={student_pool}"
-        )
+@dataclass(frozen=True)
+class PoolDemand:
+    """A config key whose value needs `pairs` pairs of a pool (fewer than the pool holds, when
+    `below`: an order of the whole pool trains on the same pairs as any other order)."""
+
+    key: str
+    pool: str
+    pairs: int
+    below: bool = False
+
+
+def pool_demands(config: dict) -> list[PoolDemand]:
+    """What the configured sizes need of the pools: checked against a pool's fixed size before
+    any job, and against what the corpus gave a `null` pool right after the pools are made."""
+    demands = [
+        PoolDemand(f"generators.{name}.teacher_pairs", "teacher", generator["teacher_pairs"])
+        for name, generator in config["generators"].items()
+        if generator["backend"] == "local" and generator.get("teacher_pairs")
+    ]
+    for experiment in experiments(config):
+        settings = config[experiment]
+        demands.append(PoolDemand(f"{experiment}.sizes", "student", max(settings["sizes"])))
+        if settings.get("partial", {}).get("sizes"):
+            pairs = max(settings["partial"]["sizes"])
+            demands.append(PoolDemand(f"{experiment}.partial.sizes", "student", pairs))
+    demands += _ordering_demands(config)
+    if RECURSION in config:
+        pairs = max(config[RECURSION]["sizes"])
+        demands.append(PoolDemand("recursion.sizes", "student", pairs))
+    return demands
+
+
+def _ordering_demands(config: dict) -> list[PoolDemand]:
+    """S1 and S3 reorder the student pool; at the pool's own size every order trains on the
+    same pairs, so a mitigation measured there would measure nothing."""
+    settings = config.get("mitigations") or {}
+    ordering = settings.get("generators") and (
+        settings.get("metrics") or settings.get("detector", True)
+    )
+    if not ordering:
+        return []
+    demands = []
+    for experiment in settings["experiments"]:
+        sizes = settings.get("sizes") or config[experiment]["sizes"]
+        key = "mitigations.sizes" if settings.get("sizes") else f"{experiment}.sizes"
+        demands.append(PoolDemand(key, "student", max(sizes), below=True))
+    return demands
+
+
+def check_pool_demands(
+    demands: list[PoolDemand], pools: dict[str, int], null_pools: tuple[str, ...] = ()
+) -> None:
+    """Refuse a demand that the pools of `pools` (pool -> pairs; absent where unknown) cannot
+    meet, naming the key; `null_pools` are those whose size is what the corpus left them."""
+    for demand in demands:
+        held = pools.get(demand.pool)
+        if held is None:
+            continue
+        if demand.below and demand.pairs >= held:
+            raise ConfigError(
+                f"{demand.key}: S1 and S3 order the student pool, so at {demand.pairs} pairs "
+                f"(pools.{demand.pool}={held}{_made(demand.pool, null_pools)}) every order trains "
+                "on the same pairs; set mitigations.sizes to sizes below the pool"
+            )
+        if demand.pairs > held:
+            raise ConfigError(
+                f"{demand.key}: {demand.pairs} pairs exceed pools.{demand.pool}={held}"
+                f"{_made(demand.pool, null_pools)}; lower {demand.key} or give the pool more pairs"
+            )
+
+
+def _made(pool: str, null_pools: tuple[str, ...]) -> str:
+    return " as the corpus filled it" if pool in null_pools else ""
+
+
+def pools_for_config(report_path: str | Path, config: dict) -> dict[str, int]:
+    """The pool sizes of the cleaning report at `report_path` where it was made for this
+    config's corpus, cleaning, pools and seed; none otherwise (the pools will be made again)."""
+    try:
+        report = json.loads(Path(report_path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if report.get("request") != pools_request(config):
+        return {}
+    return report["pools"]
+
+
+def null_pools(config: dict) -> tuple[str, ...]:
+    """The pools that take what the corpus leaves (size null)."""
+    return tuple(pool for pool, size in config["pools"].items() if size is None)
+
+
+def pools_request(config: dict) -> dict:
+    """Everything the pools depend on in the config, recorded in the cleaning report."""
+    return {
+        "corpus": config["corpus"],
+        "cleaning": config["cleaning"],
+        "pools": config["pools"],
+        "seed": config["seed"],
+    }
 
 
 def _check_partial(config: dict, experiment: str) -> None:
@@ -205,12 +346,9 @@ def _check_mitigations(config: dict) -> None:
                 f"mitigations.sizes: {sorted(missing)} are not among {experiment}.sizes, where "
                 "real and unmitigated data are trained to measure the gap"
             )
-    _check_ordering_sizes(config)
     for name in settings["generators"]:
         _check_generator_name(config, "mitigations.generators", name)
-    for mix in settings.get("mixes", []):
-        for name in mix:
-            _check_generator_name(config, "mitigations.mixes", name)
+    _check_mixes(config, settings.get("mixes", []))
     metrics = set(settings.get("metrics", []))
     if metrics & {"round_trip", "dual_cross_entropy"} and settings["generators"]:
         architecture = settings.get("reverse_architecture")
@@ -227,25 +365,19 @@ def _check_mitigations(config: dict) -> None:
             raise ConfigError(f"mitigations.forward_scorer: {scorer!r} must be a local generator")
 
 
-def _check_ordering_sizes(config: dict) -> None:
-    """S1 and S3 reorder the student pool; at the pool's own size every order trains on the
-    same pairs, so a mitigation measured there would measure nothing."""
-    settings = config["mitigations"]
-    ordering = settings["generators"] and (
-        settings.get("metrics") or settings.get("detector", True)
-    )
-    pool = config["pools"]["student"]
-    if not ordering or pool is None:
-        return
-    for experiment in settings["experiments"]:
-        sizes = settings.get("sizes") or config[experiment]["sizes"]
-        if max(sizes) >= pool:
-            key = "mitigations.sizes" if settings.get("sizes") else f"{experiment}.sizes"
+def _check_mixes(config: dict, mixes: list[list[str]]) -> None:
+    """Each mix names known generators, and no two mixes name the same ones: a mix listed twice
+    (in any order) would train the same condition twice under one or two ids."""
+    seen: dict[frozenset, int] = {}
+    for index, mix in enumerate(mixes):
+        for name in mix:
+            _check_generator_name(config, f"mitigations.mixes[{index}]", name)
+        if frozenset(mix) in seen:
             raise ConfigError(
-                f"{key}: S1 and S3 order the student pool, so at {max(sizes)} pairs "
-                f"(pools.student={pool}) every order trains on the same pairs; set "
-                "mitigations.sizes to sizes below the pool"
+                f"mitigations.mixes[{index}]: {mix} mixes the same generators as "
+                f"mitigations.mixes[{seen[frozenset(mix)]}]; list each mix once"
             )
+        seen[frozenset(mix)] = index
 
 
 def experiments(config: dict) -> list[str]:
@@ -419,11 +551,6 @@ def _check_recursion(config: dict) -> None:
         raise ConfigError(
             f"recursion.architecture: {settings['architecture']!r} is not one of the "
             f"architectures {sorted(config['architectures'])}"
-        )
-    student_pool = config["pools"]["student"]
-    if student_pool is not None and max(settings["sizes"]) > student_pool:
-        raise ConfigError(
-            f"recursion.sizes: {max(settings['sizes'])} pairs exceed pools.student={student_pool}"
         )
     if REAL_SHARE in settings["regimes"] and settings.get("real_share") is None:
         raise ConfigError(

@@ -140,7 +140,23 @@ def read_tsv(path: str | Path) -> Iterator[tuple[int, str, str]]:
                     f"{path}:{line_no}: {len(fields) - 1} tabs on this line; expected exactly "
                     "one, 'german<TAB>english'"
                 )
+            if line_no == 1 and _is_header(fields):
+                raise CorpusError(
+                    f"{path}:1: {text!r} looks like a column header, which would be read as a "
+                    "German-English pair; delete the first line"
+                )
             yield line_no, fields[0], fields[1]
+
+
+# What the columns of a German-English table are called in its header line.
+HEADER_NAMES = frozenset(
+    {"de", "en", "deu", "eng", "ger", "german", "english", "deutsch", "englisch"}
+    | {"source", "target", "src", "tgt", "de-de", "en-us", "en-gb", "sentence", "translation"}
+)
+
+
+def _is_header(fields: list[str]) -> bool:
+    return all(field.strip().lower() in HEADER_NAMES for field in fields)
 
 
 def _read_lockstep(
@@ -542,8 +558,10 @@ def prepare(
     report_path: Path,
     archive: Path | None = None,
     files: dict[str, Path] | None = None,
+    request: dict | None = None,
 ) -> dict:
     """Read, clean and split the corpus; write `<out_dir>/<pool>.parquet` and the JSON report.
+    `request`, what in the config the pools depend on, is recorded in the report.
 
     `archive` is the downloaded .tgz of a `europarl` corpus; `files` maps the file names of a
     `multi30k` corpus (`<split>.<lang>.gz`) to their downloaded paths.
@@ -603,6 +621,7 @@ def prepare(
         "pools": {pool: len(pools[pool]) for pool in POOLS},
         "seed": seed,
         "sizes": sizes,
+        "request": request,
     }
     _write_outputs(pools, out_dir, report, report_path)
     return report

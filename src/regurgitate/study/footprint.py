@@ -18,6 +18,7 @@ import argparse
 import copy
 import json
 import math
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from regurgitate.study import open_weights_footprint
 from regurgitate.study.config import (
     decoding_settings,
     experiment_runs,
@@ -54,9 +56,40 @@ BYTES_PER_WORD = 6.0
 # far more: measure it (a training log's "target tokens/s" times `training_flops_per_token`) and
 # set `resources.train_flops` and `resources.decode_flops`.
 CPU_FLOPS = {"train": 3.0e10, "decode": 1.5e10}
-# Where a study runs on a CUDA device and does not set them: an assumption, not a measurement
-# (no GPU was available to this work), of the order a Transformer-base reaches in bf16.
+# Where a study runs on a CUDA device of no known model (`resources.gpu_model` unset or not in
+# GPU_PEAK_TFLOPS) and does not set them: an assumption, not a measurement.
 GPU_FLOPS = {"train": 2.0e13, "decode": 2.0e12}
+# Dense (no sparsity) peak TFLOP/s of NVIDIA GPUs by model: (bf16, TF32, fp32), bf16 and TF32
+# None where the GPU has no tensor cores for them (before Ampere: bf16 is emulated there, so
+# `precision: auto` trains in fp32). From NVIDIA's datasheets: A100 (2020, the same peaks for
+# PCIe and SXM4), H100 (SXM5, PCIe and NVL, 2023), H200 (2024, H100 SXM's compute), L40S (2023),
+# L4 (2023), A10 (2021), V100 (SXM2 and PCIe, 2020), T4 (2019), and the Ada and Ampere GeForce
+# whitepapers (RTX 4090: bf16 with fp32 accumulation; RTX 3090 likewise). A10G (AWS G5) has no
+# public datasheet: the figures commonly quoted for it, lower than the A10's.
+GPU_PEAK_TFLOPS = {
+    "A100 SXM": (312.0, 156.0, 19.5),
+    "A100 PCIe": (312.0, 156.0, 19.5),
+    "H100 SXM": (989.0, 495.0, 67.0),
+    "H100 PCIe": (756.0, 378.0, 51.0),
+    "H100 NVL": (835.0, 418.0, 60.0),
+    "H200": (989.0, 495.0, 67.0),
+    "L40S": (362.0, 183.0, 91.6),
+    "L4": (121.0, 60.0, 30.3),
+    "A10G": (70.0, 35.0, 31.2),
+    "A10": (125.0, 62.5, 31.2),
+    "V100 SXM": (None, None, 15.7),
+    "V100 PCIe": (None, None, 14.0),
+    "T4": (None, None, 8.1),
+    "RTX 4090": (165.2, 82.6, 82.6),
+    "RTX 3090": (71.0, 35.6, 35.6),
+}
+# The share of the peak a job reaches: an assumption, stated once (no GPU was available to this
+# work to measure it). Training a Transformer-base on 8k-token batches of short sentences: a
+# quarter of the peak (the matmuls are small, d_model 512, and layer norms, softmax and the
+# optimizer run off the tensor cores). Beam search: a hundredth (one position a step, so kernel
+# launches and host work, not FLOPs, set its pace).
+TRAIN_PEAK_FRACTION = 0.25
+DECODE_PEAK_FRACTION = 0.01
 # API generators: a batch interface answers within a day; single requests take about a second
 # each unless `requests_per_minute` limits them to fewer.
 BATCH_SECONDS = 24 * 3600.0
@@ -71,6 +104,18 @@ PROCESS_BYTES = 1.0 * GB
 ENCODER_ACTIVATIONS = (20, 5)
 DECODER_ACTIVATIONS = (30, 5)
 LOGIT_COPIES = 5
+# The same under bf16 autocast on a GPU, in bytes, not measured but counted from what autograd
+# keeps: the residual stream and layer-norm inputs stay fp32 (4 bytes), matmul inputs and
+# outputs saved for the backward pass are bf16 (2), dropout masks 1 byte; per d_model about 22
+# bytes in an encoder layer (q, k, v and the attention output for the fused kernel, two
+# layer-norm inputs and outputs, two masks) and 35 in a decoder layer (cross-attention besides),
+# per ffn_dim 5 (the hidden layer's input and output in bf16, its mask). Logits: the bf16
+# projection, its fp32 copy, log-softmax and two gradients, 16 bytes a position and entry.
+ENCODER_BF16_BYTES = (22, 5)
+DECODER_BF16_BYTES = (35, 5)
+LOGIT_BF16_BYTES = 16
+# Autocast keeps a bf16 copy of the weights it casts during a step.
+AUTOCAST_WEIGHT_BYTES = 2
 # SentencePiece's peak memory per character of the sentences it trains on (unigram, measured on
 # 58k and 232k Multi30k sentences: 24 bytes a character).
 SENTENCEPIECE_BYTES_PER_CHAR = 24
@@ -136,21 +181,74 @@ def shape(architecture: dict, vocab_size: int) -> Shape:
 
 @dataclass(frozen=True)
 class Machine:
-    """What one job runs on: a GPU or CPU threads, and the FLOP/s it reaches there."""
+    """What one job runs on: a GPU or CPU threads, the FLOP/s it reaches there, and whether
+    it trains in bf16 autocast (which sets its GPU memory)."""
 
     gpu: bool
     train_flops: float
     decode_flops: float
+    bf16: bool = False
+    name: str = ""  # the GPU model of GPU_PEAK_TFLOPS, or what the speed rests on
+
+
+def gpu_model(name: str | None) -> str | None:
+    """The GPU_PEAK_TFLOPS entry of a device or model name: torch's device name ("NVIDIA H100
+    PCIe", "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "Tesla V100-PCIE-16GB") or a
+    cluster's model name (`resources.gpu_model`: "a100", "h100_sxm"). A name that says
+    neither PCIe nor SXM (a cluster's "h100") is taken for the slower PCIe card, so that
+    runtimes asked for are not too short. None for an unknown name."""
+    words = re.split(r"[^a-z0-9]+", (name or "").lower())
+    joined = "".join(words)
+    if any(w.startswith("sxm") for w in words) or "hbm3" in words:
+        form = "SXM"
+    else:
+        form = "NVL" if "nvl" in words else "PCIe"
+    for model in GPU_PEAK_TFLOPS:
+        family = model.split()[0].lower()
+        if family == "rtx":  # "RTX 4090" is one name, however spelled
+            family = model.replace(" ", "").lower()
+        if family in words or (family.startswith("rtx") and family in joined):
+            with_form = f"{model.split()[0]} {form}"
+            return with_form if with_form in GPU_PEAK_TFLOPS else model
+    return None
+
+
+def gpu_machine(config: dict) -> Machine:
+    """A GPU job's speed from its model's peak (GPU_PEAK_TFLOPS) in the precision it trains
+    in: bf16 where native under `precision: auto` or `bf16`, else fp32 matmuls on TF32 cores
+    unless `training.strict_fp32` (decoding keeps fp32 matmuls strict)."""
+    model = gpu_model(config.get("resources", {}).get("gpu_model"))
+    if model is None:
+        return Machine(True, GPU_FLOPS["train"], GPU_FLOPS["decode"], True, "an unknown GPU")
+    bf16_peak, tf32_peak, fp32_peak = GPU_PEAK_TFLOPS[model]
+    training = config.get("training", {})
+    bf16 = training.get("precision", "auto") != "fp32" and bf16_peak is not None
+    strict = training.get("strict_fp32", False)
+    train_peak = bf16_peak if bf16 else (tf32_peak if tf32_peak and not strict else fp32_peak)
+    decode_peak = bf16_peak if bf16 else fp32_peak
+    return Machine(
+        gpu=True,
+        train_flops=TRAIN_PEAK_FRACTION * train_peak * 1e12,
+        decode_flops=DECODE_PEAK_FRACTION * decode_peak * 1e12,
+        bf16=bf16,
+        name=model,
+    )
 
 
 def machine(config: dict, threads: int = 1) -> Machine:
     resources = config.get("resources", {})
-    gpu = gpus(config) > 0
-    default = GPU_FLOPS if gpu else {k: v * threads for k, v in CPU_FLOPS.items()}
+    if gpus(config) > 0:
+        where = gpu_machine(config)
+    else:
+        where = Machine(
+            False, CPU_FLOPS["train"] * threads, CPU_FLOPS["decode"] * threads, name="CPU"
+        )
     return Machine(
-        gpu=gpu,
-        train_flops=resources.get("train_flops") or default["train"],
-        decode_flops=resources.get("decode_flops") or default["decode"],
+        gpu=where.gpu,
+        train_flops=resources.get("train_flops") or where.train_flops,
+        decode_flops=resources.get("decode_flops") or where.decode_flops,
+        bf16=where.bf16,
+        name=where.name,
     )
 
 
@@ -200,12 +298,19 @@ def training_steps(training: dict, rows: int, words: float) -> int:
     return min(training["max_steps"], training["max_epochs"] * per_epoch)
 
 
-def activation_bytes(architecture: dict, tokens: float) -> float:
+def activation_bytes(architecture: dict, tokens: float, bf16: bool = False) -> float:
+    """What a training step keeps for its backward pass: fp32 floats (fitted on the CPU), or
+    the bytes bf16 autocast keeps."""
     d, ffn = architecture["d_model"], architecture["ffn_dim"]
-    per_token = architecture["encoder_layers"] * (
-        ENCODER_ACTIVATIONS[0] * d + ENCODER_ACTIVATIONS[1] * ffn
-    ) + architecture["decoder_layers"] * (DECODER_ACTIVATIONS[0] * d + DECODER_ACTIVATIONS[1] * ffn)
-    return 4.0 * per_token * tokens
+    encoder, decoder, size = (
+        (ENCODER_BF16_BYTES, DECODER_BF16_BYTES, 1.0)
+        if bf16
+        else (ENCODER_ACTIVATIONS, DECODER_ACTIVATIONS, 4.0)
+    )
+    per_token = architecture["encoder_layers"] * (encoder[0] * d + encoder[1] * ffn) + architecture[
+        "decoder_layers"
+    ] * (decoder[0] * d + decoder[1] * ffn)
+    return size * per_token * tokens
 
 
 def training(
@@ -218,11 +323,19 @@ def training(
     work = steps * settings["max_tokens"] * training_flops_per_token(model)
     evaluations = steps // settings["eval_every"] + 1
     work_dev = evaluations * settings["eval_sentences"] * decoding_flops(model, 1, words)
-    device_bytes = (
-        TRAINING_BYTES * model.total
-        + activation_bytes(architecture, settings["max_tokens"])
-        + LOGIT_COPIES * 4.0 * settings["max_tokens"] * vocab_size
-    )
+    tokens = settings["max_tokens"]
+    if where.bf16:
+        device_bytes = (
+            (TRAINING_BYTES + AUTOCAST_WEIGHT_BYTES) * model.total
+            + activation_bytes(architecture, tokens, bf16=True)
+            + LOGIT_BF16_BYTES * tokens * vocab_size
+        )
+    else:
+        device_bytes = (
+            TRAINING_BYTES * model.total
+            + activation_bytes(architecture, tokens)
+            + LOGIT_COPIES * 4.0 * tokens * vocab_size
+        )
     host = PROCESS_BYTES + (3 * model.file_bytes if where.gpu else device_bytes)
     return Estimate(
         seconds=work / where.train_flops + work_dev / where.decode_flops,
@@ -259,14 +372,28 @@ def decoding(
     )
 
 
+# Target tokens of one scoring batch (the pair_nll job's `batch_tokens`).
+SCORING_BATCH_TOKENS = 8000
+
+
 def scoring(
     architecture: dict, vocab_size: int, sentences: int, where: Machine, words: float
 ) -> Estimate:
-    """Force-decoded log-likelihoods of `sentences` pairs: one forward pass each."""
+    """Force-decoded log-likelihoods of `sentences` pairs: one forward pass each, in batches of
+    SCORING_BATCH_TOKENS: the weights, the largest layer's output, and the batch's logits
+    (those of autocast, their fp32 copy, the per-token losses' log-softmax)."""
     model = shape(architecture, vocab_size)
     work = sentences * pieces(words) * 2.0 * model.total
-    host = PROCESS_BYTES + 2 * model.file_bytes
-    return Estimate(seconds=work / where.decode_flops, memory=host, kept=sentences * 16.0)
+    tokens = SCORING_BATCH_TOKENS
+    widest = max(architecture["ffn_dim"], 3 * architecture["d_model"])
+    device_bytes = model.file_bytes + 4.0 * tokens * (2 * widest + 3 * vocab_size)
+    host = PROCESS_BYTES + (2 * model.file_bytes if where.gpu else device_bytes)
+    return Estimate(
+        seconds=work / where.decode_flops,
+        memory=host,
+        gpu_memory=device_bytes if where.gpu else 0.0,
+        kept=sentences * 16.0,
+    )
 
 
 # Pairs a pool of `null` size is taken to hold until the pools exist: Europarl's, an upper bound.
@@ -365,6 +492,8 @@ class Scale:
     def generation(self, generator: str, pool: str) -> Estimate:
         """A generator's translations of a pool: a local one decodes; an API one waits on its
         requests (or on its batches, which providers answer within a day)."""
+        if self._generator(generator)["backend"] == open_weights_footprint.BACKEND:
+            return open_weights_footprint.generation(self, generator, pool)
         if generator in local_generators(self.config):
             return self.generator_decoding(generator, pool)
         settings = self._generator(generator)
@@ -417,12 +546,15 @@ class Scale:
 
     def jobs(self) -> Iterator[tuple[str, Estimate]]:
         """Every model-bearing job of the study, as (rule, estimate)."""
+        yield from open_weights_footprint.jobs(self)  # those of huggingface models
         for generator in local_generators(self.config):
             yield "train_generator", self.generator_training(generator)
             yield "generate_synthetic", self.generator_decoding(generator, "student")
             yield "evaluate_generator", self.generator_decoding(generator, "test")
         for experiment in experiments(self.config):
-            if experiment == FINETUNE and finetune_through_api(self.config):
+            if experiment == FINETUNE and (
+                finetune_through_api(self.config) or open_weights_footprint.is_base(self.config)
+            ):
                 continue
             for _, size, _ in experiment_runs(self.config, experiment):
                 yield "train_student", self.student_training(experiment, size)
@@ -558,7 +690,11 @@ def summary(config: dict, jobs: int, words: float, remaining: int, made: dict) -
     keeping = Scale({**config, "keep_student_models": True}, words, remaining, made)
     return {
         "rules": table(rules, config),
-        "device": "one GPU" if gpus(config) else f"{scale.train_on_threads} CPU thread(s)",
+        "device": (
+            f"one GPU ({scale.train_on.name}, {'bf16' if scale.train_on.bf16 else 'fp32'} training)"
+            if gpus(config)
+            else f"{scale.train_on_threads} CPU thread(s)"
+        ),
         "device_hours": sum(r.seconds for r in rules.values()) / 3600,
         "disk": disk(scale, rules, jobs),
         "disk_keeping_student_models": disk(keeping, study(keeping), jobs),
@@ -608,6 +744,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--device", help="instead of the configuration's `device` (e.g. cuda: one GPU a job)"
     )
+    parser.add_argument(
+        "--gpu-model",
+        help="instead of `resources.gpu_model`: the GPU whose speed is assumed (a100, h100_sxm, "
+        f"...; known: {', '.join(GPU_PEAK_TFLOPS)})",
+    )
     parser.add_argument("--words", type=float, default=WORDS_PER_SENTENCE, help="per sentence")
     parser.add_argument("--jobs", type=int, default=10, help="training jobs at once (peak disk)")
     parser.add_argument(
@@ -623,6 +764,8 @@ def main(argv: list[str] | None = None) -> int:
     config = with_defaults(yaml.safe_load(args.configfile.read_text()), args.schema)
     if args.device:
         config["device"] = args.device
+    if args.gpu_model:
+        config["resources"]["gpu_model"] = args.gpu_model
     made = pools_made(args.directory / CLEANING_REPORT)
     write(summary(config, args.jobs, args.words, args.remaining, made), sys.stdout)
     return 0
