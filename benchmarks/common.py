@@ -20,7 +20,7 @@ MULTI30K = REPO.parent / "shared" / "data" / "multi30k" / "train.tsv"
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Model dimensions default to the CPU preset's `small` architecture (config/cpu.yaml)."""
+    """Model dimensions default to the CPU preset's `small` architecture (config/config.yaml)."""
     parser.add_argument("--pairs", type=Path, default=MULTI30K, help="TSV: german<TAB>english")
     parser.add_argument("--max-pairs", type=int, default=29000)
     parser.add_argument("--vocab-size", type=int, default=6000)

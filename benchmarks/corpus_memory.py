@@ -6,7 +6,7 @@ Writes a synthetic German-English corpus with as many pairs as Europarl v7 de-en
 million; sentence lengths drawn around Europarl's ~25 words, a share of them long enough for the
 cleaning rules to drop) into a temporary directory, as the release's .tgz with
 training/europarl-v7.de-en.{de,en} members or as a TSV, then runs the real preparation
-(`regurgitate.study.corpus.prepare`, with config/config.yaml's cleaning rules and pool sizes) in
+(`regurgitate.study.corpus.prepare`, with config/paper.yaml's cleaning rules and pool sizes) in
 a fresh interpreter and reports its peak resident set size (VmHWM) and wall time. The limit is 2
 GB. Writes benchmarks/results/corpus_memory.json."""
 
@@ -109,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=1_920_000, help="fewer: pools scaled down")
     parser.add_argument("--format", choices=("europarl", "tsv"), default="europarl")
-    parser.add_argument("--config", type=Path, default=common.REPO / "config" / "config.yaml")
+    parser.add_argument("--config", type=Path, default=common.REPO / "config" / "paper.yaml")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--keep", type=Path, help="write the corpus here and keep it; reuse one found there"

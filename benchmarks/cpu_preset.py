@@ -1,6 +1,6 @@
 """Run the CPU preset end to end and report what the study's issues ask to quote.
 
-    python benchmarks/cpu_preset.py [--workdir DIR] [--cores 2] [--configfile config/cpu.yaml]
+    python benchmarks/cpu_preset.py [--workdir DIR] [--cores 2] [--configfile config/config.yaml]
 
 Runs the whole DAG from scratch in DIR (default: a fresh `benchmarks/results/cpu_preset`),
 measures its wall time, then summarises: per experiment, every condition at the largest size
@@ -301,7 +301,7 @@ def summarise(workdir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks/results/cpu_preset")
-    parser.add_argument("--configfile", type=Path, default=REPO / "config" / "cpu.yaml")
+    parser.add_argument("--configfile", type=Path, default=REPO / "config" / "config.yaml")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--summarise-only", action="store_true")
     parser.add_argument(

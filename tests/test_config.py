@@ -19,8 +19,8 @@ from regurgitate.study.config import (
 )
 
 CONFIGS = [
+    REPO / "config" / "paper.yaml",
     REPO / "config" / "config.yaml",
-    REPO / "config" / "cpu.yaml",
     REPO / "tests" / "config" / "tiny.yaml",
 ]
 
@@ -264,7 +264,7 @@ def test_readme_line_points_the_cpu_preset_at_a_local_copy():
     lines = [
         line
         for line in (REPO / "README.md").read_text().splitlines()
-        if "--configfile config/cpu.yaml --config corpus=" in line
+        if "--configfile config/config.yaml --config corpus=" in line
     ]
     assert len(lines) == 1
     argv = shlex.split(lines[0])

@@ -19,7 +19,7 @@ def load(path) -> dict:
     return footprint.with_defaults(yaml.safe_load(path.read_text()), SCHEMA)
 
 
-PAPER = load(REPO / "config" / "config.yaml")
+PAPER = load(REPO / "config" / "paper.yaml")
 ARCHITECTURE = {"d_model": 64, "heads": 4, "encoder_layers": 2, "decoder_layers": 1}
 ARCHITECTURE |= {"ffn_dim": 128, "dropout": 0.1, "max_positions": 64}
 
@@ -170,7 +170,7 @@ def test_pools_made_replace_the_configured_sizes(tmp_path):
 
 
 def test_command_prints_the_rules_and_the_disk(capsys):
-    configfile = str(REPO / "config" / "config.yaml")
+    configfile = str(REPO / "config" / "paper.yaml")
     assert footprint.main(["--configfile", configfile, "--schema", str(SCHEMA)]) == 0
     out = capsys.readouterr().out
     assert "train_student" in out and "474" in out

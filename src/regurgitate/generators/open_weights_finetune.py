@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from regurgitate.engine.device import configure
 from regurgitate.engine.device import rng_state as device_rng_state
 from regurgitate.engine.device import set_rng_state as set_device_rng_state
 from regurgitate.engine.metrics import score
@@ -258,6 +259,7 @@ def finetune(
     `checkpoint` is resumed where it matches these settings and data. `on_step(step)` is called
     after each optimizer step (and its checkpoint)."""
     cfg = ft.training
+    configure(device, deterministic=cfg.deterministic, strict_fp32=cfg.strict_fp32)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     loaded = prepare(settings, ft, device)

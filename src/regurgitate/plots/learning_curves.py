@@ -20,8 +20,9 @@ from regurgitate.plots.style import (
     condition_styles,
     new_figure,
     save_figure,
+    tidy_value_axis,
 )
-from regurgitate.study.vocabulary import REAL, SCORES
+from regurgitate.study.vocabulary import REAL, SCORES, condition_title
 
 SIGNIFICANT_LABEL = "differs from real\n(seeds and sentences,\np < 0.05)"
 NOT_SIGNIFICANT_LABEL = "no significant\ndifference"
@@ -68,12 +69,20 @@ def _check_summary(summary: pl.DataFrame, metric: str) -> None:
 
 
 def draw_curve(
-    ax: Axes, rows: pl.DataFrame, condition: str, metric: str, style: tuple[str, str]
+    ax: Axes,
+    rows: pl.DataFrame,
+    condition: str,
+    metric: str,
+    style: tuple[str, str],
+    label: str | None = None,
 ) -> None:
-    """One condition's curve, with its 95% band where the table has one. Where the table has
-    `significant`, a point's marker is filled where the condition differs from `real`, open
-    where it does not, and half filled where it is untested (one seed); where
-    `generator_learned` is false the line is dashed and its label says so."""
+    """One condition's curve, with its 95% band where the table has one, labelled `label` (by
+    default the condition's title, vocabulary.condition_title; its id is the line's gid). Where
+    the table has `significant`, a point's marker is filled where the condition differs from
+    `real`, open where it does not, and half filled where it is untested (one seed); where
+    `generator_learned` is false the line is dashed and its label says so. The band stops at 0:
+    every value drawn (scores, MTLD, shares) is non-negative, and a normal interval over few
+    seeds can reach below what any run can score."""
     colour, marker = style
     rows = rows.sort("size")
     sizes = rows["size"].to_numpy()
@@ -81,6 +90,8 @@ def draw_curve(
     # `real` drawn on top, so generated conditions never hide the reference curve.
     z_order = 3 if condition == REAL else 2
     not_learned = generator_not_learned(rows)
+    if label is None:
+        label = condition_title(condition)
     ax.plot(
         sizes,
         means,
@@ -89,7 +100,8 @@ def draw_curve(
         markersize=5,
         linewidth=1.6,
         linestyle="--" if not_learned else "-",
-        label=f"{condition}\n({NOT_LEARNED_LABEL})" if not_learned else condition,
+        label=f"{label}\n({NOT_LEARNED_LABEL})" if not_learned else label,
+        gid=condition,
         zorder=z_order,
     )
     if "significant" in rows.columns and condition != REAL:
@@ -116,7 +128,7 @@ def draw_curve(
     low, high = f"{metric}_ci_low", f"{metric}_ci_high"
     if low in rows.columns and high in rows.columns:
         # Null intervals (single seed) become NaN, which fill_between leaves as gaps.
-        lows = rows[low].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        lows = np.maximum(rows[low].cast(pl.Float64).fill_null(np.nan).to_numpy(), 0.0)
         highs = rows[high].cast(pl.Float64).fill_null(np.nan).to_numpy()
         if not np.all(np.isnan(lows) | np.isnan(highs)):
             ax.fill_between(
@@ -133,10 +145,11 @@ def plot_learning_curves(
 ) -> Figure:
     """Build the learning-curve figure of one experiment's summary table (see aggregate).
 
-    x: training pairs (`size`); y: `<metric>_mean` per condition, labelled by the condition id
-    as in the table, with a shaded band from `<metric>_ci_low` to `<metric>_ci_high` where those
-    are present (rows with a single seed have no band). `reference_lines` maps a label to a
-    score drawn as a horizontal dashed line (e.g. {"base model": 21.3}).
+    x: training pairs (`size`); y: `<metric>_mean` per condition, labelled by its title
+    (vocabulary.condition_title; the line's gid is the id as in the table), with a shaded band
+    from `<metric>_ci_low` to `<metric>_ci_high` where those are present (rows with a single
+    seed have no band). `reference_lines` maps a label to a score drawn as a horizontal dashed
+    line (e.g. {"base model": 21.3}).
     """
     _check_summary(summary, metric)
     # Constrained layout keeps the outside legend within the figure's width.
@@ -163,6 +176,7 @@ def plot_learning_curves(
     ax.set_ylabel(SCORES.get(metric, metric), fontsize=LABEL_SIZE)
     ax.set_title(title, fontsize=TITLE_SIZE)
     ax.tick_params(labelsize=TICK_SIZE)
+    tidy_value_axis(ax, metric)
     # Thousands separators: 10,000 pairs reads faster than 10000 or 1e4.
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
     ax.grid(True, color="#dddddd", linewidth=0.6)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from itertools import cycle
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from regurgitate.io import atomic_path
 from regurgitate.study.vocabulary import REAL
@@ -46,6 +48,31 @@ def condition_styles(conditions: list[str]) -> dict[str, tuple[str, str]]:
     if REAL in conditions:
         styles[REAL] = (REAL_COLOUR, REAL_MARKER)
     return styles
+
+
+# The least range a value axis spans, per value drawn: a flat line (one seed, a model that
+# learned nothing) would otherwise be zoomed until rounding noise fills the ticks (0.10175).
+MIN_SPANS = {"bleu": 1.0, "chrf": 1.0, "mtld": 1.0, "tail_share": 0.1}
+
+
+def tidy_value_axis(ax: Axes, value: str, floor: float | None = 0.0) -> None:
+    """Give the y axis of `value` at least its MIN_SPANS range around what is drawn, keep it
+    from reaching far below `floor` (no score is below 0), and write its ticks without an
+    offset or a multiplier (a reader copies them, not a formula)."""
+    low, high = ax.get_ylim()
+    span = MIN_SPANS.get(value, 0.0)
+    if high - low < span:
+        centre = (low + high) / 2
+        low, high = centre - span / 2, centre + span / 2
+    if floor is not None and low < floor:
+        # A sliver below the floor keeps a marker at 0 whole; it is smaller than a tick step,
+        # so no negative tick shows.
+        high = max(high, floor + span)
+        low = floor - 0.03 * (high - floor)
+    ax.set_ylim(low, high)
+    formatter = ScalarFormatter(useOffset=False)
+    formatter.set_scientific(False)
+    ax.yaxis.set_major_formatter(formatter)
 
 
 def new_figure(size: tuple[float, float] = FIGSIZE) -> Figure:

@@ -1,7 +1,7 @@
 """What a study needs of a cluster, from its configuration alone: each heavy job's time and
 memory, the device-hours of every rule, and the disk its results take, before anything runs.
 
-    python -m regurgitate.study.footprint --configfile config/config.yaml
+    python -m regurgitate.study.footprint --configfile config/paper.yaml
 
 The workflow asks the executor for the same runtime and memory (`workflow/rules/common.smk`),
 so what this prints is what a cluster is asked for. Training and decoding time is work over
@@ -98,7 +98,7 @@ PROCESS_BYTES = 1.0 * GB
 # Floats a training step keeps per token and layer for the backward pass, in units of d_model
 # and ffn_dim (the decoder adds cross-attention and its memory's keys and values), and per target
 # position and vocabulary entry for the output projection (logits, their float copy,
-# log-softmax, gradients). Fitted to the peak RSS of fp32 training steps of config.yaml's `small`
+# log-softmax, gradients). Fitted to the peak RSS of fp32 training steps of paper.yaml's `small`
 # and `base` architectures (16k vocabulary) at 1,024 to 8,192 tokens on the development CPU:
 # within 10% of each.
 ENCODER_ACTIVATIONS = (20, 5)
