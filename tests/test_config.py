@@ -255,21 +255,20 @@ def test_multi30k_schema_names_the_wrong_value(mutate, named):
         validate(config)
 
 
-def test_readme_line_points_the_cpu_preset_at_a_local_copy():
-    """The README's one-line override, parsed and merged as Snakemake does, gives a valid
+def test_readme_line_points_the_default_study_at_a_local_copy():
+    """The README's one-line override, parsed and merged as the workflow does, gives a valid
     tsv corpus reading ../shared/data/multi30k."""
-    from snakemake.cli import parse_config
-    from snakemake.utils import update_config
+    from regurgitate.study.config_file import merge_config, parse_overrides
 
     lines = [
         line
         for line in (REPO / "README.md").read_text().splitlines()
-        if "--configfile config/config.yaml --config corpus=" in line
+        if line.startswith("snakemake --cores all --config corpus=")
     ]
     assert len(lines) == 1
     argv = shlex.split(lines[0])
     config = cpu_config()
-    update_config(config, parse_config([argv[argv.index("--config") + 1]]))
+    merge_config(config, parse_overrides([argv[argv.index("--config") + 1]]))
     validate(config)
     check_config(config)
     shared = "../shared/data/multi30k"

@@ -379,3 +379,38 @@ def test_the_shipped_configs_have_no_duplicate_keys_or_tabs():
     for path in [*sorted((REPO / "config").glob("*.yaml")), TINY]:
         config = read_config_file(path)
         check_types(copy.deepcopy(config), SCHEMA)
+
+
+# --- a report asked for with another config than the run's -----------------------------------
+
+
+def test_a_report_with_another_config_names_the_runs_options(tmp_path):
+    from regurgitate.study.config_file import check_report_config, record_run
+
+    record = tmp_path / "run.json"
+    check_report_config(record, tiny())  # no run yet: nothing to compare with
+    record_run(record, [tmp_path / "study.yaml"], ["seed=3"], tiny())
+    check_report_config(record, tiny())  # the run's own config
+    other = tiny()
+    other["seed"] = 3
+    with pytest.raises(ConfigError) as refused:
+        check_report_config(record, other)
+    assert str(refused.value).endswith(
+        f"snakemake --report report.html --configfile {tmp_path / 'study.yaml'} --config 'seed=3'"
+    )
+
+
+@pytest.mark.slow
+def test_a_report_without_the_runs_config_says_which_it_was(study):
+    import subprocess
+    import sys
+
+    run_snakemake(study, TINY, "--cores", "1", "results/pools/cleaning.json")
+    # the default config where a user runs: the repository's root
+    (study / "config").mkdir()
+    (study / "config" / "config.yaml").write_text((REPO / "config" / "config.yaml").read_text())
+    snakefile = str(REPO / "workflow" / "Snakefile")
+    command = [sys.executable, "-m", "snakemake", "-s", snakefile, "--report", "report.html"]
+    result = subprocess.run(command, cwd=study, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert f"snakemake --report report.html --configfile {TINY}" in result.stdout + result.stderr

@@ -187,3 +187,86 @@ def test_jobs_are_the_workflows_jobs(tmp_path):
     assert rules, "no jobs"
     for name, rule in rules.items():
         assert int(scheduled[name]) == rule.jobs, name
+
+
+def test_measured_speed_is_this_machines_training_steps():
+    """--measure times real training steps of the student model: FLOPs counted by the
+    footprint's own formula over their time, and more work at the same speed takes longer."""
+    from regurgitate.study.speed import MEASURED_LENGTH, measure
+
+    training = {"max_tokens": 256, "precision": "fp32"}
+    measured = measure(ARCHITECTURE, 500, training, threads=1, seconds=0.3)
+    assert measured.steps >= 2 and measured.seconds >= 0.3 and not measured.bf16
+    tokens = measured.steps * (256 // MEASURED_LENGTH) * MEASURED_LENGTH
+    per_token = footprint.training_flops_per_token(footprint.shape(ARCHITECTURE, 500))
+    assert measured.train_flops == pytest.approx(tokens * per_token / measured.seconds)
+    ratio = footprint.CPU_FLOPS["decode"] / footprint.CPU_FLOPS["train"]
+    assert measured.decode_flops == pytest.approx(measured.train_flops * ratio)
+
+
+def test_command_measures_and_gives_the_hours_on_the_cores(capsys, monkeypatch):
+    from regurgitate.study import speed
+
+    def fixed(architecture, vocab_size, training, threads, seconds=8.0):
+        return speed.Measured(6e10, 3e10, threads, False, 10, 8.0)
+
+    monkeypatch.setattr(speed, "measure", fixed)
+    configfile = str(REPO / "config" / "config.yaml")
+    footprint.main(["--configfile", configfile, "--cores", "2"])
+    assumed = capsys.readouterr().out
+    footprint.main(["--configfile", configfile, "--cores", "2", "--measure"])
+    measured = capsys.readouterr().out
+    assert "the development CPU's speed, assumed" in assumed
+    assert "measured here: 10 training steps in 8.0 s on 1 thread(s), fp32" in measured
+
+    def hours(out):
+        return float(re.search(r"on 2 cores: about ([\d.]+) hours", out).group(1))
+
+    # twice the assumed CPU's training speed (3e10): about half the hours
+    assert hours(measured) == pytest.approx(hours(assumed) / 2, rel=0.1)
+
+
+def test_hours_on_cores_spread_the_jobs_or_wait_for_the_longest():
+    rules = [{"jobs": 9, "hours_each": 1.0}, {"jobs": 1, "hours_each": 0.5}]
+    result = {"rules": rules, "device_hours": 9.5}
+    startup = 10 * footprint.STARTUP_SECONDS / 3600
+    assert footprint.wall_hours(result, cores=2) == pytest.approx((9.5 + startup) / 2)
+    assert footprint.wall_hours(result, cores=100) == 1.0
+
+
+def test_readme_numbers_are_the_footprints():
+    """README.md's table for config/paper.yaml ("Disk, memory and time") is what the footprint
+    computes, so that it cannot drift from the code."""
+    readme = (REPO / "README.md").read_text()
+
+    def result(**changes):
+        config = copy.deepcopy(PAPER)
+        for key, value in changes.items():
+            if key == "gpu_model":
+                config["resources"]["gpu_model"] = value
+            else:
+                config[key] = value
+        made = {}
+        return footprint.summary(config, 10, footprint.WORDS_PER_SENTENCE, footprint.REMAINING, made)
+
+    unknown = result()
+    rules = {rule["rule"]: rule for rule in unknown["rules"]}
+    jobs = sum(rule["jobs"] for rule in rules.values())
+    trainings = sum(rule["jobs"] for name, rule in rules.items() if name.startswith("train"))
+    hours = {m: result(gpu_model=m)["device_hours"] for m in ("a100", "h100_pcie", "h100_sxm")}
+    gpu_memory = max(rule["gpu_memory_gb"] for rule in rules.values())
+    host_memory = max(rule["memory_gb"] for n, rule in rules.items() if n.startswith("train"))
+    gb = footprint.GB
+    expected = [
+        f"| {jobs} ({trainings} trainings, {jobs - trainings} decodings and scorings) |",
+        f"about {hours['a100']:.1f} GPU-hours on A100s",
+        f"{hours['h100_pcie']:.1f} on H100 PCIe, {hours['h100_sxm']:.1f} on H100 SXM",
+        f"{unknown['device_hours']:.1f} on a GPU of no known model",
+        f"| {gpu_memory:.1f} GB of GPU memory (bf16 autocast) and {host_memory:.1f} GB of host",
+        f"| {unknown['disk'].kept / gb:.1f} GB; "
+        f"{unknown['disk_keeping_student_models'].kept / gb:.1f} GB with",
+        f"| {unknown['disk'].peak / gb:.1f} GB with 10 training jobs at once",
+        f"about {result(device='cpu')['device_hours']:,.0f}\njob-hours",
+    ]
+    for text in expected:
+        assert text in readme, text

@@ -1,6 +1,9 @@
 # The configuration, checked before any job, and what the rule files share (values derived from
 # it, the folder of a run, and what a job that uses a model asks the executor for). What one
 # stage alone needs lives in its own file.
+import os
+import sys
+
 from snakemake.utils import min_version, validate
 
 from regurgitate.generators.open_weights_settings import BACKEND as OPEN_WEIGHTS
@@ -20,10 +23,12 @@ from regurgitate.study.config import (
 )
 from regurgitate.study.config_file import (
     check_config_files,
+    check_report_config,
     check_types,
     merge_config,
     parse_overrides,
     read_schema,
+    record_run,
 )
 from regurgitate.study.vocabulary import FINETUNE, SELF, WILDCARD_CONSTRAINTS
 
@@ -53,6 +58,12 @@ check_pool_demands(
     pools_for_config("results/pools/cleaning.json", config),
     null_pools(config),
 )
+# What each run is made with (written as it starts, see onstart), so that a report asked for
+# with another config says which one the results came from. Snakemake tells a Snakefile nothing
+# of a --report call but its command line.
+RUN_RECORD = ".snakemake/regurgitate/run.json"
+if any(arg.split("=")[0] == "--report" for arg in sys.argv):
+    check_report_config(RUN_RECORD, config)
 # A SIGINT that reaches Snakemake alone stops the running jobs too, instead of waiting for them.
 forward_interrupts()
 
@@ -61,6 +72,9 @@ wildcard_constraints:
     **WILDCARD_CONSTRAINTS,
 
 
+# The conda environment of every rule (--sdm conda). Its post-deploy script installs the package
+# from this checkout, which it finds here: Snakemake runs a copy of the script from .snakemake/.
+os.environ["REGURGITATE_SOURCE"] = os.path.dirname(workflow.basedir)
 ENV = "../envs/regurgitate.yaml"
 EXPERIMENTS = experiments(config)
 # E1 runs through the OpenAI fine-tuning API when its base is an openai generator; otherwise
@@ -217,9 +231,16 @@ def model_job(estimate, uses_gpu=None):
 
 # A study on CUDA stops before its first job on a machine without it. Not at parse time: the
 # executor is known only here, and jobs that run elsewhere (a cluster: its login node needs no
-# GPU) or not at all (a dry run, which runs no hooks) need no GPU here.
+# GPU) or not at all (a dry run, which runs no hooks) need no GPU here. Then the run's options
+# are recorded (RUN_RECORD).
 onstart:
     if workflow.local_exec:
         from regurgitate.engine.device import require_device
 
         require_device(DEVICE)
+    record_run(
+        RUN_RECORD,
+        workflow.overwrite_configfiles or [DEFAULT_CONFIG],
+        workflow.config_settings.config_args or [],
+        config,
+    )

@@ -35,10 +35,30 @@ def is_number(text: str) -> bool:
     return True
 
 
+# What a reader compares first: the row's identity, its score, its difference to `real` with
+# the difference's interval and test. sacreBLEU's long signatures go last, where they do not
+# push those off the screen.
+READER_FIRST = [
+    *["experiment", "condition", "compared", "generator", "regime", "generation", "strategy"],
+    *["size", "n_seeds", "bleu_mean", "bleu_ci_low", "bleu_ci_high", "bleu_delta"],
+    *["bleu_delta_low", "bleu_delta_high", "p_seeds_and_sentences", "significant"],
+    *["significance_note", "delta_in_seed_sd"],
+]
+
+
+def reader_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame`'s columns in READER_FIRST's order, the others as they were, signatures last."""
+    first = [c for c in READER_FIRST if c in frame.columns]
+    last = [c for c in frame.columns if c.endswith("_signature")]
+    middle = [c for c in frame.columns if c not in first and c not in last]
+    return frame.select(*first, *middle, *last)
+
+
 def table_page(frame: pl.DataFrame, title: str) -> str:
-    """An HTML page of `frame`, every value as written (the CSV's rounding), numbers aligned
-    right and empty fields (no value, e.g. the interval of a single seed) left blank. Rows whose
-    `generator_learned` is false are shaded, with a note that says why."""
+    """An HTML page of `frame` in `reader_order`, every value as written (the CSV's rounding),
+    numbers aligned right and empty fields (no value, e.g. the interval of a single seed) left
+    blank. Rows whose `generator_learned` is false are shaded, with a note that says why."""
+    frame = reader_order(frame)
     head = "".join(f"<th>{html.escape(column)}</th>" for column in frame.columns)
     learned = (
         frame.columns.index("generator_learned") if "generator_learned" in frame.columns else None

@@ -160,3 +160,37 @@ def _as_list(value) -> list:
 
 def read_schema(path: str | Path) -> dict:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def record_run(path: str | Path, configfiles: list, overrides: list[str], config: dict) -> None:
+    """Write what a run is made with: its config files, its --config overrides and the config
+    they gave, so that a later report (or run) can say which config the results came from."""
+    from regurgitate.io import write_json
+
+    files = [str(f) for f in configfiles]
+    write_json({"configfiles": files, "overrides": list(overrides), "config": config}, path)
+
+
+def run_command(record: dict) -> str:
+    """The options that give a run's config again, as a command line's tail."""
+    files = " ".join(f"--configfile {f}" for f in record["configfiles"])
+    overrides = " ".join(f"'{o}'" for o in record["overrides"])
+    return files + (f" --config {overrides}" if overrides else "")
+
+
+def check_report_config(path: str | Path, config: dict) -> None:
+    """Refuse a report whose config is not the one the results were made with: it would look
+    for another study's figures, and say nothing about the config."""
+    import json
+
+    if not Path(path).exists():
+        return
+    record = json.loads(Path(path).read_text(encoding="utf-8"))
+    if json.loads(json.dumps(config)) == record["config"]:
+        return
+    options = run_command(record)
+    raise ConfigError(
+        f"the results here were made with {options or 'the default config/config.yaml'}, "
+        f"not with this report's config; build the report with the run's options: "
+        f"snakemake --report report.html {options}".rstrip()
+    )

@@ -241,14 +241,18 @@ def machine(config: dict, threads: int = 1) -> Machine:
         where = gpu_machine(config)
     else:
         where = Machine(
-            False, CPU_FLOPS["train"] * threads, CPU_FLOPS["decode"] * threads, name="CPU"
+            False,
+            CPU_FLOPS["train"] * threads,
+            CPU_FLOPS["decode"] * threads,
+            name="the development CPU's speed, assumed: --measure measures this machine's",
         )
+    given = resources.get("train_flops") is not None
     return Machine(
         gpu=where.gpu,
         train_flops=resources.get("train_flops") or where.train_flops,
         decode_flops=resources.get("decode_flops") or where.decode_flops,
         bf16=where.bf16,
-        name=where.name,
+        name=resources.get("speed_source") or ("resources.train_flops" if given else where.name),
     )
 
 
@@ -696,19 +700,44 @@ def summary(config: dict, jobs: int, words: float, remaining: int, made: dict) -
             else f"{scale.train_on_threads} CPU thread(s)"
         ),
         "device_hours": sum(r.seconds for r in rules.values()) / 3600,
+        "speed": (
+            f"speed: {scale.train_on.train_flops / 1e9:,.1f} GFLOP/s a training job"
+            f" ({scale.train_on.name})"
+        ),
         "disk": disk(scale, rules, jobs),
         "disk_keeping_student_models": disk(keeping, study(keeping), jobs),
     }
 
 
-def write(result: dict, out) -> None:
+# Seconds a job spends starting (Python, torch, the job's imports) beyond its work: about 4 s a
+# job in the CPU preset's measured run (BENCHMARKS.md).
+STARTUP_SECONDS = 4.0
+
+
+def wall_hours(result: dict, cores: int) -> float:
+    """The study's hours on `cores` cores, one job a core: its job-hours and start-ups spread
+    over the cores, or its longest job where that is longer. A bound the scheduler approaches
+    when many jobs are ready at once, as they are for most of a study."""
+    jobs = sum(rule["jobs"] for rule in result["rules"])
+    spread = (result["device_hours"] + jobs * STARTUP_SECONDS / 3600) / cores
+    return max(spread, max(rule["hours_each"] for rule in result["rules"]))
+
+
+def write(result: dict, out, cores: int | None = None) -> None:
     import polars as pl
 
     frame = pl.DataFrame(result["rules"]).with_columns(pl.selectors.float().round(2))
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_hide_dataframe_shape=True, tbl_width_chars=250):
         print(frame, file=out)
     now, before = result["disk"], result["disk_keeping_student_models"]
-    print(f"job-hours: {result['device_hours']:,.0f} (each job on {result['device']})", file=out)
+    print(f"job-hours: {result['device_hours']:,.1f} (each job on {result['device']})", file=out)
+    if cores:
+        jobs = sum(rule["jobs"] for rule in result["rules"])
+        print(
+            f"on {cores} cores: about {wall_hours(result, cores):,.1f} hours for these {jobs:,} "
+            f"model jobs, one a core ({STARTUP_SECONDS:g} s start-up each); {result['speed']}",
+            file=out,
+        )
     print(
         f"disk at the end: {now.kept / GB:,.1f} GB ({before.kept / GB:,.1f} GB with "
         f"keep_student_models: true); peak while running: {now.peak / GB:,.1f} GB "
@@ -738,6 +767,32 @@ def with_defaults(config: dict, schema_path: Path) -> dict:
     return config
 
 
+def measured_speed(config: dict) -> dict:
+    """`config` with `resources.train_flops` and `decode_flops` measured on this machine (a
+    CPU study; a GPU study keeps its GPU's table speed)."""
+    from regurgitate.study.config import SCRATCH, student_architecture
+    from regurgitate.study.speed import measure
+
+    if gpus(config):
+        return config
+    threads = config.get("resources", {}).get("train_threads", 1)
+    measured = measure(
+        student_architecture(config, SCRATCH),
+        config["tokenizer"]["vocab_size"],
+        training_settings(config, config[SCRATCH].get("training")),
+        threads,
+    )
+    config = copy.deepcopy(config)
+    config.setdefault("resources", {}).update(
+        train_flops=measured.train_flops, decode_flops=measured.decode_flops
+    )
+    config["resources"]["speed_source"] = (
+        f"measured here: {measured.steps} training steps in {measured.seconds:.1f} s on "
+        f"{threads} thread(s), {'bf16' if measured.bf16 else 'fp32'}"
+    )
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", type=Path, required=True)
@@ -748,6 +803,15 @@ def main(argv: list[str] | None = None) -> int:
         "--gpu-model",
         help="instead of `resources.gpu_model`: the GPU whose speed is assumed (a100, h100_sxm, "
         f"...; known: {', '.join(GPU_PEAK_TFLOPS)})",
+    )
+    parser.add_argument(
+        "--cores", type=int, help="also the hours the study takes on this many cores (CPU jobs)"
+    )
+    parser.add_argument(
+        "--measure",
+        action="store_true",
+        help="time a few seconds of training steps of the study's student model on this machine "
+        "and estimate with that speed, instead of the development CPU's",
     )
     parser.add_argument("--words", type=float, default=WORDS_PER_SENTENCE, help="per sentence")
     parser.add_argument("--jobs", type=int, default=10, help="training jobs at once (peak disk)")
@@ -766,8 +830,10 @@ def main(argv: list[str] | None = None) -> int:
         config["device"] = args.device
     if args.gpu_model:
         config["resources"]["gpu_model"] = args.gpu_model
+    if args.measure:
+        config = measured_speed(config)
     made = pools_made(args.directory / CLEANING_REPORT)
-    write(summary(config, args.jobs, args.words, args.remaining, made), sys.stdout)
+    write(summary(config, args.jobs, args.words, args.remaining, made), sys.stdout, args.cores)
     return 0
 
 
