@@ -326,3 +326,22 @@ def test_empty_pool_stops_snakemake_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "pools.dev: 0 pairs" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+@pytest.mark.slow
+def test_readme_dry_run_count_is_the_default_studys(tmp_path):
+    """README.md's first dry run gives the number of jobs a plain `snakemake -n` plans for the
+    default study, where a user runs it (the repository's root, with its config/)."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+    result = subprocess.run(
+        [*command, "--cores", "2", "-n"], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    planned = int(re.search(r"^total\s+(\d+)$", result.stdout, re.MULTILINE).group(1))
+    readme = (REPO / "README.md").read_text()
+    stated = re.search(r"snakemake --cores all -n .*: (\d+) jobs for config/config.yaml", readme)
+    assert int(stated.group(1)) == planned

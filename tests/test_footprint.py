@@ -270,3 +270,10 @@ def test_readme_numbers_are_the_footprints():
     ]
     for text in expected:
         assert text in readme, text
+    students = rules["train_student"]
+    model_mb = footprint.shape(
+        footprint.student_architecture(PAPER, "scratch"), PAPER["tokenizer"]["vocab_size"]
+    ).file_bytes
+    config_readme = (REPO / "config" / "README.md").read_text()
+    sizes = f"at paper scale {students['jobs']} files of {model_mb / 1e6:.0f} MB, "
+    assert sizes + f"{students['disk_gb']:.0f} GB" in config_readme

@@ -561,3 +561,27 @@ def test_recursion_runs_every_generation_and_reports_it(finished_run):
     record = json.loads((runs / "accumulate/2/100/1/measures.json").read_text())
     sample = json.loads((runs / "sample-size.json").read_text())["sample_tokens"]
     assert record["sample_tokens"] in (sample, None) and record["tail"]["max_count"] == 30
+
+
+def test_every_results_path_the_docs_name_is_made(finished_run):
+    """Each `results/...` path in README.md, docs/study.md and config/README.md names files the
+    study makes (placeholders such as <condition> and {png,pdf} stand for any part), so the docs
+    cannot drift from the code's layout. Students' models are temporary, and the CPU preset's
+    benchmark writes its own folder."""
+    import glob
+    import itertools
+    import re
+
+    transient = {"results/runs/<e>/<condition>/<size>/<seed>/model.pt", "results/cpu_preset/"}
+    missing = []
+    for doc in ["README.md", "docs/study.md", "config/README.md"]:
+        text = (REPO / doc).read_text()
+        for path in set(re.findall(r"results/[A-Za-z0-9_<>{},./*-]*[A-Za-z0-9_>}/*]", text)):
+            if path in transient:
+                continue
+            parts = re.split(r"(\{[^}]*\})", re.sub(r"<[^>]+>", "*", path))
+            choices = [p[1:-1].split(",") if p.startswith("{") else [p] for p in parts]
+            for expanded in itertools.product(*choices):
+                if not glob.glob(str(finished_run / "".join(expanded))):
+                    missing.append(f"{doc}: {path}")
+    assert missing == []
