@@ -246,8 +246,8 @@ def test_readme_numbers_are_the_footprints():
                 config["resources"]["gpu_model"] = value
             else:
                 config[key] = value
-        made = {}
-        return footprint.summary(config, 10, footprint.WORDS_PER_SENTENCE, footprint.REMAINING, made)
+        words, remaining = footprint.WORDS_PER_SENTENCE, footprint.REMAINING
+        return footprint.summary(config, 10, words, remaining, {})
 
     unknown = result()
     rules = {rule["rule"]: rule for rule in unknown["rules"]}
