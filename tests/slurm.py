@@ -1,7 +1,10 @@
 """A real single-node SLURM cluster for the tests, in a temporary directory: Debian's slurm-wlm
 (slurmctld, slurmd, and slurmdbd on MariaDB, so that sacct, sacctmgr and account checks work as
 on a site's cluster) with munge. Installed with apt-get where missing; `SlurmUnavailable` says
-why where it cannot be installed or started."""
+why where it cannot be installed or started.
+
+Installing packages and starting daemons changes the machine, so nothing here runs unless asked:
+REGURGITATE_TEST_SLURM=1 in the environment (.ci/run sets it)."""
 
 from __future__ import annotations
 
@@ -27,12 +30,32 @@ RUN_CONF = Path("/run/slurm/conf")
 MARK = ".regurgitate-test-cluster"
 
 
+# The switch that lets the tests install SLURM's packages and start its daemons.
+SWITCH = "REGURGITATE_TEST_SLURM"
+HOW_TO_ENABLE = (
+    f"{SWITCH}=1 runs them: they install slurm-wlm, munge and MariaDB through apt-get where "
+    "missing (as root) and start their daemons on this machine"
+)
+
+
 class SlurmUnavailable(Exception):
     """SLURM cannot be installed or started here; the message says why."""
 
 
+def enabled() -> bool:
+    return os.environ.get(SWITCH) == "1"
+
+
+def require_enabled() -> None:
+    """Refuse to touch the machine unless the switch is on: whoever imports this module outside
+    the skipped tests gets the reason, not an apt-get."""
+    if not enabled():
+        raise SlurmUnavailable(f"the SLURM tests are off; {HOW_TO_ENABLE}")
+
+
 def install() -> None:
     """The packages, through apt-get, unless every program is there already."""
+    require_enabled()
     if all(shutil.which(p) for p in PROGRAMS):
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -95,6 +118,7 @@ class Cluster:
 
     def start(self) -> Cluster:
         """Start every daemon; on failure stop those that started and say why."""
+        require_enabled()
         try:
             return self._start_all()
         except BaseException:

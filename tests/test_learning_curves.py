@@ -11,6 +11,7 @@ from regurgitate.plots.learning_curves import (
     plot_learning_curves,
 )
 from regurgitate.plots.style import REAL_COLOUR, condition_styles
+from regurgitate.study.vocabulary import condition_title
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -40,8 +41,9 @@ def summary_table(conditions=("real", "self", "gen-weak"), sizes=(1000, 2000, 40
 
 
 def condition_lines(figure, conditions):
+    """The curves of `conditions`, found by their ids (each line's gid; the label is a title)."""
     (ax,) = figure.axes
-    return [line for line in ax.get_lines() if line.get_label() in conditions]
+    return [line for line in ax.get_lines() if line.get_gid() in conditions]
 
 
 def test_writes_png_and_pdf(tmp_path):
@@ -56,18 +58,20 @@ def test_one_labelled_line_per_condition():
     conditions = ["real", "self", "gen-weak"]
     figure = plot_learning_curves(summary_table(conditions), title="E2")
     (ax,) = figure.axes
-    lines = [line for line in ax.get_lines() if isinstance(line, Line2D)]
-    assert sorted(line.get_label() for line in lines) == sorted(conditions)
+    lines = [line for line in ax.get_lines() if isinstance(line, Line2D) and line.get_gid()]
+    assert sorted(line.get_gid() for line in lines) == sorted(conditions)
+    # Legends name a condition by its title, which the vocabulary derives from its id.
+    assert sorted(line.get_label() for line in lines) == sorted(map(condition_title, conditions))
     # x are the training sizes in order, y the means
-    real = next(line for line in lines if line.get_label() == "real")
+    real = next(line for line in lines if line.get_gid() == "real")
     assert list(real.get_xdata()) == [1000, 2000, 4000]
     assert list(real.get_ydata()) == [10.0, 13.0, 16.0]
     assert ax.get_xlabel() == "Training pairs"
     assert ax.get_ylabel() == "BLEU"
-    assert ax.get_title() == "E2"
+    assert figure.get_suptitle() == "E2"
     legend_labels = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert legend_labels[0] == "real"
-    assert sorted(legend_labels) == sorted(conditions)
+    assert legend_labels[0] == condition_title("real")
+    assert sorted(legend_labels) == sorted(map(condition_title, conditions))
     assert len(ax.collections) == 3  # one error band per condition
 
 
@@ -173,8 +177,9 @@ def test_a_condition_whose_generator_did_not_learn_is_dashed_and_labelled():
         .otherwise(pl.col("condition") == "gen-strong")
     )
     figure = plot_learning_curves(summary, title="E2")
-    by_label = {line.get_label(): line for line in figure.axes[0].get_lines()}
-    weak = by_label[f"gen-weak\n({NOT_LEARNED_LABEL})"]
+    by_id = {line.get_gid(): line for line in figure.axes[0].get_lines()}
+    weak = by_id["gen-weak"]
+    assert weak.get_label() == f"{condition_title('gen-weak')}\n({NOT_LEARNED_LABEL})"
     assert weak.get_linestyle() == "--"
-    assert by_label["gen-strong"].get_linestyle() == "-"
-    assert by_label["real"].get_linestyle() == "-"
+    assert by_id["gen-strong"].get_linestyle() == "-"
+    assert by_id["real"].get_linestyle() == "-"

@@ -257,8 +257,8 @@ def test_the_share_is_reported_only_where_the_gap_is_significant():
     assert rows[("mixed-a+b", "best: gen-b", 2000)]["gap_note"] is None
     (ax,) = plot_gap_closed(table).axes
     labels = [label.get_text() for label in ax.get_yticklabels()]
-    assert "S2  mixed-a+b\nvs best: gen-b" in labels
-    assert "S2  mixed-a+b\nvs mean(gen-a, gen-b)" in labels
+    assert "S2 mixed: a + b\nvs best: gen-b" in labels
+    assert "S2 mixed: a + b\nvs mean(gen-a, gen-b)" in labels
     assert sum(text.get_text() == "no significant gap" for text in ax.texts) == 2
 
 
@@ -356,9 +356,9 @@ def test_gap_closed_figure_has_a_dot_and_interval_per_condition(tmp_path):
     labels = [label.get_text() for label in ax.get_yticklabels()]
     # The oracle orders are upper bounds, listed apart below the deployable strategies.
     assert labels == [
-        "S3  detector-a",
-        "S1  ordered-a-oracle\n(upper bound)",
-        "S1  ordered-strong-oracle\n(upper bound)",
+        "S3 ranked by detector (a)",
+        "S1 ordered by oracle (a)\n(upper bound)",
+        "S1 ordered by oracle (strong)\n(upper bound)",
     ]
     gap_closed_figure(table, tmp_path / "gap.png", tmp_path / "gap.pdf")
     assert (tmp_path / "gap.png").read_bytes().startswith(b"\x89PNG")

@@ -1,7 +1,8 @@
 """The study through snakemake-executor-plugin-slurm with profiles/slurm as shipped (but for the
 two keys a user fills in), on a real single-node SLURM the test starts itself (tests/slurm.py):
-every job goes through sbatch, srun and sacct of the real daemons. Skipped, saying why, where
-SLURM cannot be installed or started."""
+every job goes through sbatch, srun and sacct of the real daemons. Skipped unless
+REGURGITATE_TEST_SLURM=1 (they change the machine: packages and daemons), and skipped, saying why,
+where SLURM cannot be installed or started."""
 
 import re
 import subprocess
@@ -11,9 +12,23 @@ from collections import Counter
 import pytest
 import yaml
 from conftest import REPO, TINY, write_toy_corpus
-from slurm import ACCOUNT, GPU_TYPE, PARTITION, Cluster, SlurmUnavailable, install
+from slurm import (
+    ACCOUNT,
+    GPU_TYPE,
+    HOW_TO_ENABLE,
+    PARTITION,
+    Cluster,
+    SlurmUnavailable,
+    enabled,
+    install,
+)
 
-pytestmark = pytest.mark.slow
+# A mark, not a skip in the `cluster` fixture: pytest sets up the session's `finished_run` (a
+# whole local study) before a module's fixtures, so a fixture's skip would come after it.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not enabled(), reason=f"the SLURM tests are off; {HOW_TO_ENABLE}"),
+]
 
 # A part of the tiny study that holds a job of every kind a cluster runs (pools, tokenizer,
 # training, decoding, scoring, mechanisms) and local rules beside them; the whole study is about

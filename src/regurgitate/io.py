@@ -97,11 +97,52 @@ def _disk_full(path: Path, error: BaseException) -> DiskFullError:
     )
 
 
+# How often a writer makes its folder again after a concurrent `remove_empty_folders` took a
+# parent from under it; each retry needs another job to empty and remove that parent in between.
+_FOLDER_ATTEMPTS = 20
+
+
+def make_folder(folder: str | os.PathLike) -> Path:
+    """`mkdir -p` that withstands `remove_empty_folders` in another job: that job may remove an
+    empty parent between the moment this one makes it and the moment it makes the child."""
+    folder = Path(folder)
+    for attempt in range(_FOLDER_ATTEMPTS):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+        except FileNotFoundError:
+            if attempt == _FOLDER_ATTEMPTS - 1:
+                raise
+    return folder
+
+
+def remove_empty_folders(folder: str | os.PathLike, *, up_to: str | os.PathLike) -> None:
+    """Remove `folder`, then its parents up to `up_to` (itself included), while they are empty.
+    Jobs that run side by side share parents: os.rmdir removes only an empty folder, so one that
+    holds another job's files stays, and a writer makes its folders again right before it writes
+    (`make_folder`, `atomic_path`)."""
+    folder, up_to = Path(os.path.abspath(folder)), Path(os.path.abspath(up_to))
+    if folder != up_to and up_to not in folder.parents:
+        raise ValueError(f"{folder} does not lie in {up_to}")
+    while True:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            pass  # another job removed it: its parent may be empty now
+        except OSError:
+            return  # not empty (another job's files), or not ours to remove
+        if folder == up_to:
+            return
+        folder = folder.parent
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; rename it onto `path` on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Only a finished run's checkpoint folders are removed (remove_checkpoints), and a run's own
+    # folder is no other run's parent: once made, it stays until this write is done.
+    make_folder(path.parent)
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent

@@ -174,7 +174,9 @@ def plot_learning_curves(
 
     ax.set_xlabel("Training pairs", fontsize=LABEL_SIZE)
     ax.set_ylabel(SCORES.get(metric, metric), fontsize=LABEL_SIZE)
-    ax.set_title(title, fontsize=TITLE_SIZE)
+    # The figure's title, centred on the page: over the axes alone (narrowed by the legend
+    # beside them) a long title runs off the page's left edge.
+    figure.suptitle(title, fontsize=TITLE_SIZE)
     ax.tick_params(labelsize=TICK_SIZE)
     tidy_value_axis(ax, metric)
     # Thousands separators: 10,000 pairs reads faster than 10000 or 1e4.

@@ -12,6 +12,8 @@ import os
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from regurgitate.analysis.diversity import MEASURES
 from regurgitate.analysis.translation_errors import FLAGS
@@ -133,35 +135,42 @@ def _measure_points(ax, table: pl.DataFrame, styles: dict, measure: str) -> None
 
 
 def _relative_to_human(ax, table: pl.DataFrame, styles: dict) -> None:
+    """Each diversity measure of each generator over the human references' value, a row per
+    measure (the first on top): side by side, nine names need more room than a panel's width."""
     human = table.filter(pl.col("source") == HUMAN)
     if human.height != 1:
         raise ValueError("the mechanisms table needs exactly one row for the human references")
     sources = [s for s in _with_diversity(table)["source"].to_list() if s != HUMAN]
     offsets = np.linspace(-0.25, 0.25, max(len(sources), 1))
+    rows = {measure: len(MEASURES) - 1 - j for j, measure in enumerate(MEASURES)}
     for offset, source in zip(offsets, sources, strict=False):
         row = table.filter(pl.col("source") == source)
         colour, marker = styles[source]
-        for j, measure in enumerate(MEASURES):
+        labelled = False
+        for measure, y in rows.items():
             base = human[measure][0]
             if not base:
                 continue  # no ratio to a measure the human references have none (or 0) of
             value = row[measure][0] / base
             low, high = row[f"{measure}_ci_low"][0] / base, row[f"{measure}_ci_high"][0] / base
             ax.errorbar(
-                j + offset,
                 value,
-                yerr=[[value - low], [high - value]],
+                y - offset,
+                xerr=[[value - low], [high - value]],
                 color=colour,
                 marker=marker,
                 capsize=2,
                 markersize=5,
-                label=source if j == 0 else None,
+                linestyle="none",
+                label=None if labelled else source,
             )
-    ax.axhline(1.0, color="#000000", linewidth=1.0, label="human = 1")
-    ax.set_xticks(range(len(MEASURES)), [m.replace("_", "\n") for m in MEASURES], fontsize=8)
-    ax.set_ylabel("Relative to the human references", fontsize=LABEL_SIZE)
+            labelled = True
+    ax.axvline(1.0, color="#000000", linewidth=1.0, label="human = 1")
+    ax.set_yticks(list(rows.values()), [m.replace("_", " ") for m in rows], fontsize=TICK_SIZE)
+    ax.set_ylim(-0.6, len(MEASURES) - 0.4)
+    ax.set_xlabel("Relative to the human references", fontsize=LABEL_SIZE)
     ax.set_title("(d) Every diversity measure, human = 1", fontsize=TITLE_SIZE)
-    ax.legend(fontsize=LEGEND_SIZE, frameon=False)
+    ax.legend(fontsize=LEGEND_SIZE, frameon=False, loc="best")
 
 
 def mechanisms_figure(
@@ -190,21 +199,23 @@ def plot_loss_vs_mechanisms(table: pl.DataFrame, experiments: list[str]) -> Figu
     """BLEU lost by the students (real minus the generator's condition, at the largest size,
     with its interval over seeds) against each generator's error rate, diversity and quality:
     per experiment a curve through the generators from weak to strong, with its interval as a
-    band (and MTLD's own interval as horizontal bars); each point names its generator."""
+    band (and MTLD's own interval as horizontal bars). A point's colour is its generator's and
+    its shape its experiment's; one legend beside the panels keys both (names written beside
+    the points would overlap wherever two generators measure alike)."""
     styles = source_styles(table["source"].to_list())
     generators = table.filter(pl.col("source") != HUMAN)
     human = table.filter(pl.col("source") == HUMAN)
     figure, axes = _new_figure(1, len(LOSS_PANELS), (13.0, 4.4))
+    human_mtld = human["mtld"][0] if human.height else None
     for ax, (column, label) in zip(axes, LOSS_PANELS, strict=True):
         for experiment in experiments:
             _draw_loss_curve(ax, generators, experiment, column, styles)
-        if column == "mtld" and human.height and human["mtld"][0] is not None:
-            ax.axvline(human["mtld"][0], color="#000000", linestyle="--", linewidth=1.0)
-            ax.annotate(" human", (human["mtld"][0], 0), fontsize=LEGEND_SIZE)
+        if column == "mtld" and human_mtld is not None:
+            ax.axvline(human_mtld, color="#000000", linestyle="--", linewidth=1.0)
         ax.axhline(0.0, color="#888888", linewidth=0.8)
         ax.set_xlabel(label, fontsize=LABEL_SIZE)
     axes[0].set_ylabel("BLEU loss: real minus generated", fontsize=LABEL_SIZE)
-    axes[-1].legend(fontsize=LEGEND_SIZE, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    _loss_legend(figure, experiments, generators["source"].to_list(), styles, human_mtld)
     figure.suptitle(
         "Students' BLEU loss at the largest size against the generators' errors and diversity",
         fontsize=TITLE_SIZE,
@@ -247,9 +258,31 @@ def _draw_loss_curve(
             linestyle="none",
             zorder=3,
         )
-        ax.annotate(
-            f" {row['source']}", (row[column], row[mean]), fontsize=LEGEND_SIZE - 1, color="#444444"
-        )
+
+
+def _loss_legend(
+    figure: Figure,
+    experiments: list[str],
+    sources: list[str],
+    styles: dict,
+    human_mtld: float | None,
+) -> None:
+    """The key of the loss figure: each experiment's line and marker shape (open, since the
+    colour is the generator's), each generator's colour (a patch: any shape), and the human
+    references' MTLD."""
+    handles, labels = [], []
+    for experiment in experiments:
+        colour = EXPERIMENT_LINE_COLOURS[experiment]
+        marker = EXPERIMENT_MARKERS[experiment]
+        handles.append(Line2D([], [], color=colour, marker=marker, markerfacecolor="white"))
+        labels.append(EXPERIMENTS[experiment].legend)
+    for source in sorted(sources):
+        handles.append(Patch(color=styles[source][0]))
+        labels.append(f"generator {source}")
+    if human_mtld is not None:
+        handles.append(Line2D([], [], color="#000000", linestyle="--", linewidth=1.0))
+        labels.append("human references' MTLD")
+    figure.legend(handles, labels, loc="outside right upper", fontsize=LEGEND_SIZE, frameon=False)
 
 
 def loss_figure(

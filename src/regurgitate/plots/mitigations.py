@@ -1,7 +1,7 @@
 """Figures of the mitigations: learning curves per strategy, and the share of the gap closed.
 
-Built on figures.py (its learning curves, colours and file output), so a condition looks the
-same here as in every other figure of the study.
+Built on learning_curves.py and style.py (learning curves, colours, titles and file output), so
+a condition looks the same here as in every other figure of the study.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from regurgitate.plots.style import (
     new_figure,
     save_figure,
 )
-from regurgitate.study.vocabulary import REAL, STRATEGIES
+from regurgitate.study.vocabulary import EXPERIMENTS, REAL, STRATEGIES, condition_title
 
 
 def strategy_conditions(
@@ -58,8 +58,10 @@ def strategy_curves(
     S3) in one experiment's summary table (aggregate.summarise)."""
     conditions = summary["condition"].unique().to_list()
     shown = strategy_conditions(conditions, strategy, real, unmitigated)
-    experiment = summary["experiment"][0] if "experiment" in summary.columns else ""
-    title = f"{strategy}, {STRATEGIES[strategy].name}: {experiment}".rstrip(": ")
+    experiment = summary["experiment"][0] if "experiment" in summary.columns else None
+    title = f"{strategy}, {STRATEGIES[strategy].name}"
+    if experiment is not None:
+        title += f" ({_experiment_title(experiment)})"
     rows = summary.filter(pl.col("condition").is_in(shown))
     learning_curves(rows, png, pdf, metric=metric, title=title)
 
@@ -117,7 +119,7 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
                 fontsize=TICK_SIZE,
                 color="#555555",
             )
-        ax.set_title(f"{experiment}, {at:,} pairs", fontsize=TITLE_SIZE, pad=16)
+        ax.set_title(f"{_experiment_title(experiment)}, {at:,} pairs", fontsize=TITLE_SIZE, pad=16)
         ax.set_xlabel("Share of the gap to real data closed", fontsize=LABEL_SIZE)
         ax.grid(True, axis="x", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
@@ -128,8 +130,14 @@ def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
     return figure
 
 
+def _experiment_title(experiment: str) -> str:
+    """An experiment's panel title (vocabulary.EXPERIMENTS), or its id where it has none."""
+    known = EXPERIMENTS.get(experiment)
+    return known.short_title if known else experiment
+
+
 def _row_label(condition: str, baseline: str | None) -> str:
-    label = f"{_strategy(condition)}  {condition}"
+    label = condition_title(condition)
     # Only a mix has more than one baseline; the others are measured against gen-<g>.
     return f"{label}\nvs {baseline}" if baseline and _strategy(condition) == "S2" else label
 

@@ -24,7 +24,8 @@ from regurgitate.study.vocabulary import REAL, condition_title
 
 def plot_real_pairs(panels: list[tuple[pl.DataFrame, pl.DataFrame, str]]) -> Figure:
     """One panel per (points, needed, title), e.g. per experiment; see `_draw_real_pairs`."""
-    figure = new_figure((FIGSIZE[0] * len(panels), FIGSIZE[1]))
+    # Taller than a plain panel: each legend sits under its panel.
+    figure = new_figure((FIGSIZE[0] * len(panels), FIGSIZE[1] + 1.8))
     for ax, (points, needed, title) in zip(
         figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True
     ):
@@ -76,7 +77,8 @@ def _draw_real_pairs(ax: Axes, points: pl.DataFrame, needed: pl.DataFrame, title
             label=_unreached_label(row, real["real_pairs"].to_list()),
         )
         _draw_crossing(ax, row, colour)
-    ax.set_xlim(left=0)
+    # A sliver left of 0 keeps the markers of the full synthetic sets (no human pairs) whole.
+    ax.set_xlim(left=-0.03 * ax.get_xlim()[1])
     ax.set_xlabel("Human pairs in the training data", fontsize=LABEL_SIZE)
     ax.set_ylabel("BLEU", fontsize=LABEL_SIZE)
     ax.set_title(title, fontsize=TITLE_SIZE)
@@ -84,8 +86,14 @@ def _draw_real_pairs(ax: Axes, points: pl.DataFrame, needed: pl.DataFrame, title
     tidy_value_axis(ax, "bleu")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
     ax.grid(True, color="#dddddd", linewidth=0.6)
-    # Beside the panel: inside it the legend would cover the curves of one experiment or other.
-    ax.legend(fontsize=LEGEND_SIZE, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    # Under the panel: inside it the legend would cover the curves of one experiment or other,
+    # and beside it would squeeze the panels of a row.
+    ax.legend(
+        fontsize=LEGEND_SIZE,
+        frameon=False,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.11),
+    )
 
 
 def _synthetic_label(row: dict, percents: list[int]) -> str:

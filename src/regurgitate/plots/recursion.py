@@ -29,6 +29,7 @@ from regurgitate.plots.style import (
     condition_styles,
     new_figure,
     save_figure,
+    tidy_value_axis,
 )
 from regurgitate.study.vocabulary import GENERATION_ZERO_REGIME, HUMAN, REGIMES
 
@@ -54,7 +55,8 @@ def _draw_regime(ax: Axes, rows: pl.DataFrame, value: str, regime: str, style: t
     x axis; the test's open and half-filled markers in the BLEU panel only."""
     if value != "bleu":
         rows = rows.drop("significant", strict=False)
-    draw_curve(ax, rows.drop("size").rename({"generation": "size"}), regime, value, style)
+    rows = rows.drop("size").rename({"generation": "size"})
+    draw_curve(ax, rows, regime, value, style, label=regime)
 
 
 def _draw_panel(ax: Axes, table: pl.DataFrame, value: str, styles: dict) -> None:
@@ -79,6 +81,7 @@ def _draw_panel(ax: Axes, table: pl.DataFrame, value: str, styles: dict) -> None
         ax.axhline(human[f"{value}_mean"][0], color=colour, linestyle=dashes, linewidth=1.2)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.tick_params(labelsize=TICK_SIZE)
+    tidy_value_axis(ax, value)
     ax.grid(True, color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
 
@@ -116,7 +119,15 @@ def _legend(figure: Figure, styles: dict, human: bool, one_seed: bool) -> None:
         (handle,) = ax.plot([], [], **style)
         handles.append(handle)
         labels.append(label)
-    figure.legend(handles, labels, loc="outside right upper", fontsize=LEGEND_SIZE, frameon=False)
+    # Under the panels, where no panel title or the figure's title can run into it.
+    figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(len(handles), 3),
+        fontsize=LEGEND_SIZE,
+        frameon=False,
+    )
 
 
 def plot_recursion(table: pl.DataFrame, *, title: str) -> Figure:
@@ -130,14 +141,15 @@ def plot_recursion(table: pl.DataFrame, *, title: str) -> Figure:
         raise ValueError("the recursion table needs generation 0 and at least one regime")
     styles = condition_styles(regimes)
     sizes = sorted(table["size"].unique().to_list())
-    figure = new_figure((3.4 * len(PANELS) + 2.0, 3.0 * len(sizes) + 0.6))
+    figure = new_figure((3.6 * len(PANELS), 3.2 * len(sizes) + 1.4))
     axes = figure.subplots(len(sizes), len(PANELS), squeeze=False)
     for row, size in enumerate(sizes):
         at_size = table.filter(pl.col("size") == size)
         for column, (value, label) in enumerate(PANELS.items()):
             ax = axes[row][column]
             _draw_panel(ax, at_size, value, styles)
-            ax.set_title(f"{label}, {size:,} pairs", fontsize=LABEL_SIZE)
+            # Two lines: on one, the longest title runs past its panel into the next one's.
+            ax.set_title(f"{label}\n{size:,} pairs", fontsize=LABEL_SIZE)
             if row == len(sizes) - 1:
                 ax.set_xlabel("Generation", fontsize=LABEL_SIZE)
     tested = table.filter(pl.col("generation") > 0)
