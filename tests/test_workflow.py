@@ -7,6 +7,7 @@ import hashlib
 import html
 import importlib.util
 import json
+import re
 import shutil
 import tarfile
 
@@ -266,6 +267,13 @@ def test_runs_record_scores_and_training(finished_run):
     assert "version" in metrics["chrf_signature"]
     log = (finished_run / "logs/train_student/scratch/real/300/1.log").read_text()
     assert "target tokens/s" in log and "dev bleu" in log
+    # each line names its run and gives its progress against the total, with the time left
+    run = r"\[train_student/scratch/real/300/1\] INFO regurgitate\.engine\.train: "
+    assert re.search(run + r"step \d+/\d+ \(\d+%\), \S+ left", log)
+    # the end-of-run summary, in Snakemake's log of the study's run; no `Shell command: None`
+    logs = [p.read_text() for p in (finished_run / ".snakemake" / "log").glob("*.snakemake.log")]
+    assert any("The run is finished" in t and "scratch, 300 training pairs:" in t for t in logs)
+    assert not any("Shell command: None" in t for t in logs)
 
 
 def test_synthetic_data_and_pools(finished_run):

@@ -17,6 +17,7 @@ from torch import Tensor
 from regurgitate.engine.batching import budget_batches, pad
 from regurgitate.engine.device import autocast_context
 from regurgitate.engine.model import KVCache, Transformer
+from regurgitate.engine.progress import Progress, fraction, time_left
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +215,20 @@ def translate(
 ) -> list[tuple[str, Hypothesis]]:
     """Translate sentences in length-sorted batches; results come back in input order.
 
-    `progress`, when given, names the job in periodic log lines (sentences done, sentences/s).
+    `progress`, when given, names the job in periodic log lines (sentences done of all, the
+    time left, sentences/s).
     """
     model.eval()
     device = next(model.parameters()).device
     max_src = model.positions.shape[0] - 1
     encoded = [ids[: max_src - 1] + [tokenizer.eos_id] for ids in tokenizer.encode(sources)]
-    batches = decode_batches([len(e) for e in encoded], cfg.max_tokens, cfg.beam)
+    lengths = [len(e) for e in encoded]
+    batches = decode_batches(lengths, cfg.max_tokens, cfg.beam)
     results: list[Hypothesis | None] = [None] * len(sources)
     start, done, next_report = time.perf_counter(), 0, 0.1
+    # The time left counts source tokens, not sentences: batches come shortest first, and a
+    # sentence takes longer the longer it is.
+    pace, work_done = Progress(sum(lengths)), 0
     for indices in batches:
         src = pad([encoded[i] for i in indices], tokenizer.pad_id).to(device)
         with autocast_context(device, bf16):
@@ -230,9 +236,16 @@ def translate(
         for i, hyp in zip(indices, hyps, strict=True):
             results[i] = hyp
         done += len(indices)
+        work_done += sum(lengths[i] for i in indices)
         if progress and done / len(sources) >= next_report:
             rate = done / (time.perf_counter() - start)
-            log.info("%s: %d/%d sentences (%.1f sentences/s)", progress, done, len(sources), rate)
+            log.info(
+                "%s: sentences %s, %s (%.1f sentences/s)",
+                progress,
+                fraction(done, len(sources)),
+                time_left(pace.seconds_left(work_done)),
+                rate,
+            )
             next_report += 0.1
     texts = tokenizer.decode([h.tokens for h in results])
     return list(zip(texts, results, strict=True))

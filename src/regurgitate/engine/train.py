@@ -32,7 +32,8 @@ from regurgitate.engine.device import (
 )
 from regurgitate.engine.metrics import score
 from regurgitate.engine.model import ModelConfig, Transformer, save_torch
-from regurgitate.io import atomic_path, remove_stale_temporaries
+from regurgitate.engine.progress import Progress
+from regurgitate.io import atomic_path, remove_empty_folders, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,8 @@ class _Run:
     checkpoint: Path
     key: str  # the fingerprint a checkpoint must carry to be resumed
     saves: _Saves
+    total_steps: int  # the steps max_steps or max_epochs allows, whichever is fewer
+    steps_per_epoch: int
 
 
 @dataclass
@@ -210,20 +213,23 @@ def train(
     if state is None:
         state = _fresh_state()
     log.info(
-        "training %d parameters on %d pairs (%s, %s)",
+        "training %d parameters on %d pairs, seed %d (%s, %s): %s",
         run.model.num_parameters(),
         len(data),
+        cfg.seed,
         run.device,
         _precision(run.bf16),
+        _budget(run),
     )
     if cfg.select == "best" and init_state is not None and not state["history"]:
         _evaluate_and_keep_best(run, state)  # step 0: the starting model may stay the best
     run.model.train()
     stop = state.get("stopped", False)
     window = _Throughput()
+    progress = Progress(run.total_steps, done_at_start=state["step"])
     # An epoch ends the loop early (True) when patience runs out or at max_steps.
     while not stop and state["step"] < cfg.max_steps and state["epoch"] < cfg.max_epochs:
-        stop = _train_epoch(run, state, window, on_step)
+        stop = _train_epoch(run, state, window, on_step, progress)
 
     if cfg.select == "best" and state["best_state"] is not None:
         run.model.load_state_dict(state["best_state"])
@@ -255,7 +261,31 @@ def _setup(model_cfg, cfg, data, dev, tokenizer, checkpoint, device, init_state)
         model_cfg.to_dict(), _fingerprinted(cfg), data_fingerprint(data), init_state is None
     )
     saves = _Saves()
-    return _Run(cfg, data, dev, tokenizer, model, optimizer, device, bf16, checkpoint, key, saves)
+    # Every epoch has as many batches: they differ only in how equal lengths are ordered.
+    per_epoch = len(epoch_batches(data, cfg.max_tokens, cfg.seed, 0))
+    total = min(cfg.max_steps, cfg.max_epochs * per_epoch)
+    return _Run(
+        cfg, data, dev, tokenizer, model, optimizer, device, bf16, checkpoint, key, saves,
+        total, per_epoch,
+    )  # fmt: skip
+
+
+def _budget(run: _Run) -> str:
+    """What bounds the run's steps, for its first log line: a user reads the time left of
+    each later line against it."""
+    cfg = run.cfg
+    epochs = cfg.max_epochs * run.steps_per_epoch
+    cap = (
+        f"max_steps {cfg.max_steps}"
+        if cfg.max_steps <= epochs
+        else f"max_epochs {cfg.max_epochs} x {run.steps_per_epoch} batches"
+    )
+    sooner = (
+        f", fewer if dev {cfg.eval_metric} stops improving for {cfg.patience} evaluations"
+        if cfg.select == "best"
+        else ""
+    )
+    return f"at most {run.total_steps} steps ({cap}){sooner}"
 
 
 def _fingerprinted(cfg: TrainConfig) -> dict:
@@ -319,10 +349,22 @@ def checkpoint_files(path: Path) -> tuple[Path, Path]:
     return path, path.with_name(f"{path.stem}.previous{path.suffix}")
 
 
+# The folder under which the workflow keeps every run's checkpoints (results/checkpoints).
+CHECKPOINTS_FOLDER = "checkpoints"
+
+
 def remove_checkpoints(path: Path) -> None:
-    """Remove a finished run's checkpoints (the set-aside unreadable ones stay for a look)."""
+    """Remove a finished run's checkpoints (the set-aside unreadable ones stay for a look), then
+    the folders they leave empty, up to the `checkpoints` folder that holds them (results/ stays):
+    a finished study leaves no empty folders. Outside a `checkpoints` folder the folders stay."""
+    path = Path(path)
     for file in checkpoint_files(path):
         file.unlink(missing_ok=True)
+    holder = next(
+        (p for p in Path(os.path.abspath(path)).parents if p.name == CHECKPOINTS_FOLDER), None
+    )
+    if holder is not None:
+        remove_empty_folders(path.parent, up_to=holder)
 
 
 def _load_checkpoint(path: Path) -> dict | None:
@@ -355,7 +397,7 @@ def _load_checkpoint(path: Path) -> dict | None:
     return saved
 
 
-def _train_epoch(run: _Run, state: dict, window: _Throughput, on_step) -> bool:
+def _train_epoch(run: _Run, state: dict, window: _Throughput, on_step, progress: Progress) -> bool:
     """Train on the rest of the current epoch (all of it unless resumed mid-epoch), evaluating and
     checkpointing on the way; True when training stops before the epoch ends."""
     cfg, tokenizer = run.cfg, run.tokenizer
@@ -373,7 +415,7 @@ def _train_epoch(run: _Run, state: dict, window: _Throughput, on_step) -> bool:
             on_step(state["step"])
 
         if state["step"] % cfg.log_every == 0:
-            _log_throughput(state, window, loss, lr)
+            _log_throughput(run, state, window, loss, lr, progress)
         last = state["step"] >= cfg.max_steps
         if state["step"] % cfg.eval_every == 0 or last:
             with window.paused():
@@ -402,17 +444,22 @@ def _train_step(run: _Run, batch, lr: float) -> Tensor:
     return loss
 
 
-def _log_throughput(state: dict, window: _Throughput, loss: Tensor, lr: float) -> None:
+def _log_throughput(
+    run: _Run, state: dict, window: _Throughput, loss: Tensor, lr: float, progress: Progress
+) -> None:
     """Log the step's loss and the window's throughput, add the window to the run's timed totals
     and open the next window."""
     loss_value = loss.item()  # waits for the device before the clock is read
     seconds = time.perf_counter() - window.start
     state["elapsed"] += seconds
     state["timed_tokens"] += window.tokens
+    # The time left is at the pace of steps, evaluations and checkpoints together: the wall
+    # clock a user waits on.
     log.info(
-        "step %d epoch %d loss %.3f lr %.2e %.0f target tokens/s",
-        state["step"],
-        state["epoch"],
+        "step %s; epoch %d/%d loss %.3f lr %.2e %.0f target tokens/s",
+        progress.describe(state["step"]),
+        state["epoch"] + 1,
+        run.cfg.max_epochs,
         loss_value,
         lr,
         window.tokens / seconds,
@@ -510,8 +557,9 @@ def _evaluate_and_keep_best(run: _Run, state: dict) -> bool:
     else:
         state["bad_evals"] += 1
     log.info(
-        "step %d dev %s %.2f (best %.2f at step %d)",
+        "step %d/%d dev %s %.2f (best %.2f at step %d)",
         state["step"],
+        run.total_steps,
         metric,
         value,
         state["best"],

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from regurgitate.engine.progress import Progress
 from regurgitate.generators.base import Generation
 from regurgitate.generators.batch import run_batches
 from regurgitate.generators.cache import Answer, Cache, Writer, record
@@ -239,6 +240,9 @@ class Runner:
         self.streak: tuple[str, int] = ("", 0)  # the last failure's signature, and its run
         self.in_flight: set[asyncio.Future] = set()
         self.logged = time.monotonic()
+        # Counted here, not by the bar: a bar that is not shown counts nothing.
+        self.answered = 0
+        self.pace = Progress(0)
 
     def reservation(self, source: str) -> tuple[int, float]:
         """Tokens and money one request may take at most (about), held until it answers."""
@@ -250,6 +254,7 @@ class Runner:
         queue = list(pending.items())
         queue.reverse()
         total = len(queue)
+        self.pace = Progress(total)
         with tqdm(total=total, desc=self.settings.name, unit="row", disable=not self.show) as bar:
             self.bar = bar
             workers = [self.worker(queue) for _ in range(min(self.settings.concurrency, total))]
@@ -374,6 +379,7 @@ class Runner:
 
     def tick(self) -> None:
         account = self.account
+        self.answered += 1
         self.bar.update(1)
         self.bar.set_postfix(
             tokens=account.input_tokens + account.output_tokens, cost=f"{account.cost:.4f}"
@@ -381,8 +387,8 @@ class Runner:
         if time.monotonic() - self.logged > self.LOG_EVERY:
             self.logged = time.monotonic()
             log.info(
-                "%s: %d/%d rows requested, %.1f rows/s, %d tokens, cost %.4f",
-                self.settings.name, self.bar.n, self.bar.total,
-                self.bar.format_dict["rate"] or 0.0,
+                "%s: rows requested %s, %.1f rows/s, %d tokens, cost %.4f",
+                self.settings.name, self.pace.describe(self.answered),
+                self.answered / max(time.monotonic() - self.pace.start, 1e-9),
                 account.input_tokens + account.output_tokens, account.cost,
             )  # fmt: skip

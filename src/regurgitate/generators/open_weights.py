@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from regurgitate.engine.progress import Progress, fraction, time_left
 from regurgitate.generators.base import Generation
 from regurgitate.generators.cleaning import clean_output, output_flags
 from regurgitate.generators.open_weights_settings import (
@@ -177,6 +178,8 @@ def generate(loaded: Loaded, ids: list[list[int]], progress: str | None = None) 
     size = loaded.settings.decoding.batch_size
     results: list[Hypothesis | None] = [None] * len(ids)
     bar = tqdm(total=len(ids), desc=progress, unit="row", disable=progress is None)
+    # The time left counts prompt tokens, not sources: batches come longest first.
+    pace, done, work_done, next_report = Progress(sum(map(len, ids))), 0, 0, 0.1
     for start in range(0, len(order), size):
         batch = order[start : start + size]
         inputs = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
@@ -201,6 +204,16 @@ def generate(loaded: Loaded, ids: list[list[int]], progress: str | None = None) 
                 tokens.append(token)
             results[index] = Hypothesis(tokens, logprob, finished)
         bar.update(len(batch))
+        done += len(batch)
+        work_done += sum(len(ids[i]) for i in batch)
+        if progress and done / len(ids) >= next_report:
+            log.info(
+                "%s: sources %s, %s",
+                progress,
+                fraction(done, len(ids)),
+                time_left(pace.seconds_left(work_done)),
+            )
+            next_report += 0.1
     bar.close()
     return results
 

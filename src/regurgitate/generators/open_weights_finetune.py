@@ -36,6 +36,7 @@ from regurgitate.engine.device import configure
 from regurgitate.engine.device import rng_state as device_rng_state
 from regurgitate.engine.device import set_rng_state as set_device_rng_state
 from regurgitate.engine.metrics import score
+from regurgitate.engine.progress import Progress
 from regurgitate.engine.train import (
     TrainConfig,
     checkpoint_files,
@@ -300,6 +301,9 @@ def finetune(
     if cfg.select == "best" and resumed is None:
         evaluate(loaded, ft, state, dev_set, bf16)  # the base itself can be the best
     started, window_tokens = time.monotonic(), 0
+    # About: an epoch's steps vary a little with its order, cut where the tokens reach a budget.
+    per_epoch = len(epoch_steps(examples, cfg.max_tokens, cfg.seed, 0))
+    pace = Progress(min(cfg.max_steps, cfg.max_epochs * per_epoch), done_at_start=state["step"])
     while state["stopped"] is None:
         steps = epoch_steps(examples, cfg.max_tokens, cfg.seed, state["epoch"])
         while state["position"] < len(steps):
@@ -313,8 +317,9 @@ def finetune(
             if state["step"] % cfg.log_every == 0:
                 rate = window_tokens / max(time.monotonic() - started, 1e-9)
                 log.info(
-                    "step %d epoch %d loss %.4f lr %.2e %.0f target tokens/s",
-                    state["step"], state["epoch"], loss, scheduler.get_last_lr()[0], rate,
+                    "%s: step %s; epoch %d/%d loss %.4f lr %.2e %.0f target tokens/s",
+                    settings.name, pace.describe(state["step"]), state["epoch"] + 1,
+                    cfg.max_epochs, loss, scheduler.get_last_lr()[0], rate,
                 )  # fmt: skip
                 started, window_tokens = time.monotonic(), 0
             if state["step"] >= cfg.max_steps:

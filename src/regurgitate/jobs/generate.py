@@ -76,6 +76,15 @@ def translate_pool(
         cut,
         source_cut,
     )
+    if cut:
+        # A warning, so that the end-of-run summary repeats it: these rows stay in the data.
+        log.warning(
+            "%s: %d of %d translations were cut off at the length limit (decoding.max_len_a x "
+            "source length + max_len_b): the generator repeats itself or did not learn to stop",
+            name,
+            cut,
+            frame.height,
+        )
     if source_cut:
         log.warning("%s: %d sources were longer than the model reads", name, source_cut)
     write_parquet(frame, out)

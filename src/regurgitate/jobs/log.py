@@ -1,5 +1,10 @@
 """Logging for workflow jobs: the rule's log file and the terminal both show progress.
 
+Every line names its job by the job's log file under logs/
+(`[train_student/scratch/real/1000/1]`: the rule, then its wildcards: experiment, condition,
+size, seed), so that the lines of jobs running side by side can be told apart, and a line read
+in the terminal leads to its log.
+
 Snakemake deletes a job's log before every attempt, so that a retried or resumed job would lose
 the story of the attempt before it (a kill, a failure). A job therefore also writes its log to a
 journal beside it (`.<log name>.attempts`), which starts each attempt's log and is removed once
@@ -20,6 +25,22 @@ from pathlib import Path
 from regurgitate.jobs.stopping import stop_with_workflow
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOGS = "logs"
+
+
+def job_tag(log_path: str | Path) -> str:
+    """The job's name in its log lines: its log file's path under logs/, without `.log`."""
+    parts = Path(log_path).with_suffix("").parts
+    if LOGS in parts[:-1]:
+        parts = parts[len(parts) - parts[::-1].index(LOGS) :]
+    return "/".join(parts)
+
+
+def line_format(tag: str | None) -> str:
+    if tag is None:
+        return FORMAT
+    # The format string reads % as a placeholder; a wildcard may hold one.
+    return FORMAT.replace("%(levelname)s", f"[{tag.replace('%', '%%')}] %(levelname)s")
 
 
 def journal_path(log_path: str | Path) -> Path:
@@ -32,6 +53,7 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
     """Log to stderr and, when given, to `log_path` and its journal; the log starts with what
     the journal holds of earlier attempts."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    tag = None if log_path is None else job_tag(log_path)
     if log_path is not None:
         log_path, journal = Path(log_path), journal_path(log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,7 +62,7 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
             shutil.copyfile(journal, log_path)
         for path in (log_path, journal):
             handlers.append(logging.FileHandler(path, mode="a", encoding="utf-8"))
-    logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
+    logging.basicConfig(level=level, format=line_format(tag), handlers=handlers, force=True)
 
 
 @contextlib.contextmanager
