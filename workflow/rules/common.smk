@@ -74,7 +74,8 @@ wildcard_constraints:
 
 # The conda environment of every rule (--sdm conda). Its post-deploy script installs the package
 # from this checkout, which it finds here: Snakemake runs a copy of the script from .snakemake/.
-os.environ["REGURGITATE_SOURCE"] = os.path.dirname(workflow.basedir)
+# (Set here for the script, not read: no `envvars:` to assert.)
+os.environ.update(REGURGITATE_SOURCE=os.path.dirname(workflow.basedir))
 ENV = "../envs/regurgitate.yaml"
 EXPERIMENTS = experiments(config)
 # E1 runs through the OpenAI fine-tuning API when its base is an openai generator; otherwise
