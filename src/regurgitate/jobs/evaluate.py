@@ -68,15 +68,24 @@ def evaluate_api_model(
     config = {**generator, "model": model} if model else generator
     settings = ApiSettings.from_config(name, config, prompts)
     rows = ApiGenerator(settings).translate(test["source"].to_list())
+    record = {**labels, "model": settings.model}
+    return write_scored_rows(
+        name, settings.backend, rows, test, record, metrics_out=metrics_out,
+        hypotheses_out=hypotheses_out,
+    )  # fmt: skip
+
+
+def write_scored_rows(
+    name: str, backend: str, rows: list, test: pl.DataFrame, record: dict, *, metrics_out: Path,
+    hypotheses_out: Path,
+) -> dict:  # fmt: skip
+    """Score a generator's rows of the test set (BLEU and chrF, as for every model) and write
+    its hypotheses and its metrics: `record` (labels, model, ...) with the scores and the cost
+    of `rows`."""
     hypotheses = [row.target for row in rows]
     scores = score(hypotheses, test["target"].to_list())
-    record = {
-        **labels,
-        **scores,
-        "model": settings.model,
-        "cost": cost_record(name, settings.backend, settings.model, rows),
-    }
-    log.info("%s (%s): BLEU %.2f chrF %.2f", name, settings.model, scores["bleu"], scores["chrf"])
+    record = {**record, **scores, "cost": cost_record(name, backend, record["model"], rows)}
+    log.info("%s (%s): BLEU %.2f chrF %.2f", name, record["model"], scores["bleu"], scores["chrf"])
     write_lines(hypotheses, hypotheses_out)
     write_json(record, metrics_out)
     return record

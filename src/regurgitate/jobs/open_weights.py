@@ -11,12 +11,12 @@ from pathlib import Path
 import polars as pl
 
 from regurgitate.engine.device import pick_device
-from regurgitate.engine.metrics import score
 from regurgitate.generators import cost_record, generations_frame
 from regurgitate.generators.open_weights import OpenWeightsGenerator
 from regurgitate.generators.open_weights_finetune import FinetuneSettings, finetune
 from regurgitate.generators.open_weights_settings import BACKEND, OpenWeightsSettings
-from regurgitate.io import write_json, write_lines, write_parquet
+from regurgitate.io import read_json, write_json, write_parquet
+from regurgitate.jobs.evaluate import write_scored_rows
 from regurgitate.jobs.train import read_pairs
 
 log = logging.getLogger(__name__)
@@ -76,24 +76,13 @@ def evaluate_open_weights(
     test = pl.read_parquet(test_path)
     model = open_weights_generator(name, generator, prompts, device, weights)
     rows = model.translate(test["source"].to_list())
-    hypotheses = [row.target for row in rows]
-    scores = score(hypotheses, test["target"].to_list())
-    record = {
-        **labels,
-        **scores,
-        "model": model.model_id,
-        "decoding": vars(model.settings.decoding),
-        "cost": cost_record(name, BACKEND, model.model_id, rows),
-    }
+    record = {**labels, "model": model.model_id, "decoding": vars(model.settings.decoding)}
     if summary_path is not None:
-        from regurgitate.io import read_json
-
         summary = read_json(summary_path)
         record["train"] = {k: v for k, v in summary.items() if k != "dev_history"}
-    log.info("%s (%s): BLEU %.2f chrF %.2f", name, model.model_id, scores["bleu"], scores["chrf"])
-    write_lines(hypotheses, hypotheses_out)
-    write_json(record, metrics_out)
-    return record
+    return write_scored_rows(
+        name, BACKEND, rows, test, record, metrics_out=metrics_out, hypotheses_out=hypotheses_out
+    )
 
 
 def finetune_open_weights(
