@@ -219,16 +219,25 @@ def test_table_has_a_row_per_mitigation_experiment_and_size(tmp_path):
     # A mix whose targets were too few tokens to measure has no diversity values.
     unmeasured = tmp_path / "mixed-a+b.json"
     unmeasured.write_text('{"diversity": null}')
+    # Generator b did not learn to translate: every row built on its output says so.
+    generators = tmp_path / "generators.csv"
+    pl.DataFrame({"generator": ["a", "b"], "generator_learned": [True, False]}).write_csv(
+        generators
+    )
     written = table_mitigations(
         run_paths=paths,
         unmitigated={},
         mix_mechanisms={"mixed-a+b": str(unmeasured)},
         min_gap=0.5,
         out=tmp_path / "tables" / "mitigations.csv",
+        generators_table=generators,
     )
     assert written.select(table.columns).equals(table)
     csv = pl.read_csv(tmp_path / "tables" / "mitigations.csv")
-    assert csv.columns == [*table.columns, "ttr", "mtld", "mtld_ci_low", "mtld_ci_high"]
+    diversity = ["ttr", "mtld", "mtld_ci_low", "mtld_ci_high"]
+    assert csv.columns == [*table.columns, *diversity, "generator_learned"]
+    learned = dict(zip(csv["condition"], csv["generator_learned"], strict=True))
+    assert learned == {"detector-a": True, "ordered-a-oracle": True, "mixed-a+b": False}
     assert csv["gap_closed_mean"].to_list() == [round(x, 2) for x in shares]
     mix = csv.filter(pl.col("condition") == "mixed-a+b")
     assert mix.height == 4 and mix["mtld"].null_count() == 4 and mix["ttr"].null_count() == 4
@@ -409,6 +418,8 @@ def test_a_gap_untested_for_want_of_seeds_has_no_share(tmp_path):
     path = tmp_path / "scratch.csv"
     experiment_table.filter(pl.col("condition") == "gen-a").write_csv(path)
     assert pl.read_csv(path)["significant"].dtype == pl.String  # what table_mitigations reads
+    generators = tmp_path / "generators.csv"
+    pl.DataFrame({"generator": ["a", "b"], "generator_learned": [True, True]}).write_csv(generators)
     paths = []
     for i, row in enumerate(data.iter_rows(named=True)):
         paths.append(tmp_path / f"run{i}.json")
@@ -419,6 +430,7 @@ def test_a_gap_untested_for_want_of_seeds_has_no_share(tmp_path):
         mix_mechanisms={},
         min_gap=1.0,
         out=tmp_path / "mitigations.csv",
+        generators_table=generators,
         experiment_tables=[path],
     )
     assert set(written["gap_note"]) == {ONE_SEED_NOTE}

@@ -256,6 +256,12 @@ def test_partial_table_has_a_row_per_experiment_and_generator(finished_run):
         0 <= mix["p_sentences_bootstrap"] <= 1 and mix["bleu_delta_low"] <= mix["bleu_delta_high"]
     )
     assert mix["significant"] is None  # one E1 seed
+    # Each row says whether its generator learnt to translate, as generators.csv does.
+    generators = pl.read_csv(finished_run / "results" / "tables" / "generators.csv")
+    learned = dict(zip(generators["generator"], generators["generator_learned"], strict=True))
+    learned["self"] = learned["strong"]  # E1's base
+    for row in table.iter_rows(named=True):
+        assert row["generator_learned"] == learned[row["generator"]]
 
 
 def test_runs_record_scores_and_training(finished_run):
@@ -304,6 +310,7 @@ REPORT_FILES = sorted(
     + ["results/figures/recursion.png"]
     + ["results/figures/loss_vs_mechanisms.png", "results/figures/gap_closed.png"]
     + [f"results/figures/mitigations/finetune-S{s}.png" for s in (1, 2, 3)]
+    + ["results/figures/rule_graph.png"]
 )
 
 
@@ -352,6 +359,11 @@ def test_report_shows_every_table_figure_the_study_and_its_config(finished_run):
     assert "Experiment E1: test BLEU and chrF of the base model fine-tuned" in captions
     assert "The share of the gap to real data closed by every mitigated condition" in captions
     assert "Learning curves of one mitigation strategy" in captions
+    # The study's rule graph (a box per rule) stands in its own category, beside Snakemake's job
+    # graph.
+    categories = report_data(page, "categories")
+    assert categories["Workflow"] == {"Other": ["results/figures/rule_graph.png"]}
+    assert "The rule graph of this run" in captions
     description = report_data(page, "workflow_desc")
     assert "The regurgitative-training study" in description
     assert 'the generator <tt class="docutils literal">strong</tt> fine-tuned' in description
@@ -519,6 +531,13 @@ def test_mitigations_are_trained_and_reported(finished_run):
     selecting = table.filter(pl.col("strategy").is_in(["S1", "S3"]))
     assert selecting["selection_effect_mean"].is_not_null().all()
     assert set(selecting.filter(~pl.col("deployable"))["condition"]) == {"ordered-weak-oracle"}
+    generators = pl.read_csv(finished_run / "results" / "tables" / "generators.csv")
+    learned = dict(zip(generators["generator"], generators["generator_learned"], strict=True))
+    expected_learned = {
+        "weak": learned["weak"],
+        "weak+strong": learned["weak"] and learned["strong"],
+    }
+    assert [expected_learned[g] for g in table["generator"]] == table["generator_learned"].to_list()
     curricula = pl.read_csv(finished_run / "results" / "tables" / "curricula.csv")
     runs = list((finished_run / "results" / "runs").glob("*/*/*/*/metrics.json"))
     assert curricula.height == len(runs)

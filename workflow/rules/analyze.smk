@@ -125,6 +125,7 @@ rule table_partial:
         metrics=ALL_RUN_METRICS,
         hypotheses=run_hypotheses(ALL_RUN_METRICS),
         test="results/pools/test.parquet",
+        generators="results/tables/generators.csv",
     output:
         "results/tables/partial.csv",
     log:

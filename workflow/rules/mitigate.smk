@@ -414,6 +414,7 @@ rule table_mitigations:
         experiment_tables=expand(
             "results/tables/{experiment}.csv", experiment=MITIGATED_EXPERIMENTS
         ),
+        generators="results/tables/generators.csv",
     output:
         "results/tables/mitigations.csv",
     log:

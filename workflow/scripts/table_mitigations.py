@@ -10,5 +10,6 @@ with job(snakemake.log[0]):
         mix_mechanisms={Path(path).stem: path for path in snakemake.input.mixes},
         min_gap=snakemake.params.min_gap,
         out=Path(snakemake.output[0]),
+        generators_table=Path(snakemake.input.generators),
         experiment_tables=list(snakemake.input.experiment_tables),
     )

@@ -11,4 +11,5 @@ with job(snakemake.log[0]):
         specs=dict(snakemake.params.specs),
         out=Path(snakemake.output[0]),
         seed=snakemake.params.seed,
+        generators_table=Path(snakemake.input.generators),
     )

@@ -200,6 +200,20 @@ def generator_learned(
     return pl.Series("generator_learned", values, dtype=pl.Boolean)
 
 
+def with_generator_learned(table: pl.DataFrame, generators_csv: str | Path) -> pl.DataFrame:
+    """`table` with `generator_learned`: whether the generators named in its `generator` column
+    (a mix's names joined by "+") all learnt to translate, from the study's generator table
+    (generators.csv); null for a name it does not hold."""
+    learned = dict(
+        pl.read_csv(generators_csv).select("generator", "generator_learned").iter_rows()
+    )
+    values = []
+    for name in table["generator"]:
+        known = [learned.get(part) for part in name.split("+")]
+        values.append(None if None in known else all(known))
+    return table.with_columns(pl.Series("generator_learned", values, dtype=pl.Boolean))
+
+
 def t_interval(values: list[float]) -> dict:
     """Mean and 95% t-interval of `values` (null interval for a single value)."""
     n = len(values)

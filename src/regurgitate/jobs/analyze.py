@@ -13,6 +13,7 @@ from regurgitate.analysis.aggregate import (
     load_run_translations,
     load_runs,
     summarise,
+    with_generator_learned,
 )
 from regurgitate.analysis.diversity import diversity_sample_size
 from regurgitate.analysis.mechanisms import mechanisms_table, source_mechanisms
@@ -145,10 +146,13 @@ def table_partial(
     specs: dict[str, dict],
     out: Path,
     seed: int,
+    generators_table: Path,
 ) -> pl.DataFrame:
     """How many human pairs each generator's full synthetic set is worth (the crossing of the
     `real` curve, with its bootstrap interval), and each partial mix against the full set, per
-    experiment (analysis.real_data_worth).
+    experiment (analysis.real_data_worth), with whether the generator learnt to translate
+    (`generator_learned`, from `generators_table`: mixing human pairs into noise measures
+    nothing about generated text).
 
     `specs` maps each experiment to {"size": largest size, "conditions": {generator: condition}}.
     """
@@ -162,6 +166,7 @@ def table_partial(
             rows += _worth_rows(references, by_run, summary, experiment, generator, condition,
                                 spec["size"], seed)  # fmt: skip
     table = pl.DataFrame(rows, schema=PARTIAL_SCHEMA)
+    table = with_generator_learned(table, generators_table)
     for row in table.filter(pl.col("compared") == REAL).iter_rows(named=True):
         log.info(
             "%s %s: %s pairs at BLEU %.2f are worth %s human pairs [%s, %s] (%s)",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from regurgitate.analysis.aggregate import load_runs, summarise
+from regurgitate.analysis.aggregate import load_runs, summarise, with_generator_learned
 from regurgitate.analysis.detector import (
     detector_data,
     evaluate_detector,
@@ -223,10 +223,13 @@ def table_mitigations(
     mix_mechanisms: dict[str, str],
     min_gap: float,
     out: Path,
+    generators_table: Path,
     experiment_tables: list[str] | None = None,
 ) -> pl.DataFrame:
     """BLEU and the share of the gap closed of every mitigated condition, per baseline,
-    experiment and size, with each mix's lexical diversity beside it (S2).
+    experiment and size, with each mix's lexical diversity beside it (S2), and whether the
+    generators it mitigates learnt to translate (`generator_learned`, from `generators_table`:
+    ordering or mixing the output of one that did not has no gap to close).
 
     `unmitigated` maps each experiment to {generator: its unmitigated condition id};
     `mix_mechanisms` each mixed condition to its mechanisms JSON; `experiment_tables` are the
@@ -257,6 +260,7 @@ def table_mitigations(
                 ("condition", "ttr", "mtld", "mtld_ci_low", "mtld_ci_high")},
     )  # fmt: skip
     table = table.join(diversity, on="condition", how="left")
+    table = with_generator_learned(table, generators_table)
     write_table(table, out)
     return table
 
