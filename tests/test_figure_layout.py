@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-from regurgitate.jobs import analyze, mitigate, recursion, report
+from regurgitate.jobs import analyze, mitigate, recursion, report, rule_graph
 from regurgitate.plots import learning_curves, mechanisms, mitigations
 from regurgitate.plots import recursion as recursion_plots
 from regurgitate.plots.learning_curves import plot_learning_curves
@@ -89,7 +89,7 @@ def render_study_figures(study: Path, out: Path) -> dict[str, Figure]:
         return {ext: str(out / f"{name}.{ext}") for ext in ("png", "pdf")}
 
     experiments = [e for e in (SCRATCH, FINETUNE) if e in config]
-    saving = [learning_curves, mechanisms, mitigations, recursion_plots, analyze]
+    saving = [learning_curves, mechanisms, mitigations, recursion_plots, analyze, rule_graph]
     with ExitStack() as stack:
         for module in saving:
             stack.enter_context(mock.patch.object(module, "save_figure", keep))
@@ -149,6 +149,10 @@ def render_study_figures(study: Path, out: Path) -> dict[str, Figure]:
             table_path=results / "tables" / "recursion.csv",
             title=RECURSION_TITLE,
             **paths("recursion"),
+        )
+        rule_graph.figure_rule_graph(
+            graph_path=study / ".snakemake" / "regurgitate" / "rule_graph.json",
+            **paths("rule_graph"),
         )
     return figures
 

@@ -233,7 +233,9 @@ def model_job(estimate, uses_gpu=None):
 # A study on CUDA stops before its first job on a machine without it. Not at parse time: the
 # executor is known only here, and jobs that run elsewhere (a cluster: its login node needs no
 # GPU) or not at all (a dry run, which runs no hooks) need no GPU here. Then the run's options
-# are recorded (RUN_RECORD).
+# are recorded (RUN_RECORD), and the rule graph of its DAG (RULE_GRAPH, drawn by
+# figure_rule_graph; a DAG without rule all, of some targets alone, is not recorded). The DAG
+# holds every job of the run's targets, finished ones too.
 onstart:
     if workflow.local_exec:
         from regurgitate.engine.device import require_device
@@ -245,3 +247,16 @@ onstart:
         workflow.config_settings.config_args or [],
         config,
     )
+    from collections import Counter
+    from regurgitate.jobs.rule_graph import record_rule_graph
+
+    depends_on, jobs, files = {}, Counter(), {}
+    for dag_job, dag_dependencies in workflow.dag.dependencies.items():
+        depends_on.setdefault(dag_job.rule.name, set()).update(
+            dependency.rule.name for dependency in dag_dependencies
+        )
+        jobs[dag_job.rule.name] += 1
+        files[dag_job.rule.name] = os.path.relpath(
+            str(dag_job.rule.snakefile), workflow.basedir
+        )
+    record_rule_graph(RULE_GRAPH, depends_on, jobs=jobs, files=files)

@@ -1,5 +1,8 @@
-# Each experiment's table and learning curves, the generators' own scores, and every table as
-# a page of the report.
+# Each experiment's table and learning curves, the generators' own scores, every table as a
+# page of the report, and the study's rule graph.
+import hashlib
+import json
+
 from regurgitate.study.vocabulary import EXPERIMENTS as EXPERIMENT_DESCRIPTIONS
 from regurgitate.study.vocabulary import FINETUNE, RECURSION
 
@@ -50,6 +53,7 @@ report: "../report/workflow.rst"
 # Tables and figures take seconds.
 localrules:
     figure_experiment,
+    figure_rule_graph,
     table_generators,
     table_html,
 
@@ -139,3 +143,32 @@ rule table_html:
         ENV
     script:
         "../scripts/table_html.py"
+
+
+# The rule graph of the study (a box per rule, an arrow to each rule that reads its output), for
+# the report in place of Snakemake's job graph. The onstart handler (rules/common.smk) records it
+# from the DAG of a run that holds rule all, the run that asks for this figure: so it is read by
+# its path, not as an input (no job writes it). The config's digest is a parameter so that a run
+# with another config, whose DAG may differ, draws it again.
+RULE_GRAPH = ".snakemake/regurgitate/rule_graph.json"
+
+
+rule figure_rule_graph:
+    output:
+        png=report(
+            "results/figures/rule_graph.png",
+            caption="../report/rule_graph_figure.rst",
+            category="Workflow",
+        ),
+        pdf="results/figures/rule_graph.pdf",
+    log:
+        "logs/report/figure_rule_graph.log",
+    conda:
+        ENV
+    params:
+        graph=RULE_GRAPH,
+        config=hashlib.sha256(
+            json.dumps(config, sort_keys=True, default=str).encode()
+        ).hexdigest(),
+    script:
+        "../scripts/figure_rule_graph.py"
