@@ -161,6 +161,28 @@ def test_training_stops_at_max_steps_or_max_epochs():
     assert footprint.training_steps(training, rows=10000, words=9) == 50
 
 
+def test_patience_is_expected_to_stop_training_at_its_plateau():
+    training = {"max_tokens": 2048, "max_steps": 4000, "max_epochs": 1000, "patience": 3,
+                "eval_every": 50}  # fmt: skip
+    # 10 x sqrt(pairs) steps to the best dev score, then 3 evaluations of 50 steps more
+    assert footprint.expected_training_steps(training, 2500, 12, "best") == 500 + 150
+    assert footprint.expected_training_steps(training, 10**6, 12, "best") == 4000  # the cap
+    # a fixed budget (E1 keeps its last weights): all of it
+    assert footprint.expected_training_steps(training, 2500, 12, "last") == 4000
+    scale = footprint.Scale(PAPER)
+    student = scale.student_training("scratch", 10000)
+    assert student.expected < student.seconds
+    finetuned = scale.student_training("finetune", 10000)
+    assert finetuned.expected == finetuned.seconds
+
+
+def test_a_multi30k_study_is_estimated_on_multi30k_sentences():
+    words, remaining = footprint.corpus_shape(load(REPO / "config" / "config.yaml"))
+    assert words == footprint.MULTI30K_WORDS
+    assert remaining == 29_000 - 500 - 1000 - 8000  # the teacher pool, about 19,500 pairs
+    assert footprint.corpus_shape(PAPER) == (footprint.WORDS_PER_SENTENCE, footprint.REMAINING)
+
+
 def test_pools_made_replace_the_configured_sizes(tmp_path):
     report = tmp_path / "cleaning.json"
     assert footprint.pools_made(report) == {}

@@ -8,7 +8,8 @@ so what this prints is what a cluster is asked for. Training and decoding time i
 speed: floating-point operations from the model's parameters, the batch budget and the steps,
 divided by the effective FLOP/s of one job (`resources.train_flops`, `resources.decode_flops`;
 by default what one thread of the development CPU reaches, see `CPU_FLOPS`). Training time is
-an upper bound: `max_steps` or `max_epochs`, whichever ends first; early stopping ends sooner.
+an upper bound: `max_steps` or `max_epochs`, whichever ends first; early stopping ends sooner,
+and the expected time counts where patience typically ends it (`expected_training_steps`).
 Sentence lengths are not in the configuration: `--words` (25, Europarl's mean) sets them.
 """
 
@@ -276,6 +277,12 @@ class Estimate:
     gpu_memory: float = 0.0
     kept: float = 0.0
     scratch: float = 0.0
+    # Where patience typically ends it (None: `seconds`, a job that runs its whole budget).
+    expected_seconds: float | None = None
+
+    @property
+    def expected(self) -> float:
+        return self.seconds if self.expected_seconds is None else self.expected_seconds
 
 
 def pieces(words: float) -> float:
@@ -302,6 +309,24 @@ def training_steps(training: dict, rows: int, words: float) -> int:
     return min(training["max_steps"], training["max_epochs"] * per_epoch)
 
 
+# Where patience stops a training that keeps its best weights: its best dev score came at about
+# 10 x sqrt(pairs) steps of 2,048 target tokens in the development runs (benchmarks/
+# plateau_check.py; 500 steps at 2,000 and 4,000 pairs, 700 at 5,900), then it trains `patience`
+# evaluations more. An estimate of the usual, not a bound: the bound is max_steps.
+PLATEAU_STEPS_PER_SQRT_PAIR = 10.0
+
+
+def expected_training_steps(training: dict, rows: int, words: float, select: str) -> int:
+    """The steps a training is expected to take: all of its budget with `select: last`, else
+    to its plateau and `patience` evaluations beyond (PLATEAU_STEPS_PER_SQRT_PAIR), at most
+    the budget."""
+    budget = training_steps(training, rows, words)
+    if select != "best":
+        return budget
+    plateau = PLATEAU_STEPS_PER_SQRT_PAIR * math.sqrt(rows)
+    return min(budget, round(plateau) + training["patience"] * training["eval_every"])
+
+
 def activation_bytes(architecture: dict, tokens: float, bf16: bool = False) -> float:
     """What a training step keeps for its backward pass: fp32 floats (fitted on the CPU), or
     the bytes bf16 autocast keeps."""
@@ -318,15 +343,25 @@ def activation_bytes(architecture: dict, tokens: float, bf16: bool = False) -> f
 
 
 def training(
-    architecture: dict, vocab_size: int, settings: dict, rows: int, where: Machine, words: float
+    architecture: dict,
+    vocab_size: int,
+    settings: dict,
+    rows: int,
+    where: Machine,
+    words: float,
+    select: str = "best",
 ) -> Estimate:
     """A model trained on `rows` pairs: steps of `max_tokens` target tokens, plus a dev
-    evaluation (beam 1) of `eval_sentences` every `eval_every` steps."""
+    evaluation (beam 1) of `eval_sentences` every `eval_every` steps; its whole budget, and
+    where it is expected to stop (expected_training_steps)."""
     model = shape(architecture, vocab_size)
-    steps = training_steps(settings, rows, words)
-    work = steps * settings["max_tokens"] * training_flops_per_token(model)
-    evaluations = steps // settings["eval_every"] + 1
-    work_dev = evaluations * settings["eval_sentences"] * decoding_flops(model, 1, words)
+
+    def seconds(steps: int) -> float:
+        work = steps * settings["max_tokens"] * training_flops_per_token(model)
+        evaluations = steps // settings["eval_every"] + 1
+        work_dev = evaluations * settings["eval_sentences"] * decoding_flops(model, 1, words)
+        return work / where.train_flops + work_dev / where.decode_flops
+
     tokens = settings["max_tokens"]
     if where.bf16:
         device_bytes = (
@@ -342,12 +377,13 @@ def training(
         )
     host = PROCESS_BYTES + (3 * model.file_bytes if where.gpu else device_bytes)
     return Estimate(
-        seconds=work / where.train_flops + work_dev / where.decode_flops,
+        seconds=seconds(training_steps(settings, rows, words)),
         memory=host,
         gpu_memory=device_bytes if where.gpu else 0.0,
         kept=model.file_bytes,
         # the checkpoint, written next to itself before the old one is replaced
         scratch=2 * CHECKPOINT_BYTES * model.total,
+        expected_seconds=seconds(expected_training_steps(settings, rows, words, select)),
     )
 
 
@@ -402,6 +438,21 @@ def scoring(
 
 # Pairs a pool of `null` size is taken to hold until the pools exist: Europarl's, an upper bound.
 REMAINING = 2_000_000
+# What a Multi30k corpus (`corpus.format: multi30k`, task 1) holds: 29,000 training pairs of
+# about 11.9 English words (../shared/data/README.md), for --words and --remaining unless given.
+MULTI30K_PAIRS, MULTI30K_WORDS = 29_000, 11.9
+
+
+def corpus_shape(config: dict) -> tuple[float, int]:
+    """Words a sentence and pairs left for a pool of `null` size, as far as the configuration
+    says: Multi30k's where it names that corpus, else Europarl's (WORDS_PER_SENTENCE,
+    REMAINING)."""
+    if config["corpus"].get("format") != "multi30k":
+        return WORDS_PER_SENTENCE, REMAINING
+    sized = sum(rows for rows in config["pools"].values() if rows is not None)
+    return MULTI30K_WORDS, max(MULTI30K_PAIRS - sized, 0)
+
+
 CLEANING_REPORT = Path("results/pools/cleaning.json")
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 
@@ -509,7 +560,8 @@ class Scale:
     def student_training(self, experiment: str, size: int) -> Estimate:
         settings = training_settings(self.config, self.config[experiment].get("training"))
         architecture = student_architecture(self.config, experiment)
-        return training(architecture, self.vocab, settings, size, self.train_on, self.words)
+        select = self.config[experiment].get("select", "last" if experiment == FINETUNE else "best")
+        return training(architecture, self.vocab, settings, size, self.train_on, self.words, select)
 
     def student_decoding(self, experiment: str) -> Estimate:
         return decoding(
@@ -591,12 +643,14 @@ class Rule:
     jobs: int = 0
     largest: Estimate = field(default_factory=lambda: Estimate(0.0, 0.0))
     seconds: float = 0.0
+    expected_seconds: float = 0.0
     kept: float = 0.0
     temporary: bool = False  # its kept output is removed once read (temp() in the workflow)
 
     def add(self, estimate: Estimate) -> None:
         self.jobs += 1
         self.seconds += estimate.seconds
+        self.expected_seconds += estimate.expected
         self.kept += estimate.kept
         if estimate.seconds >= self.largest.seconds:
             self.largest = estimate
@@ -674,11 +728,13 @@ def table(rules: dict[str, Rule], config: dict) -> list[dict]:
             "rule": rule.name,
             "jobs": rule.jobs,
             "hours_each": rule.largest.seconds / 3600,
+            "expected_hours_each": rule.largest.expected / 3600,
             "runtime_asked": runtime_minutes(rule.largest, config),
             "memory_gb": rule.largest.memory / GB,
             "mem_mb_asked": memory_mb(rule.largest),
             "gpu_memory_gb": rule.largest.gpu_memory / GB,
             "device_hours": rule.seconds / 3600,
+            "expected_hours": rule.expected_seconds / 3600,
             "disk_gb": rule.kept / GB,
             "temporary": rule.temporary,
         }
@@ -700,6 +756,7 @@ def summary(config: dict, jobs: int, words: float, remaining: int, made: dict) -
             else f"{scale.train_on_threads} CPU thread(s)"
         ),
         "device_hours": sum(r.seconds for r in rules.values()) / 3600,
+        "expected_device_hours": sum(r.expected_seconds for r in rules.values()) / 3600,
         "speed": (
             f"speed: {scale.train_on.train_flops / 1e9:,.1f} GFLOP/s a training job"
             f" ({scale.train_on.name})"
@@ -714,13 +771,16 @@ def summary(config: dict, jobs: int, words: float, remaining: int, made: dict) -
 STARTUP_SECONDS = 4.0
 
 
-def wall_hours(result: dict, cores: int) -> float:
+def wall_hours(result: dict, cores: int, expected: bool = False) -> float:
     """The study's hours on `cores` cores, one job a core: its job-hours and start-ups spread
     over the cores, or its longest job where that is longer. A bound the scheduler approaches
-    when many jobs are ready at once, as they are for most of a study."""
+    when many jobs are ready at once, as they are for most of a study. With `expected`, where
+    patience is expected to stop each training (expected_training_steps), else every training's
+    whole budget."""
+    prefix = "expected_" if expected else ""
     jobs = sum(rule["jobs"] for rule in result["rules"])
-    spread = (result["device_hours"] + jobs * STARTUP_SECONDS / 3600) / cores
-    return max(spread, max(rule["hours_each"] for rule in result["rules"]))
+    spread = (result[f"{prefix}device_hours"] + jobs * STARTUP_SECONDS / 3600) / cores
+    return max(spread, max(rule[f"{prefix}hours_each"] for rule in result["rules"]))
 
 
 def write(result: dict, out, cores: int | None = None) -> None:
@@ -730,12 +790,18 @@ def write(result: dict, out, cores: int | None = None) -> None:
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_hide_dataframe_shape=True, tbl_width_chars=250):
         print(frame, file=out)
     now, before = result["disk"], result["disk_keeping_student_models"]
-    print(f"job-hours: {result['device_hours']:,.1f} (each job on {result['device']})", file=out)
+    print(
+        f"job-hours: {result['device_hours']:,.1f} with every training to its max_steps or "
+        f"max_epochs, {result['expected_device_hours']:,.1f} expected with patience stopping "
+        f"those that keep their best weights at their plateau (each job on {result['device']})",
+        file=out,
+    )
     if cores:
         jobs = sum(rule["jobs"] for rule in result["rules"])
         print(
-            f"on {cores} cores: about {wall_hours(result, cores):,.1f} hours for these {jobs:,} "
-            f"model jobs, one a core ({STARTUP_SECONDS:g} s start-up each); {result['speed']}",
+            f"on {cores} cores: about {wall_hours(result, cores, expected=True):,.1f} hours "
+            f"expected, at most {wall_hours(result, cores):,.1f}, for these {jobs:,} model jobs, "
+            f"one a core ({STARTUP_SECONDS:g} s start-up each); {result['speed']}",
             file=out,
         )
     print(
@@ -813,10 +879,14 @@ def main(argv: list[str] | None = None) -> int:
         help="time a few seconds of training steps of the study's student model on this machine "
         "and estimate with that speed, instead of the development CPU's",
     )
-    parser.add_argument("--words", type=float, default=WORDS_PER_SENTENCE, help="per sentence")
+    parser.add_argument(
+        "--words", type=float, help=f"per sentence (Multi30k's, else {WORDS_PER_SENTENCE:g})"
+    )
     parser.add_argument("--jobs", type=int, default=10, help="training jobs at once (peak disk)")
     parser.add_argument(
-        "--remaining", type=int, default=REMAINING, help="pairs in a pool of `null` size"
+        "--remaining",
+        type=int,
+        help=f"pairs in a pool of `null` size (what Multi30k leaves, else {REMAINING:,})",
     )
     parser.add_argument(
         "--directory", type=Path, default=Path("."), help="the workflow's (pool sizes, if made)"
@@ -833,7 +903,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure:
         config = measured_speed(config)
     made = pools_made(args.directory / CLEANING_REPORT)
-    write(summary(config, args.jobs, args.words, args.remaining, made), sys.stdout, args.cores)
+    words, remaining = corpus_shape(config)
+    words, remaining = args.words or words, args.remaining or remaining
+    write(summary(config, args.jobs, words, remaining, made), sys.stdout, args.cores)
     return 0
 
 
