@@ -309,21 +309,23 @@ def training_steps(training: dict, rows: int, words: float) -> int:
     return min(training["max_steps"], training["max_epochs"] * per_epoch)
 
 
-# Where patience stops a training that keeps its best weights: its best dev score came at about
-# 10 x sqrt(pairs) steps of 2,048 target tokens in the development runs (benchmarks/
-# plateau_check.py; 500 steps at 2,000 and 4,000 pairs, 700 at 5,900), then it trains `patience`
-# evaluations more. An estimate of the usual, not a bound: the bound is max_steps.
-PLATEAU_STEPS_PER_SQRT_PAIR = 10.0
+# Where patience stops a training that keeps its best weights: its best dev score came after
+# about 1 / lr steps (the peak learning rate; steps of 2,048 target tokens, inverse-square-root
+# decay) in the development runs of benchmarks/plateau_check.py: 500 steps for students at lr
+# 0.002 on 2,000 and 4,000 pairs, 700 to 1,000 for generators at lr 0.001 on 3,000 to 5,900
+# pairs. Then it trains `patience` evaluations more. An estimate of the usual, not a bound: the
+# bound is max_steps.
+PLATEAU_LR_STEPS = 1.0
 
 
 def expected_training_steps(training: dict, rows: int, words: float, select: str) -> int:
     """The steps a training is expected to take: all of its budget with `select: last`, else
-    to its plateau and `patience` evaluations beyond (PLATEAU_STEPS_PER_SQRT_PAIR), at most
-    the budget."""
+    to its plateau (PLATEAU_LR_STEPS / lr) and `patience` evaluations beyond, at most the
+    budget."""
     budget = training_steps(training, rows, words)
     if select != "best":
         return budget
-    plateau = PLATEAU_STEPS_PER_SQRT_PAIR * math.sqrt(rows)
+    plateau = PLATEAU_LR_STEPS / training["lr"]
     return min(budget, round(plateau) + training["patience"] * training["eval_every"])
 
 
