@@ -1,7 +1,7 @@
 """The tiny study on a tiny open-weight base, end to end through Snakemake on the CPU: E1 (real,
-self, a cross-LLM condition, a partial mix, one S1 order) with LoRA, one run with full
-fine-tuning, and two generations of the recursion; and the messages of a missing model folder
-and a missing extra, before any job runs."""
+self, a cross-LLM condition, a partial mix, one S1 order) with LoRA and two generations of the
+recursion (full fine-tuning and its resume are tested on the job, tests/test_open_weights.py);
+and the messages of a missing model folder and a missing extra, before any job runs."""
 
 from __future__ import annotations
 
@@ -91,18 +91,6 @@ def test_e1_and_the_recursion_run_on_an_open_weight_base(tmp_path, models):
     generation = workdir / "results/recursion/replace/2/100/1/model"
     assert (generation / "adapter_config.json").exists()
     assert not list(generation.glob("model*.safetensors"))  # LoRA keeps only its adapter
-
-    config["finetune"]["method"] = "full"
-    configfile.write_text(yaml.safe_dump(config))
-    metrics_file = "results/runs/finetune/real/100/1/metrics.json"
-    run_snakemake(workdir, configfile, "--cores", "2", "--forcerun", "finetune_open_weights",
-                  "--", metrics_file)  # fmt: skip
-    full = json.loads((workdir / metrics_file).read_text())
-    assert (
-        full["train"]["method"] == "full"
-        and full["bleu"] != metrics["bleu"]
-        or (full["train"]["trainable_parameters"] > metrics["train"]["trainable_parameters"])
-    )
 
 
 def test_a_missing_model_folder_stops_the_job_naming_it(tmp_path, models):
