@@ -204,9 +204,7 @@ def with_generator_learned(table: pl.DataFrame, generators_csv: str | Path) -> p
     """`table` with `generator_learned`: whether the generators named in its `generator` column
     (a mix's names joined by "+") all learnt to translate, from the study's generator table
     (generators.csv); null for a name it does not hold."""
-    learned = dict(
-        pl.read_csv(generators_csv).select("generator", "generator_learned").iter_rows()
-    )
+    learned = dict(pl.read_csv(generators_csv).select("generator", "generator_learned").iter_rows())
     values = []
     for name in table["generator"]:
         known = [learned.get(part) for part in name.split("+")]
