@@ -195,9 +195,15 @@ def generator_learned(
             writers = []
         else:
             writers = parts["generators"]
-        known = [learned.get(writer) for writer in writers]
-        values.append(all(known) if known and None not in known else None)
+        values.append(writers_learned(writers, learned))
     return pl.Series("generator_learned", values, dtype=pl.Boolean)
+
+
+def writers_learned(writers: list[str | None], learned: dict[str, bool]) -> bool | None:
+    """Whether every one of `writers` learnt to translate; null where there are none (humans
+    wrote the targets) or `learned` does not hold one of them."""
+    known = [learned.get(writer) for writer in writers]
+    return all(known) if known and None not in known else None
 
 
 def with_generator_learned(table: pl.DataFrame, generators_csv: str | Path) -> pl.DataFrame:
@@ -205,10 +211,7 @@ def with_generator_learned(table: pl.DataFrame, generators_csv: str | Path) -> p
     (a mix's names joined by "+") all learnt to translate, from the study's generator table
     (generators.csv); null for a name it does not hold."""
     learned = dict(pl.read_csv(generators_csv).select("generator", "generator_learned").iter_rows())
-    values = []
-    for name in table["generator"]:
-        known = [learned.get(part) for part in name.split("+")]
-        values.append(None if None in known else all(known))
+    values = [writers_learned(name.split("+"), learned) for name in table["generator"]]
     return table.with_columns(pl.Series("generator_learned", values, dtype=pl.Boolean))
 
 
