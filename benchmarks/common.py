@@ -165,8 +165,10 @@ def run_side(script: Path, side: str, argv: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def median_ratio(rounds: list[dict], key: str) -> float:
-    return statistics.median(r["project"][key] / r["reference"][key] for r in rounds)
+def median_ratio(
+    rounds: list[dict], key: str, side: str = "project", other: str = "reference"
+) -> float:
+    return statistics.median(r[side][key] / r[other][key] for r in rounds)
 
 
 def machine() -> dict:

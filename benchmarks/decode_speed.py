@@ -16,12 +16,13 @@ sides then produce the same translations (their agreement is reported), so the w
 a MarianMTModel); untrained models seldom end a hypothesis, so both decode to the full length.
 
 The project side is `regurgitate.engine.decode.translate` (length-sorted batches of
-DecodeConfig.max_tokens, finished sentences leave the batch); the reference is `generate` on
-batches in input order, as Hugging Face's translation examples predict, with as many sentences
-per batch as the project's batches hold on average. Both include tokenization and
-detokenization. Measurements alternate (project, reference, reference, project, ...) in one
-process; the medians of the per-round ratios are printed and written to
-benchmarks/results/decode_speed.json.
+DecodeConfig.max_tokens, finished sentences leave the search, the next batch joins it once it has
+a batch's worth left); the reference is `generate` on batches in input order, as Hugging Face's
+translation examples predict, with as many sentences per batch as the project's batches hold on
+average (or --reference-batch-size). Both include tokenization and detokenization.
+Measurements alternate (project, reference, reference, project, ...) in one process; each round's
+ratio and the load average, and the medians of the ratios, are printed and written to
+benchmarks/results/decode_speed_<reference>.json.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -48,7 +50,20 @@ def arguments(argv=None):
         "--precision", default="auto", help="project: auto (as the workflow), fp32 or bf16"
     )
     parser.add_argument("--reference", choices=("pegasus", "marian"), default="pegasus")
-    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument(
+        "--reference-batch-size",
+        type=int,
+        help="sentences per `generate` call (default: the project's mean per batch)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="an earlier decode.py (git show REV:src/regurgitate/engine/decode.py > FILE), "
+        "timed as a third side in the same rounds",
+    )
+    # The CPU preset's strong generator trains for 900 steps; a model trained for fewer writes
+    # other lengths, and the lead depends on them (BENCHMARKS.md).
+    parser.add_argument("--train-steps", type=int, default=900)
     parser.add_argument("--model", type=Path, help="a trained project model (model.pt)")
     parser.add_argument("--tokenizer", type=Path, help="the SentencePiece model of --model")
     parser.add_argument(
@@ -118,19 +133,33 @@ def models(args):
     return tokenizer, sentences, project.to(args.device).eval(), reference
 
 
-def project_decoder(args, model, tokenizer, sentences: list[str], beam: int):
+def baseline_module(path: Path):
+    """The decoder module in `path`, imported beside the current one (its imports resolve to
+    the current package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("regurgitate_baseline_decode", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def project_decoder(args, model, tokenizer, sentences: list[str], beam: int, module=None):
     import torch
 
-    from regurgitate.engine.decode import DecodeConfig, translate
+    from regurgitate.engine import decode
     from regurgitate.engine.device import use_bf16
 
+    module = module or decode
     bf16 = use_bf16(args.precision, torch.device(args.device))
-    cfg = DecodeConfig(
+    cfg = module.DecodeConfig(
         beam=beam, max_len_a=0.0, max_len_b=args.max_new_tokens, max_tokens=args.max_tokens
     )
 
     def run() -> list[list[int]]:
-        return [h.tokens for _, h in translate(model, tokenizer, sentences, cfg, bf16=bf16)]
+        return [h.tokens for _, h in module.translate(model, tokenizer, sentences, cfg, bf16=bf16)]
 
     return run
 
@@ -169,52 +198,99 @@ def project_batch_size(args, tokenizer, sentences: list[str], beam: int) -> floa
     return statistics.mean(len(b) for b in decode_batches(lengths, args.max_tokens, beam))
 
 
-def timed(run, device: str) -> tuple[float, list[list[int]]]:
+def timed(run, device: str) -> tuple[float, float, list[list[int]]]:
+    """Wall-clock and CPU seconds of `run` (this process's CPU time: on a machine shared with
+    other jobs, the wall clock also counts the time the others took the cores)."""
     common.synchronize(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     outputs = run()
     common.synchronize(device)
-    return time.perf_counter() - start, outputs
+    return time.perf_counter() - start, time.process_time() - cpu, outputs
 
 
 def measure_beam(args, tokenizer, sentences, project, reference, beam: int) -> dict:
     batch = project_batch_size(args, tokenizer, sentences, beam)
+    reference_batch = args.reference_batch_size or round(batch)
     runs = {
         "project": project_decoder(args, project, tokenizer, sentences, beam),
-        "reference": reference_decoder(args, reference, tokenizer, sentences, beam, round(batch)),
+        "reference": reference_decoder(
+            args, reference, tokenizer, sentences, beam, reference_batch
+        ),
     }
+    if args.baseline:
+        module = baseline_module(args.baseline)
+        runs["baseline"] = project_decoder(args, project, tokenizer, sentences, beam, module)
     outputs = {side: run() for side, run in runs.items()}  # warm-up, and what each side says
+    sides = list(runs)
     rounds = []
     for r in range(args.rounds):
-        order = ("project", "reference") if r % 2 == 0 else ("reference", "project")
+        # Each side in each place of the order in turn (project, reference; reference, project).
         measured = {}
-        for side in order:
-            seconds, _ = timed(runs[side], args.device)
-            measured[side] = {"sentences_per_second": len(sentences) / seconds, "seconds": seconds}
+        for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
+            seconds, cpu, _ = timed(runs[side], args.device)
+            measured[side] = {
+                "sentences_per_second": len(sentences) / seconds,
+                "seconds": seconds,
+                "sentences_per_cpu_second": len(sentences) / cpu,
+                "cpu_seconds": cpu,
+            }
+        measured["load_average"] = os.getloadavg()[0]
         rounds.append(measured)
         print(
-            f"beam {beam} round {r + 1}: project "
-            f"{measured['project']['sentences_per_second']:.1f} reference "
-            f"{measured['reference']['sentences_per_second']:.1f} sentences/s",
+            f"beam {beam} round {r + 1}: "
+            + ", ".join(
+                f"{side} {measured[side]['sentences_per_second']:.1f} sentences/s "
+                f"({measured[side]['cpu_seconds']:.2f} CPU s)"
+                for side in sides
+            )
+            + f"; project / reference {_ratio(measured, 'sentences_per_second'):.2f} "
+            f"(CPU time {_ratio(measured, 'sentences_per_cpu_second'):.2f})"
+            + (
+                f", project / baseline CPU time "
+                f"{_ratio(measured, 'sentences_per_cpu_second', 'baseline'):.2f}"
+                if args.baseline
+                else ""
+            )
+            + f"; load average {measured['load_average']:.1f}",
             flush=True,
         )
     same = sum(a == b for a, b in zip(outputs["project"], outputs["reference"], strict=True))
-    return {
+    result = {
         "ratio_sentences_per_second": common.median_ratio(rounds, "sentences_per_second"),
+        "ratio_sentences_per_cpu_second": common.median_ratio(rounds, "sentences_per_cpu_second"),
         "identical_outputs": same / len(sentences),
         "mean_tokens_with_eos": {
             side: statistics.mean(len(o) + 1 for o in out) for side, out in outputs.items()
         },
         "project_sentences_per_batch": batch,
-        "reference_batch_size": round(batch),
+        "reference_batch_size": reference_batch,
         "rounds": rounds,
     }
+    if args.baseline:
+        for key in ("sentences_per_second", "sentences_per_cpu_second"):
+            result[f"baseline_over_reference_{key}"] = statistics.median(
+                _ratio(m, key, "reference", "baseline") for m in rounds
+            )
+            result[f"project_over_baseline_{key}"] = statistics.median(
+                _ratio(m, key, "baseline") for m in rounds
+            )
+        result["identical_to_baseline"] = statistics.mean(
+            a == b for a, b in zip(outputs["project"], outputs["baseline"], strict=True)
+        )
+    return result
+
+
+def _ratio(measured: dict, key: str, under: str = "reference", over: str = "project") -> float:
+    return measured[over][key] / measured[under][key]
 
 
 def sync_profile(args, tokenizer, sentences, project) -> dict:
     """Host-synchronising operators of the project's beam search, counted by torch.profiler:
-    per decoder step (one log_softmax each) and per sentence, by beam size."""
+    per decoder step (decode.STEP_LABEL, one per step of all sentences searched) and per
+    sentence, by beam size."""
     from torch.profiler import ProfilerActivity, profile
+
+    from regurgitate.engine.decode import STEP_LABEL
 
     result = {}
     for beam in args.beams:
@@ -226,7 +302,7 @@ def sync_profile(args, tokenizer, sentences, project) -> dict:
             run()
         events = profiler.events()
         counts = common.host_sync_counts(events, len(calls))
-        steps = sum(e.name == "aten::log_softmax" for e in events)
+        steps = sum(e.name == STEP_LABEL for e in events)
         result[str(beam)] = {
             "decoder_steps": steps,
             "per_step": {name: count / steps for name, count in counts.items()},
@@ -268,7 +344,18 @@ def main() -> None:
         )
     path = common.write_result(f"decode_speed_{args.reference}.json", result)
     summary = {
-        beam: {k: v[k] for k in ("ratio_sentences_per_second", "identical_outputs")}
+        beam: {
+            k: v[k]
+            for k in (
+                "ratio_sentences_per_second",
+                "ratio_sentences_per_cpu_second",
+                "identical_outputs",
+                "project_over_baseline_sentences_per_cpu_second",
+                "baseline_over_reference_sentences_per_cpu_second",
+                "identical_to_baseline",
+            )
+            if k in v
+        }
         for beam, v in result["beams"].items()
     }
     print(json.dumps({"project_over_reference_by_beam": summary}, indent=2))

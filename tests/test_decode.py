@@ -1,16 +1,18 @@
 import torch
 
+from regurgitate.engine import decode
 from regurgitate.engine.batching import pad
 from regurgitate.engine.decode import DecodeConfig, beam_search, decode_batches, translate
+from regurgitate.engine.device import autocast_context
 from regurgitate.engine.model import ModelConfig, Transformer
 
 BOS, EOS = 2, 3
 
 
-def make_model(seed: int) -> Transformer:
+def make_model(seed: int, vocab: int = 30) -> Transformer:
     torch.manual_seed(seed)
     cfg = ModelConfig(
-        vocab_size=30,
+        vocab_size=vocab,
         d_model=32,
         heads=2,
         encoder_layers=1,
@@ -85,19 +87,23 @@ def test_batching_does_not_change_results():
     assert [h.tokens for h in together] == [h.tokens for h in alone]
 
 
-def test_max_length_guard():
+def test_max_length_guard(monkeypatch):
+    """A hypothesis that never ends is cut off at its length limit: limit - 1 tokens and a
+    forced EOS, marked unfinished."""
     model = make_model(4)
-    decode = model.decode
+    step = decode._Decoder.step
 
-    def eos_never_wins(*args, **kwargs):
-        logits = decode(*args, **kwargs)
+    def eos_never_wins(self, *args, **kwargs):
+        logits = step(self, *args, **kwargs)
         logits[..., EOS] -= 1e4
         return logits
 
-    model.decode = eos_never_wins
+    monkeypatch.setattr(decode._Decoder, "step", eos_never_wins)
     src = pad([[5, 6, EOS]], 0)
-    (hyp,) = beam_search(model, src, DecodeConfig(beam=2, max_len_a=1.0, max_len_b=2), BOS, EOS)
-    assert len(hyp.tokens) <= 4 and not hyp.finished
+    for beam in (1, 2):
+        cfg = DecodeConfig(beam=beam, max_len_a=1.0, max_len_b=2)
+        (hyp,) = beam_search(model, src, cfg, BOS, EOS)
+        assert len(hyp.tokens) == 4 and not hyp.finished
 
 
 def test_decode_batches_cover_all_indices_within_budget():
@@ -168,9 +174,10 @@ def assert_as_recomputed(model, rows, hyps, beam: int, limit) -> None:
 
 
 def test_beam_search_equals_beam_search_spelled_out():
-    """The batched, cached search with its shortcuts finds exactly what the plain one finds."""
-    for seed, beam in [(0, 1), (1, 2), (2, 4), (3, 4)]:
-        model = make_model(seed)
+    """The batched, cached search with its shortcuts finds exactly what the plain one finds; with
+    400 tokens the best continuations are found by blocks of the vocabulary (_top_logits)."""
+    for seed, beam, vocab in [(0, 1, 30), (1, 2, 30), (2, 4, 30), (3, 4, 30), (4, 4, 400)]:
+        model = make_model(seed, vocab)
         rows = [torch.randint(4, 30, (n,)).tolist() + [EOS] for n in (2, 8, 4, 6, 3)]
         cfg = DecodeConfig(beam=beam, max_len_a=1.0, max_len_b=4, length_penalty=1.0)
         hyps = beam_search(model, pad(rows, 0), cfg, BOS, EOS)
@@ -202,3 +209,60 @@ def test_sentences_leaving_at_the_first_step_take_their_source_with_them():
     for rows in (short + long, long + short, [short[0], long[0], short[1], long[1]]):
         hyps = beam_search(model, pad(rows, 0), cfg, BOS, EOS)
         assert_as_recomputed(model, rows, hyps, 2, lambda row: max(1, len(row) // 2))
+
+
+def test_top_logits_equal_topk():
+    """The block search of the beams' best continuations finds what torch.topk finds, for
+    vocabularies it splits into blocks and for those it leaves to topk (no divisor)."""
+    torch.manual_seed(0)
+    for vocab, n in [(6000, 8), (6000, 2), (4096, 10), (400, 8), (997, 8), (30, 10)]:
+        logits = torch.randn(37, vocab) * 4
+        logits[:, [0, 2]] = float("-inf")
+        logits[3, :] = 1.5  # a row of equal values: any n of them will do
+        logits[5, :] = torch.linspace(-1, 1, vocab)  # the best all in one block
+        values, columns = decode._top_logits(logits, n)
+        expected = logits.topk(n, dim=1).values
+        assert torch.equal(values, expected)
+        assert torch.equal(logits.gather(1, columns), values)
+        assert all(len(set(row)) == n for row in columns.tolist())
+
+
+def test_bf16_search_is_batch_invariant_and_near_fp32():
+    """Under bf16 autocast (`precision: auto` on CPUs with native bf16) the search takes its own
+    path to fp32 logits; a sentence decodes alone as in a batch, and as in fp32 here."""
+    model = make_model(2)
+    rows = [torch.randint(4, 30, (n,)).tolist() + [EOS] for n in (2, 8, 5)]
+    for beam in (1, 4):
+        cfg = DecodeConfig(beam=beam, max_len_b=4)
+        fp32 = beam_search(model, pad(rows, 0), cfg, BOS, EOS)
+        with autocast_context(torch.device("cpu"), True):
+            together = beam_search(model, pad(rows, 0), cfg, BOS, EOS)
+            alone = [beam_search(model, pad([r], 0), cfg, BOS, EOS)[0] for r in rows]
+        assert [h.tokens for h in together] == [h.tokens for h in alone]
+        assert [h.tokens for h in together] == [h.tokens for h in fp32]
+        assert all(abs(a.logprob - b.logprob) < 0.1 for a, b in zip(together, fp32, strict=True))
+
+
+def test_batches_joining_a_search_under_way_find_what_they_find_alone(monkeypatch):
+    """A batch joins the search under way (decode.JOIN_AT) as a cohort at its own position, with
+    its own cache and source memory; sentences finish and leave from every cohort. Each
+    sentence still finds what the plain search finds, at one beam and at three."""
+    model = make_model(0)
+    rows = [torch.randint(4, 30, (n,)).tolist() + [EOS] for n in (2, 9, 4, 6, 3, 7, 1, 5, 8, 2)]
+    batches = [pad(rows[i : i + 3], 0) for i in range(0, len(rows), 3)]
+    step, positions = decode._Decoder.step, set()
+
+    def recording(self, *args, **kwargs):
+        positions.add(tuple(c.cache.length for c in self.cohorts))
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(decode._Decoder, "step", recording)
+    for beam in (1, 3):
+        positions.clear()
+        # Room for about a batch: the next one joins once sentences have left.
+        cfg = DecodeConfig(beam=beam, max_len_a=1.0, max_len_b=4, max_tokens=30 * beam)
+        found = dict(decode._search(model, batches, cfg, BOS, EOS))
+        assert sorted(found) == list(range(len(rows)))
+        assert any(len(set(p)) > 1 for p in positions)  # cohorts at different positions
+        hyps = [found[i] for i in range(len(rows))]
+        assert_as_recomputed(model, rows, hyps, beam, lambda row: len(row) + 4)

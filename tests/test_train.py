@@ -11,6 +11,7 @@ from regurgitate.engine.train import (
     checkpoint_files,
     evaluate,
     learning_rate,
+    make_optimizer,
     save_checkpoint,
     split_timing,
     train,
@@ -495,3 +496,39 @@ def test_the_checkpoint_interval_is_no_part_of_what_a_checkpoint_must_match():
     assert _fingerprinted(other) == _fingerprinted(CHECKPOINTED)
     assert "deterministic" not in _fingerprinted(TrainConfig())
     assert _fingerprinted(TrainConfig(deterministic=True))["deterministic"] is True
+
+
+def test_a_checkpoint_of_the_optimizer_before_issue_27_resumes_on_the_fused_kernel(
+    tmp_path, toy_tokenizer, toy_pairs, monkeypatch
+):
+    """Training steps AdamW with torch's fused kernel (issue 27); a checkpoint written before,
+    whose optimizer state names the per-parameter loop, resumes on the fused kernel too, not on
+    the one the checkpoint names."""
+    import regurgitate.engine.train as train_module
+
+    optimizers = []
+
+    def recorded(model, cfg):
+        optimizers.append(make_optimizer(model, cfg))
+        return optimizers[-1]
+
+    monkeypatch.setattr(train_module, "make_optimizer", recorded)
+    data, dev, model_cfg = setup(toy_tokenizer, toy_pairs)
+    cfg = TrainConfig(max_tokens=400, warmup_steps=5, max_steps=6, eval_every=2, log_every=2)
+
+    def kill_at_5(step):
+        if step == 5:
+            raise Killed
+
+    checkpoint = tmp_path / "c.pt"
+    with pytest.raises(Killed):
+        train(model_cfg, cfg, data, dev, toy_tokenizer, checkpoint, on_step=kill_at_5)
+    assert all(group["fused"] for group in optimizers[0].param_groups)
+    saved = torch.load(checkpoint, weights_only=False)
+    for group in saved["optimizer"]["param_groups"]:
+        group.update(fused=None, foreach=None)  # as AdamW's defaults wrote them before
+    torch.save(saved, checkpoint)
+    started = []
+    train(model_cfg, cfg, data, dev, toy_tokenizer, checkpoint, on_step=started.append)
+    assert started[0] == 5  # resumed from step 4's checkpoint
+    assert all(group["fused"] for group in optimizers[1].param_groups)

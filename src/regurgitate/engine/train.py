@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+from torch.profiler import record_function
 
 from regurgitate.engine.batching import EncodedPairs, collate, epoch_batches
 from regurgitate.engine.decode import DecodeConfig, translate
@@ -45,6 +45,14 @@ NOT_FINGERPRINTED = ("checkpoint_minutes",)
 # Training settings added after checkpoints existed, fingerprinted only where they differ from
 # their default, so that a checkpoint written before them keeps resuming.
 FINGERPRINTED_IF_SET = ("deterministic", "strict_fp32")
+# The parts of a training step as a torch.profiler trace names them (record_function), which
+# benchmarks/train_speed.py --profile splits a step into.
+DATA, FORWARD, BACKWARD, OPTIMIZER = (
+    "train.data",
+    "train.forward",
+    "train.backward",
+    "train.optimizer",
+)
 # The clock of the checkpoint interval (monotonic: a change of the system time moves no
 # checkpoint).
 clock = time.monotonic
@@ -254,9 +262,7 @@ def _setup(model_cfg, cfg, data, dev, tokenizer, checkpoint, device, init_state)
     model = Transformer(model_cfg).to(device)
     if init_state is not None:
         model.load_state_dict(init_state)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=cfg.weight_decay
-    )
+    optimizer = make_optimizer(model, cfg)
     key = fingerprint(
         model_cfg.to_dict(), _fingerprinted(cfg), data_fingerprint(data), init_state is None
     )
@@ -268,6 +274,19 @@ def _setup(model_cfg, cfg, data, dev, tokenizer, checkpoint, device, init_state)
         cfg, data, dev, tokenizer, model, optimizer, device, bf16, checkpoint, key, saves,
         total, per_epoch,
     )  # fmt: skip
+
+
+def make_optimizer(model: Transformer, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel: on a CPU a quarter of the time of its per-parameter
+    loop (BENCHMARKS.md, issue 27), which was 5% of a training step of the preset student."""
+    return torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-9,
+        weight_decay=cfg.weight_decay,
+        fused=True,
+    )
 
 
 def _budget(run: _Run) -> str:
@@ -331,6 +350,9 @@ def _resume(run: _Run) -> dict | None:
             return None
         run.model.load_state_dict(saved["model"])
         run.optimizer.load_state_dict(saved["optimizer"])
+        # A checkpoint keeps the kernel choice of the code that wrote it; this code's goes on.
+        for group in run.optimizer.param_groups:
+            group.update(fused=True, foreach=None)
         # The random state goes on where the killed run left it: the same dropout masks follow.
         torch.set_rng_state(saved["rng"])
         set_rng_state(saved.get("cuda_rng"), run.device)
@@ -403,8 +425,9 @@ def _train_epoch(run: _Run, state: dict, window: _Throughput, on_step, progress:
     cfg, tokenizer = run.cfg, run.tokenizer
     batches = epoch_batches(run.data, cfg.max_tokens, cfg.seed, state["epoch"])
     for indices in batches[state["batch"] :]:
-        batch = collate(run.data, indices, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
-        batch = batch.to(run.device)
+        with record_function(DATA):
+            batch = collate(run.data, indices, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
+            batch = batch.to(run.device)
         lr = learning_rate(state["step"] + 1, cfg)
         loss = _train_step(run, batch, lr)
         state["step"] += 1
@@ -434,13 +457,16 @@ def _train_step(run: _Run, batch, lr: float) -> Tensor:
     device (reading it would wait for the device on every step)."""
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    with autocast_context(run.device, run.bf16):
-        logits = run.model(batch.src, batch.tgt_in, keep=batch.real)
-    loss = F.cross_entropy(logits.float(), batch.targets, label_smoothing=run.cfg.label_smoothing)
+    with record_function(FORWARD), autocast_context(run.device, run.bf16):
+        loss = run.model.loss(
+            batch.src, batch.tgt_in, batch.real, batch.targets, run.cfg.label_smoothing
+        )
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip_norm)
-    run.optimizer.step()
+    with record_function(BACKWARD):
+        loss.backward()
+    with record_function(OPTIMIZER):
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip_norm)
+        run.optimizer.step()
     return loss
 
 
