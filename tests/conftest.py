@@ -1,6 +1,7 @@
 import contextlib
 import functools
 import http.server
+import os
 import re
 import subprocess
 import sys
@@ -16,6 +17,38 @@ from toy import toy_pair, write_toy_corpus  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 TINY = REPO / "tests" / "config" / "tiny.yaml"
+
+
+# Fixtures of the tiny study's finished runs (session-scoped). Under pytest-xdist (`-n auto
+# --dist loadgroup`, the project's default) the modules whose tests read them run on one worker,
+# so that each run is made once per session (and the SLURM module's cluster once).
+TINY_STUDY_FIXTURES = {"finished_run", "serial_run"}
+TINY_STUDY = "tiny_study"
+
+
+def pytest_configure(config):
+    """One torch thread in each pytest-xdist worker: the workers and the workflows they start
+    share the cores, and torch's default of a thread per core in every one of them
+    oversubscribes the machine (a 7 s training test took 99 s beside a tiny study)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Group the tests for pytest-xdist by module, the modules that read a tiny-study run in one
+    group, and put that group first: it is the suite's longest, so it starts at once."""
+    reading = {
+        item.module.__name__
+        for item in items
+        if TINY_STUDY_FIXTURES & set(getattr(item, "fixturenames", ()))
+    }
+    for item in items:
+        module = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(TINY_STUDY if module in reading else module))
+    items.sort(key=lambda item: item.module.__name__ not in reading)
 
 
 @pytest.fixture(scope="session")
@@ -104,13 +137,19 @@ class BackgroundStudy:
         self.log.close()
 
 
+# What the serial run makes: E2 from scratch, whose students run side by side in `finished_run`.
+SERIAL_TARGET = "results/tables/scratch.csv"
+
+
 @pytest.fixture(scope="session")
 def serial_study(request, tmp_path_factory):
-    """The tiny study with --cores 1 (jobs one at a time, in another order), started only when a
-    collected test compares with it (`serial_run`), and before `finished_run`: side by side, the
-    two runs take about the time of the serial run alone on two cores."""
+    """E2 from scratch of the tiny study (SERIAL_TARGET) with --cores 1: jobs one at a time, in
+    another order. Started only when a collected test compares with it (`serial_run`), and before
+    `finished_run`, beside it. E2 alone (40 of the study's jobs) keeps the suite in its time; the
+    SLURM test compares the whole study, run by another executor, with `finished_run`."""
     wanted = any("serial_run" in getattr(i, "fixturenames", ()) for i in request.session.items)
-    study = BackgroundStudy(tmp_path_factory.mktemp("serial"), "--cores", "1") if wanted else None
+    args = ("--cores", "1", SERIAL_TARGET)
+    study = BackgroundStudy(tmp_path_factory.mktemp("serial"), *args) if wanted else None
     yield study
     if study:
         study.stop()
@@ -131,4 +170,12 @@ def finished_run(tmp_path_factory, serial_study):
     return workdir
 
 
-__all__ = ["REPO", "SHARED_DATA", "TINY", "run_snakemake", "serve_directory", "write_toy_corpus"]
+__all__ = [
+    "REPO",
+    "SERIAL_TARGET",
+    "SHARED_DATA",
+    "TINY",
+    "run_snakemake",
+    "serve_directory",
+    "write_toy_corpus",
+]
