@@ -41,6 +41,13 @@ TEACHER_PAIRS = {"weak": 2000, "fair": 3000, "good": 4500, "strong": None}
 SIZES = [2000, 4000]
 
 
+def write_unless_same(path: Path, text: str) -> None:
+    """Write `text` unless `path` holds it already: a rewritten corpus or config would be newer
+    than every result made from it, and Snakemake would make them all again on a resumed check."""
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
 def short_pairs(files: list[Path], max_words: int) -> list[str]:
     lines = []
     for path in files:
@@ -56,7 +63,7 @@ def write_corpus(source: Path, out: Path, max_words: int) -> dict:
     counts = {}
     for name, files in (("train", TRAIN_FILES), ("test", TEST_FILES)):
         lines = short_pairs([source / f for f in files], max_words)
-        (out / f"{name}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_unless_same(out / f"{name}.tsv", "\n".join(lines) + "\n")
         words = [len(line.split("\t")[1].split()) for line in lines]
         counts[name] = {"pairs": len(lines), "english_words_mean": sum(words) / len(words)}
     return counts
@@ -120,7 +127,8 @@ def main() -> None:
     if not args.summarise_only:
         corpus = write_corpus(SHARED_MULTI30K, args.workdir / "corpus", args.max_words)
         configfile = args.workdir / "config.yaml"
-        configfile.write_text(yaml.safe_dump(check_config(args.workdir / "corpus", args.seeds)))
+        config = check_config(args.workdir / "corpus", args.seeds)
+        write_unless_same(configfile, yaml.safe_dump(config))
         command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
         command += ["--configfile", str(configfile), "--cores", str(args.cores), "--keep-going"]
         command += ["results/tables/generators.csv", "results/tables/scratch.csv"]
