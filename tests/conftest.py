@@ -145,8 +145,8 @@ SERIAL_TARGET = "results/tables/scratch.csv"
 def serial_study(request, tmp_path_factory):
     """E2 from scratch of the tiny study (SERIAL_TARGET) with --cores 1: jobs one at a time, in
     another order. Started only when a collected test compares with it (`serial_run`), and before
-    `finished_run`, beside it. E2 alone (40 of the study's jobs) keeps the suite in its time; the
-    SLURM test compares the whole study, run by another executor, with `finished_run`."""
+    `finished_run`, beside it. E2 alone (40 of the study's 164 jobs) keeps the suite in its time;
+    tests/test_slurm.py compares another part, run by another executor, with `finished_run`."""
     wanted = any("serial_run" in getattr(i, "fixturenames", ()) for i in request.session.items)
     args = ("--cores", "1", SERIAL_TARGET)
     study = BackgroundStudy(tmp_path_factory.mktemp("serial"), *args) if wanted else None
