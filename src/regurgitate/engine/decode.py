@@ -77,7 +77,7 @@ class _Cohort:
         self.cache = model.kv_cache(max_len)
         self.sentences = src.shape[0]
 
-    def attend_self(self, attn, q: Tensor, k: Tensor, v: Tensor, layer: int) -> Tensor:
+    def attend_self(self, q: Tensor, k: Tensor, v: Tensor, layer: int) -> Tensor:
         """Attention.forward_self_cached's attention: one new position per row, the earlier
         ones cached; q, k, v (rows, heads, 1, head_dim)."""
         keys, values = self.cache.write(layer, k, v)
@@ -152,7 +152,7 @@ class _Decoder:
             attn = layer.self_attn
             qkv = attn.qkv(layer.norm1(x)).view(-1, 3, attn.heads, 1, d // attn.heads)
             y = [
-                c.attend_self(attn, *part.unbind(1), i)
+                c.attend_self(*part.unbind(1), i)
                 for c, part in zip(cohorts, qkv.split(rows), strict=True)
             ]
             x = x + attn.out(_cat(y).view(-1, d))

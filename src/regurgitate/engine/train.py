@@ -276,6 +276,10 @@ def _setup(model_cfg, cfg, data, dev, tokenizer, checkpoint, device, init_state)
     )  # fmt: skip
 
 
+# AdamW's kernel: set when the optimizer is made, and again on one loaded from a checkpoint.
+ADAMW_KERNEL = {"fused": True, "foreach": None}
+
+
 def make_optimizer(model: Transformer, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with torch's fused kernel: on a CPU a quarter of the time of its per-parameter
     loop (BENCHMARKS.md, issue 27), which was 5% of a training step of the preset student."""
@@ -285,7 +289,7 @@ def make_optimizer(model: Transformer, cfg: TrainConfig) -> torch.optim.AdamW:
         betas=(0.9, 0.98),
         eps=1e-9,
         weight_decay=cfg.weight_decay,
-        fused=True,
+        **ADAMW_KERNEL,
     )
 
 
@@ -352,7 +356,7 @@ def _resume(run: _Run) -> dict | None:
         run.optimizer.load_state_dict(saved["optimizer"])
         # A checkpoint keeps the kernel choice of the code that wrote it; this code's goes on.
         for group in run.optimizer.param_groups:
-            group.update(fused=True, foreach=None)
+            group.update(ADAMW_KERNEL)
         # The random state goes on where the killed run left it: the same dropout masks follow.
         torch.set_rng_state(saved["rng"])
         set_rng_state(saved.get("cuda_rng"), run.device)
