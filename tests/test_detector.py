@@ -13,8 +13,8 @@ from regurgitate.analysis.detector import (
     train_detector,
 )
 from regurgitate.io import write_parquet
-from regurgitate.jobs.mitigate import detector_scores
-from regurgitate.jobs.mitigate import train_detector as train_detector_job
+from regurgitate.jobs.detector import detector_scores
+from regurgitate.jobs.detector import train_detector as train_detector_job
 
 
 def degrade(source: str, target: str, rng: random.Random) -> str:

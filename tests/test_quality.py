@@ -22,7 +22,7 @@ from regurgitate.analysis.quality import (
 from regurgitate.engine.model import ModelConfig, Transformer, save_model
 from regurgitate.engine.scoring import pair_nll
 from regurgitate.io import write_parquet
-from regurgitate.jobs.mitigate import pair_nll as pair_nll_job
+from regurgitate.jobs.quality_models import pair_nll as pair_nll_job
 
 
 def chrf(hyp: str, ref: str) -> float:

@@ -5,6 +5,8 @@ swap (docs/study.md, "From the corpus to the figures")."""
 import ast
 import importlib
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,32 @@ def test_a_positional_argument_is_found(tmp_path):
     )
     ((call, function),) = job_calls(script)
     assert call_problems(call, function) == ["1 positional argument(s)", "misses table_path"]
+
+
+# What a job of each kind may not import: a library it does not use costs every such job its
+# import time (torch about 2 s, scikit-learn and scipy.stats about 1 s, matplotlib about 1 s),
+# and the CPU preset runs dozens of them.
+NOT_IMPORTED = {
+    "table_": ("torch", "sklearn", "scipy.stats", "matplotlib", "transformers"),
+    "figure_": ("torch", "sklearn", "scipy.stats", "transformers"),
+    "mechanisms_": ("torch", "sklearn", "scipy.stats", "matplotlib", "transformers"),
+    "reverse_pairs": ("torch", "sklearn", "matplotlib", "transformers"),
+    "train_detector": ("torch", "matplotlib", "transformers"),
+}
+
+
+@pytest.mark.parametrize("prefix", sorted(NOT_IMPORTED))
+def test_a_job_imports_only_the_libraries_it_uses(prefix):
+    scripts = [path for path in SCRIPTS if path.name.startswith(prefix)]
+    assert scripts
+    imports = [
+        line
+        for path in scripts
+        for line in path.read_text().splitlines()
+        if line.startswith("from regurgitate.")
+    ]
+    check = "\n".join(["import sys", *imports, "print(sorted(m for m in sys.modules))"])
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    loaded = set(ast.literal_eval(result.stdout))
+    assert loaded.isdisjoint(NOT_IMPORTED[prefix]), sorted(loaded & set(NOT_IMPORTED[prefix]))

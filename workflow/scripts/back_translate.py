@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from regurgitate.jobs.log import job
-from regurgitate.jobs.mitigate import back_translate
+from regurgitate.jobs.quality_models import back_translate
 
 with job(snakemake.log[0], threads=snakemake.threads):
     back_translate(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from regurgitate.jobs.detector import detector_scores
 from regurgitate.jobs.log import job
-from regurgitate.jobs.mitigate import detector_scores
 
 with job(snakemake.log[0]):
     detector_scores(

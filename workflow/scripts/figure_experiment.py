@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from regurgitate.jobs.figures import figure_experiment
 from regurgitate.jobs.log import job
-from regurgitate.jobs.report import figure_experiment
 
 with job(snakemake.log[0]):
     figure_experiment(

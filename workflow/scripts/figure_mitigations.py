@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from regurgitate.jobs.figures import figure_mitigations
 from regurgitate.jobs.log import job
-from regurgitate.jobs.mitigate import figure_mitigations
 
 with job(snakemake.log[0]):
     figure_mitigations(

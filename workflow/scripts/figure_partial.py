@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from regurgitate.jobs.analyze import figure_partial
+from regurgitate.jobs.figures import figure_partial
 from regurgitate.jobs.log import job
 
 with job(snakemake.log[0]):

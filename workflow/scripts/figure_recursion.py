@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from regurgitate.jobs.figures import figure_recursion
 from regurgitate.jobs.log import job
-from regurgitate.jobs.recursion import figure_recursion
 
 with job(snakemake.log[0]):
     figure_recursion(

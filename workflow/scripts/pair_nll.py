@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from regurgitate.jobs.log import job
-from regurgitate.jobs.mitigate import pair_nll
+from regurgitate.jobs.quality_models import pair_nll
 
 with job(snakemake.log[0], threads=snakemake.threads):
     pair_nll(

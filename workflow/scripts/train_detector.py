@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from regurgitate.jobs.detector import train_detector
 from regurgitate.jobs.log import job
-from regurgitate.jobs.mitigate import train_detector
 
 with job(snakemake.log[0]):
     train_detector(

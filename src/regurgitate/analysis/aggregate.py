@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 import polars as pl
-from scipy import stats
+from scipy.special import stdtrit
 
 from regurgitate.io import read_lines
 from regurgitate.study.vocabulary import REAL, SCORES, SELF, parse_condition
@@ -100,7 +100,7 @@ def load_run_translations(
 
 def _t_quantiles(n_seeds: pl.Series) -> pl.Series:
     """Student-t 97.5% quantile with n-1 degrees of freedom; null where n < 2 (no interval)."""
-    values = [float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) if n >= 2 else None for n in n_seeds]
+    values = [float(stdtrit(n - 1, 0.5 + CONFIDENCE / 2)) if n >= 2 else None for n in n_seeds]
     return pl.Series("t", values, dtype=pl.Float64)
 
 
@@ -224,7 +224,7 @@ def t_interval(values: list[float]) -> dict:
     mean = float(series.mean())
     if n < 2:
         return {"mean": mean, "ci_low": None, "ci_high": None, "n": n}
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * float(series.std(ddof=1)) / n**0.5
+    half = float(stdtrit(n - 1, 0.5 + CONFIDENCE / 2)) * float(series.std(ddof=1)) / n**0.5
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy.special import stdtrit
 
 from regurgitate.analysis.aggregate import CONFIDENCE, paired_difference, summarise
 from regurgitate.analysis.significance import ONE_SEED_NOTE
@@ -123,7 +123,7 @@ def _ratio_interval(d_m: np.ndarray, d_r: np.ndarray, min_gap: float) -> tuple:
     ratio = closed / gap
     if n < 2:
         return ratio, None, None
-    t2 = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) ** 2
+    t2 = stdtrit(n - 1, 0.5 + CONFIDENCE / 2) ** 2
     covariance = np.cov(d_m, d_r, ddof=1) / n
     # (closed - R gap)^2 <= t2 * var(closed - R gap), a quadratic a R^2 - 2 b R + c <= 0.
     a = gap**2 - t2 * covariance[1, 1]

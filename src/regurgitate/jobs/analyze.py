@@ -21,13 +21,9 @@ from regurgitate.analysis.real_data_worth import (
     PARTIAL_SCHEMA,
     WORTH_COLUMNS,
     partial_rows,
-    real_pair_points,
     real_pairs_worth,
 )
 from regurgitate.io import read_json, write_json, write_table
-from regurgitate.plots.mechanisms import loss_figure, mechanisms_figure
-from regurgitate.plots.real_data_worth import plot_real_pairs
-from regurgitate.plots.style import save_figure
 from regurgitate.study.vocabulary import HUMAN, REAL
 
 log = logging.getLogger(__name__)
@@ -119,23 +115,6 @@ def table_mechanisms(
     table = mechanisms_table([read_json(p) for p in record_paths], loss, generator_bleu)
     write_table(table, out, decimals=4)
     return table
-
-
-def figure_mechanisms(
-    *,
-    table_path: Path,
-    record_paths: list[str],
-    experiments: list[str],
-    mechanisms_out: dict,
-    loss_out: dict,
-) -> None:
-    """The mechanisms figure and the loss-against-mechanisms figure (`*_out`: {"png", "pdf"})."""
-    table = pl.read_csv(table_path)
-    records = [read_json(path) for path in record_paths]
-    sentence_chrf = {r["source"]: r["sentence_chrf"] for r in records if r["sentence_chrf"]}
-    threshold = records[0]["chrf_threshold"]
-    mechanisms_figure(table, sentence_chrf, threshold, mechanisms_out["png"], mechanisms_out["pdf"])
-    loss_figure(table, experiments, loss_out["png"], loss_out["pdf"])
 
 
 def table_partial(
@@ -244,27 +223,3 @@ def _worth_rows(
         bleu = _bleu_of(summary, experiment, row["condition"], row["size"])
         rows.append({**head, "compared": row.pop("condition"), **bleu, **row})
     return rows
-
-
-def figure_partial(
-    *,
-    summary_paths: dict[str, str],
-    table_path: Path,
-    titles: dict[str, str],
-    png: Path,
-    pdf: Path,
-) -> None:
-    """One panel per experiment: BLEU against the human pairs trained on (see
-    plots.real_data_worth)."""
-    needed = pl.read_csv(table_path)
-    panels = []
-    for experiment, summary_path in summary_paths.items():
-        summary = pl.read_csv(summary_path).filter(pl.col("experiment") == experiment)
-        panels.append(
-            (
-                real_pair_points(summary),
-                needed.filter(pl.col("experiment") == experiment),
-                titles[experiment],
-            )
-        )
-    save_figure(plot_real_pairs(panels), png, pdf)

@@ -23,7 +23,6 @@ from regurgitate.analysis.recursion import (
 )
 from regurgitate.analysis.significance import RESAMPLES, TRIALS
 from regurgitate.io import read_json, read_lines, write_json, write_table
-from regurgitate.plots.recursion import recursion_figure
 from regurgitate.study.vocabulary import HUMAN
 
 log = logging.getLogger(__name__)
@@ -172,7 +171,3 @@ def table_recursion(
     )
     write_table(table, out, decimals=4)
     return table
-
-
-def figure_recursion(*, table_path: Path, png: Path, pdf: Path, title: str) -> None:
-    recursion_figure(pl.read_csv(table_path), png, pdf, title=title)

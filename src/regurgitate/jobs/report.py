@@ -22,14 +22,10 @@ from regurgitate.analysis.aggregate import (
 from regurgitate.analysis.significance import differences_to_baseline
 from regurgitate.io import atomic_path, read_json, write_table
 from regurgitate.jobs.log import job_tag
-from regurgitate.plots.learning_curves import learning_curves
 from regurgitate.plots.tables import table_page
-from regurgitate.study.vocabulary import REAL, condition_kind
+from regurgitate.study.vocabulary import REAL
 
 log = logging.getLogger(__name__)
-
-# The experiment figure draws these; partial mixes and mitigations have figures of their own.
-LEARNING_CURVE_KINDS = ("real", "self", "gen")
 
 
 def table_experiment(
@@ -110,18 +106,6 @@ def _selected_steps(run_paths: list[str]) -> pl.DataFrame:
             (pl.col("stopped_by") == "patience").mean().alias("early_stopped"),
         )
     )
-
-
-def figure_experiment(
-    *, summary_path: Path, png: Path, pdf: Path, title: str, reference_metrics: dict[str, str]
-) -> None:
-    """The learning curves of one experiment's real, self and gen- conditions; `reference_metrics`
-    maps a line's label to a metrics JSON whose BLEU it draws."""
-    summary = pl.read_csv(summary_path)
-    kinds = pl.Series([condition_kind(c) for c in summary["condition"]])
-    summary = summary.filter(kinds.is_in(LEARNING_CURVE_KINDS))
-    lines = {label: read_json(path)["bleu"] for label, path in reference_metrics.items()}
-    learning_curves(summary, png, pdf, title=title, reference_lines=lines)
 
 
 def table_generators(*, metric_paths: list[str], out: Path) -> pl.DataFrame:
