@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from regurgitate.engine import model as model_module
-from regurgitate.engine.model import ModelConfig, Transformer, load_model, save_model
+from regurgitate.engine.decode import _Decoder
+from regurgitate.engine.model import KVCache, ModelConfig, Transformer, load_model, save_model
 
 
 def make_model(**overrides) -> Transformer:
@@ -71,44 +72,52 @@ def test_decoder_is_causal():
     assert not torch.allclose(a[:, 4:], b[:, 4:])
 
 
-def test_cached_decoding_matches_full_decoding():
+def test_stepwise_decoding_matches_full_decoding():
+    """Beam search's decoder, one position at a time through the key/value cache, gives the
+    logits of the whole target decoded at once (the banned pad token aside)."""
     model = make_model()
     src = torch.randint(4, 50, (2, 6))
     tgt = torch.randint(4, 50, (2, 5))
     full = model(src, tgt)
-    memory, mask = model.encode(src)
-    kv = model.memory_kv(memory)
-    cache = model.kv_cache(5)
-    steps = [model.decode(tgt[:, t : t + 1], kv, mask, cache) for t in range(5)]
-    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+    decoder = _Decoder(model, src, max_len=5, banned=[0])
+    with torch.inference_mode():
+        steps = [decoder.step(tgt[:, t], beams=1).clone() for t in range(5)]
+    stepped = torch.stack(steps, dim=1)
+    assert (stepped[..., 0] == float("-inf")).all()
+    torch.testing.assert_close(stepped[..., 1:], full[..., 1:], atol=1e-5, rtol=1e-5)
 
 
 @torch.inference_mode()
 def test_cache_follows_rows_that_are_reordered_repeated_and_dropped():
     """As beam search moves rows (a row continues another, several continue one, rows leave),
-    each row's cached decoding equals decoding its whole history again without a cache."""
-    model = make_model()
-    torch.manual_seed(1)
-    src = torch.randint(4, 50, (4, 6))
-    memory, mask = model.encode(src)
-    kv, cache = model.memory_kv(memory), model.kv_cache(6)
-    sources = torch.arange(4)  # the source of each row
-    history = torch.randint(4, 50, (4, 1))  # each row's target tokens so far
+    each row's cached keys and values are those of the row it continues."""
+    cache = KVCache(layers=2, max_len=6)
+    history = []  # per step, the keys of layer 1 that the rows hold
+    rows_now = 4
     moves = [[2, 0, 0, 3], [1, 1, 2, 3, 0], [4, 0, 2], [1, 2], [1, 0, 0]]
-    for rows in [torch.tensor(r) for r in moves]:
-        step = model.decode(history[:, -1:], kv, mask, cache)[:, -1]
-        full = model(src.index_select(0, sources), history)[:, -1]
-        torch.testing.assert_close(step, full, atol=1e-5, rtol=1e-5)
+    for step, rows in enumerate([torch.tensor(r) for r in moves] + [None]):
+        written = {}
+        for layer in range(2):
+            k, v = torch.randn(rows_now, 2, 1, 4), torch.randn(rows_now, 2, 1, 4)
+            keys, values = cache.write(layer, k, v)
+            written[layer] = (k, v)
+            assert keys.shape == (rows_now, 2, step + 1, 4)
+            expected = [*(h[layer][0] for h in history), k]
+            torch.testing.assert_close(keys, torch.cat(expected, dim=2))
+            torch.testing.assert_close(values[:, :, -1:], v)
+        cache.length += 1
+        history.append(written)
+        if rows is None:
+            break
         cache.select(rows)
-        sources, history = sources[rows], history[rows]
-        kv = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in kv]
-        mask = mask.index_select(0, rows)
-        history = torch.cat([history, torch.randint(4, 50, (len(rows), 1))], dim=1)
-    assert len(history) == 3 and history.shape[1] == 6
-    # and the step after the last move, which fills the cache
-    step = model.decode(history[:, -1:], kv, mask, cache)[:, -1]
-    full = model(src.index_select(0, sources), history)[:, -1]
-    torch.testing.assert_close(step, full, atol=1e-5, rtol=1e-5)
+        history = [
+            {
+                layer: (k.index_select(0, rows), v.index_select(0, rows))
+                for layer, (k, v) in h.items()
+            }
+            for h in history
+        ]
+        rows_now = len(rows)
     assert cache.length == cache.max_len
 
 

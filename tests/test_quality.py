@@ -19,6 +19,7 @@ from regurgitate.analysis.quality import (
     reverse_direction,
     round_trip,
 )
+from regurgitate.engine.decode import _Decoder
 from regurgitate.engine.model import ModelConfig, Transformer, save_model
 from regurgitate.engine.scoring import pair_nll
 from regurgitate.io import write_parquet
@@ -170,17 +171,15 @@ def test_pair_nll_equals_the_loss_of_each_pair_alone(random_model, toy_tokenizer
 
 
 def nll_by_cached_decoding(model, tokenizer, source: str, target: str) -> float:
-    """The target's mean NLL scored one token at a time through the decoder's key/value cache,
-    the path beam search takes (pad and BOS masked as it masks them)."""
+    """The target's mean NLL scored one token at a time through beam search's decoder and its
+    key/value cache (pad and BOS banned as the search bans them)."""
     src = torch.tensor([tokenizer.encode([source])[0] + [tokenizer.eos_id]])
     gold = tokenizer.encode([target])[0] + [tokenizer.eos_id]
-    memory, mask = model.encode(src)
-    memory_kv, cache = model.memory_kv(memory), model.kv_cache(len(gold))
+    decoder = _Decoder(model, src, len(gold), banned=[tokenizer.pad_id, tokenizer.bos_id])
     previous, total = tokenizer.bos_id, 0.0
     with torch.no_grad():
         for token in gold:
-            logits = model.decode(torch.tensor([[previous]]), memory_kv, mask, cache)[0, -1]
-            logits[[tokenizer.pad_id, tokenizer.bos_id]] = float("-inf")
+            logits = decoder.step(torch.tensor([previous]), beams=1)[0]
             total -= float(F.log_softmax(logits, dim=-1)[token])
             previous = token
     return total / len(gold)

@@ -78,8 +78,8 @@ class _Cohort:
         self.sentences = src.shape[0]
 
     def attend_self(self, q: Tensor, k: Tensor, v: Tensor, layer: int) -> Tensor:
-        """Attention.forward_self_cached's attention: one new position per row, the earlier
-        ones cached; q, k, v (rows, heads, 1, head_dim)."""
+        """Causal self-attention of one new position per row, the earlier ones cached; q, k, v
+        (rows, heads, 1, head_dim)."""
         keys, values = self.cache.write(layer, k, v)
         scores = torch.matmul(q, keys.transpose(-1, -2)) * q.shape[-1] ** -0.5
         return torch.matmul(scores.softmax(dim=-1), values)
@@ -114,8 +114,9 @@ def _cat(parts: list[Tensor]) -> Tensor:
 
 class _Decoder:
     """The model's decoder, one target position per step for all beams of all sentences: the
-    function of `Transformer.decode` (in evaluation mode) with a key/value cache, computed on
-    the model's own layers and weights in the shapes beam search has.
+    function of `Transformer.decode_states` and the tied vocabulary projection (in evaluation
+    mode) with a key/value cache, computed on the model's own layers and weights in the shapes
+    beam search has.
 
     - The source's cross-attention keys and values are held once per sentence, not per beam:
       the b beams of a sentence are b queries against one memory (one product of b rows per

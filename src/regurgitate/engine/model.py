@@ -1,8 +1,9 @@
-"""A pre-norm Transformer encoder-decoder with tied embeddings and an incremental decoder.
+"""A pre-norm Transformer encoder-decoder with tied embeddings.
 
 One shared (joint source/target) vocabulary: the encoder embedding, the decoder embedding and the
 output projection are the same matrix. Attention goes through PyTorch's fused
-scaled_dot_product_attention; the decoder keeps a key/value cache for step-by-step decoding.
+scaled_dot_product_attention. Beam search (engine/decode.py) steps through the decoder's layers
+one position at a time, with their keys and values in a KVCache.
 
 Training on a CPU takes a path of its own where it pays (BENCHMARKS.md, issue 27): dropout masks
 from 64-bit random words instead of one Bernoulli draw per element, attention with dropout as two
@@ -316,27 +317,8 @@ class Attention(nn.Module):
         q, k, v = (self.split_heads(t) for t in self.qkv(x).chunk(3, dim=-1))
         return self.attend(q, k, v, mask, causal)
 
-    def attend_one(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        """Attention of a single query position per row. The fused kernel is built for long
-        queries: for one query, two batched products are about twice as fast on CPU."""
-        scores = torch.einsum("bhqd,bhkd->bhqk", q, k) * q.shape[-1] ** -0.5
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        y = torch.einsum("bhqk,bhkd->bhqd", scores.softmax(dim=-1), v)
-        b, h, t, dh = y.shape
-        return self.out(y.transpose(1, 2).reshape(b, t, h * dh))
-
-    def forward_self_cached(self, x: Tensor, cache: KVCache, layer: int) -> Tensor:
-        """One new position per row; keys and values of earlier positions come from `cache`."""
-        q, k, v = (self.split_heads(t) for t in self.qkv(x).chunk(3, dim=-1))
-        k, v = cache.write(layer, k, v)
-        return self.attend_one(q, k, v, None)
-
     def forward_cross(self, x: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        q = self.split_heads(self.q(x))
-        if q.shape[2] == 1 and not self.training:
-            return self.attend_one(q, k, v, mask)
-        return self.attend(q, k, v, mask, causal=False)
+        return self.attend(self.split_heads(self.q(x)), k, v, mask, causal=False)
 
 
 class FeedForward(nn.Sequential):
@@ -388,15 +370,9 @@ class DecoderLayer(nn.Module):
         x: Tensor,
         memory_kv: tuple[Tensor, Tensor],
         memory_mask: Tensor,
-        cache: KVCache | None,
-        layer: int,
     ) -> Tensor:
         p, training = self.drop.p, self.training
-        h = self.norm1(x)
-        if cache is None:
-            h = self.self_attn.forward_self(h, None, causal=True)
-        else:
-            h = self.self_attn.forward_self_cached(h, cache, layer)
+        h = self.self_attn.forward_self(self.norm1(x), None, causal=True)
         x = dropout_add(x, h, p, training)
         h = self.cross_attn.forward_cross(self.norm2(x), *memory_kv, memory_mask)
         x = dropout_add(x, h, p, training)
@@ -446,30 +422,14 @@ class Transformer(nn.Module):
         return [layer.cross_attn.project_kv(memory) for layer in self.decoder]
 
     def decode_states(
-        self,
-        tgt_in: Tensor,
-        memory_kv: list[tuple[Tensor, Tensor]],
-        memory_mask: Tensor,
-        cache: KVCache | None = None,
+        self, tgt_in: Tensor, memory_kv: list[tuple[Tensor, Tensor]], memory_mask: Tensor
     ) -> Tensor:
-        """The decoder's output before the vocabulary projection. With a `cache`, `tgt_in` is
-        the one position after those the cache holds."""
-        x = self.embed_tokens(tgt_in, 0 if cache is None else cache.length)
-        for i, (layer, kv) in enumerate(zip(self.decoder, memory_kv, strict=True)):
-            x = layer(x, kv, memory_mask, cache, i)
-        if cache is not None:
-            cache.length += 1
+        """The decoder's output before the vocabulary projection, every target position at once
+        (training and scoring; beam search steps through the same layers in engine/decode.py)."""
+        x = self.embed_tokens(tgt_in)
+        for layer, kv in zip(self.decoder, memory_kv, strict=True):
+            x = layer(x, kv, memory_mask)
         return self.decoder_norm(x)
-
-    def decode(
-        self,
-        tgt_in: Tensor,
-        memory_kv: list[tuple[Tensor, Tensor]],
-        memory_mask: Tensor,
-        cache: KVCache | None = None,
-    ) -> Tensor:
-        states = self.decode_states(tgt_in, memory_kv, memory_mask, cache)
-        return F.linear(states, self.embed.weight)
 
     def forward(self, src: Tensor, tgt_in: Tensor, keep: Tensor | None = None) -> Tensor:
         """Teacher-forced logits (batch, tgt_len, vocab); with `keep`, flat indices into
