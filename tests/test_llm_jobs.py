@@ -221,7 +221,7 @@ def test_workflow_writes_synthetic_data_of_an_api_generator(tmp_path, api):
 @pytest.mark.slow
 def test_workflow_runs_e1_through_the_finetuning_api(tmp_path, api):
     """E1 with an openai base: every (condition, size, seed) is fine-tuned through the API and
-    scored through the openai path; a re-run pays for nothing again."""
+    scored through the openai path; a forced re-run pays for nothing again."""
     config = tiny_config()
     config["generators"]["api"] = {
         **openai_generator(api, tmp_path),
@@ -244,8 +244,10 @@ def test_workflow_runs_e1_through_the_finetuning_api(tmp_path, api):
     metrics = json.loads((workdir / "results/runs/finetune/real/100/1/metrics.json").read_text())
     assert metrics["fine_tuned_model"] == record["fine_tuned_model"] and metrics["bleu"] > 0
     jobs = len(api.jobs)
-    forced = ("--forcerun", "finetune_api")
-    run_snakemake(workdir, configfile, "--cores", "2", *forced, "--", "results/tables/finetune.csv")
-    assert len(api.jobs) == jobs  # every rerun found its job's state and created none
+    # One run forced again (the target first: --forcerun takes every name after it): the others
+    # would only repeat it, each with its evaluation.
+    target = "results/runs/finetune/real/100/1/model.json"
+    run_snakemake(workdir, configfile, "--cores", "2", target, "--forcerun", "finetune_api")
+    assert len(api.jobs) == jobs  # the rerun found its job's state and created none
     log = (workdir / "logs/finetune_api/finetune/real/100/1.log").read_text()
     assert "created fine-tuning job" not in log
