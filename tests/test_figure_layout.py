@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-from regurgitate.jobs import analyze, mitigate, recursion, report, rule_graph
+from regurgitate.jobs import figures as figure_jobs
+from regurgitate.jobs import rule_graph
 from regurgitate.plots import learning_curves, mechanisms, mitigations
 from regurgitate.plots import recursion as recursion_plots
 from regurgitate.plots.learning_curves import plot_learning_curves
@@ -89,7 +90,7 @@ def render_study_figures(study: Path, out: Path) -> dict[str, Figure]:
         return {ext: str(out / f"{name}.{ext}") for ext in ("png", "pdf")}
 
     experiments = [e for e in (SCRATCH, FINETUNE) if e in config]
-    saving = [learning_curves, mechanisms, mitigations, recursion_plots, analyze, rule_graph]
+    saving = [learning_curves, mechanisms, mitigations, recursion_plots, figure_jobs, rule_graph]
     with ExitStack() as stack:
         for module in saving:
             stack.enter_context(mock.patch.object(module, "save_figure", keep))
@@ -104,13 +105,13 @@ def render_study_figures(study: Path, out: Path) -> dict[str, Figure]:
                 if experiment == FINETUNE
                 else {}
             )
-            report.figure_experiment(
+            figure_jobs.figure_experiment(
                 summary_path=results / "tables" / f"{experiment}.csv",
                 title=EXPERIMENTS[experiment].title,
                 reference_metrics=references,
                 **paths(experiment),
             )
-        analyze.figure_mechanisms(
+        figure_jobs.figure_mechanisms(
             table_path=results / "tables" / "mechanisms.csv",
             record_paths=[
                 str(results / "mechanisms" / f"{s}.json") for s in [HUMAN, *config["generators"]]
@@ -119,7 +120,7 @@ def render_study_figures(study: Path, out: Path) -> dict[str, Figure]:
             mechanisms_out=paths("mechanisms"),
             loss_out=paths("loss_vs_mechanisms"),
         )
-        analyze.figure_partial(
+        figure_jobs.figure_partial(
             summary_paths={e: str(results / "tables" / f"{e}.csv") for e in experiments},
             table_path=results / "tables" / "partial.csv",
             titles={e: EXPERIMENTS[e].short_title for e in experiments},
@@ -129,7 +130,7 @@ def render_study_figures(study: Path, out: Path) -> dict[str, Figure]:
         # The strategies drawn are those the study drew: the configuration leaves them to the
         # schema's defaults.
         curves = sorted((results / "figures" / "mitigations").glob("*.png"))
-        mitigate.figure_mitigations(
+        figure_jobs.figure_mitigations(
             run_paths=[
                 str(p) for e in mitigated for p in (results / "runs" / e).rglob("metrics.json")
             ],
@@ -145,7 +146,7 @@ def render_study_figures(study: Path, out: Path) -> dict[str, Figure]:
             },
             gap_out=paths("gap_closed"),
         )
-        recursion.figure_recursion(
+        figure_jobs.figure_recursion(
             table_path=results / "tables" / "recursion.csv",
             title=RECURSION_TITLE,
             **paths("recursion"),
