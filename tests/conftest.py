@@ -137,18 +137,23 @@ class BackgroundStudy:
         self.log.close()
 
 
-# What the serial run makes: E2 from scratch, whose students run side by side in `finished_run`.
-SERIAL_TARGET = "results/tables/scratch.csv"
+# What the serial run makes: a run of every condition of E2 from scratch (the second seed, the
+# smallest size) and all they need (pools, tokenizer, both generators, their synthetic data and
+# the curricula), which run side by side with the rest of the study in `finished_run`.
+SERIAL_TARGETS = [
+    f"results/runs/scratch/{condition}/100/2/metrics.json"
+    for condition in ("real", "gen-weak", "gen-strong")
+]
 
 
 @pytest.fixture(scope="session")
 def serial_study(request, tmp_path_factory):
-    """E2 from scratch of the tiny study (SERIAL_TARGET) with --cores 1: jobs one at a time, in
-    another order. Started only when a collected test compares with it (`serial_run`), and before
-    `finished_run`, beside it. E2 alone (40 of the study's 164 jobs) keeps the suite in its time;
+    """A part of the tiny study (SERIAL_TARGETS) with --cores 1: jobs one at a time, in another
+    order. Started only when a collected test compares with it (`serial_run`), and before
+    `finished_run`, beside it. A part (16 of the study's 164 jobs) keeps the suite in its time;
     tests/test_slurm.py compares another part, run by another executor, with `finished_run`."""
     wanted = any("serial_run" in getattr(i, "fixturenames", ()) for i in request.session.items)
-    args = ("--cores", "1", SERIAL_TARGET)
+    args = ("--cores", "1", *SERIAL_TARGETS)
     study = BackgroundStudy(tmp_path_factory.mktemp("serial"), *args) if wanted else None
     yield study
     if study:
@@ -172,7 +177,7 @@ def finished_run(tmp_path_factory, serial_study):
 
 __all__ = [
     "REPO",
-    "SERIAL_TARGET",
+    "SERIAL_TARGETS",
     "SHARED_DATA",
     "TINY",
     "run_snakemake",
