@@ -82,9 +82,16 @@ def check_config(corpus: Path, seeds: list[int]) -> dict:
     return config
 
 
+TRAINING_END = ("stopped_by", "steps", "epochs_completed", "best_step")
+
+
 def training_end(path: Path) -> dict:
+    """How a model's training ended; unknown (None) where its record is gone, as after a
+    retraining that was killed once the model's scores and synthetic data had been made."""
+    if not path.exists():
+        return dict.fromkeys(TRAINING_END)
     train = json.loads(path.read_text())
-    return {k: train.get(k) for k in ("stopped_by", "steps", "epochs_completed", "best_step")}
+    return {k: train.get(k) for k in TRAINING_END}
 
 
 def summarise(results: Path) -> dict:
