@@ -74,7 +74,7 @@ NOT_IMPORTED = {
     "table_": ("torch", "sklearn", "scipy.stats", "matplotlib", "transformers"),
     "figure_": ("torch", "sklearn", "scipy.stats", "transformers"),
     "mechanisms_": ("torch", "sklearn", "scipy.stats", "matplotlib", "transformers"),
-    "reverse_pairs": ("torch", "sklearn", "matplotlib", "transformers"),
+    "reverse_pairs": ("torch", "sklearn", "scipy.stats", "matplotlib", "transformers"),
     "train_detector": ("torch", "matplotlib", "transformers"),
 }
 
