@@ -35,6 +35,8 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from regurgitate.study import footprint
+
 REPO = Path(__file__).resolve().parents[1]
 # The line regurgitate.engine.train logs at the end of a training run.
 THROUGHPUT = re.compile(r"trained at (\d+) target tokens/s")
@@ -230,6 +232,21 @@ def markdown_table(rules: list[dict], wall_seconds: float | None, cores: int | N
     return "\n".join(lines)
 
 
+def footprint_table(rows: list[dict]) -> str:
+    lines = [
+        "\n| rule | jobs | footprint expected s | measured s (jobs) | measured / expected |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        measured = r["measured_s"]
+        ratio = "" if measured is None else f"{measured / r['expected_s']:.2f}"
+        lines.append(
+            f"| {r['rule']} | {r['jobs']} | {r['expected_s']:.0f} "
+            f"| {_number(measured)} ({r['measured_jobs']}) | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
 # Per condition at an experiment's largest size: the score over seeds and the paired difference
 # to `real` over seeds and test sentences (analysis.significance).
 CONDITION_COLUMNS = ["bleu_mean", "bleu_ci_low", "bleu_ci_high", "chrf_mean", "n_seeds"]
@@ -266,6 +283,28 @@ def experiment_summary(results: Path, experiment: str) -> dict:
     }
 
 
+def footprint_check(workdir: Path, configfile: Path, rules: list[dict]) -> list[dict]:
+    """Per model-bearing rule, the footprint's expected job-seconds for the preset's config as
+    README.md's estimate computes them (at the development CPU's assumed speed), with the pools
+    the run made, beside the seconds the run's jobs took."""
+    config = yaml.safe_load(configfile.read_text())
+    config = footprint.with_defaults(config, REPO / footprint.SCHEMA)
+    words, remaining = footprint.corpus_shape(config)
+    made = footprint.pools_made(workdir / footprint.CLEANING_REPORT)
+    scale = footprint.Scale(config, words, remaining, made)
+    measured = {r["rule"]: r for r in rules}
+    return [
+        {
+            "rule": name,
+            "jobs": rule.jobs,
+            "expected_s": rule.expected_seconds,
+            "measured_s": measured[name]["total_s"] if name in measured else None,
+            "measured_jobs": measured[name]["jobs"] if name in measured else 0,
+        }
+        for name, rule in footprint.study(scale).items()
+    ]
+
+
 def optional_rows(path: Path, columns: list[str]) -> list[dict]:
     if not path.exists():
         return []
@@ -285,15 +324,18 @@ def summarise(workdir: Path) -> dict:
         # the interpolated number of human pairs each full synthetic set is worth
         "real_pairs_worth": [row for row in partial if row.get("human_share") is None],
         "gap_closed": optional_rows(results / "tables" / "mitigations.csv", GAP_COLUMNS),
-        "generators": pl.read_csv(results / "tables" / "generators.csv")
-        .select("generator", "architecture", "teacher_pairs", "bleu", "chrf")
-        .to_dicts(),
+        "generators": optional_rows(
+            results / "tables" / "generators.csv",
+            ["generator", "architecture", "teacher_pairs", "bleu", "chrf"],
+        ),
         "student_target_tokens_per_second": {
             "mean": sum(throughput) / len(throughput),
             "min": min(throughput),
             "max": max(throughput),
             "runs": len(throughput),
-        },
+        }
+        if throughput
+        else None,
         "rules": rule_table(workdir),
     }
 
@@ -338,6 +380,7 @@ def main() -> None:
         summary["wall_seconds"] = run_workflow(args.workdir, configfile, args.cores)
     summary.update(summarise(args.workdir))
     summary["rule_seconds"] = {r["rule"]: r["total_s"] for r in summary["rules"]}
+    summary["footprint"] = footprint_check(args.workdir, args.configfile, summary["rules"])
     if not args.summarise_only:
         (args.workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     elif (args.workdir / "summary.json").exists():  # the run's own wall time
@@ -348,6 +391,7 @@ def main() -> None:
         summary.update(wall_seconds=sum(spans), snakemake_runs=len(spans))
     print(json.dumps(summary, indent=2))
     print(markdown_table(summary["rules"], summary.get("wall_seconds"), summary["cores"]))
+    print(footprint_table(summary["footprint"]))
 
 
 if __name__ == "__main__":

@@ -200,9 +200,22 @@ def test_command_prints_the_rules_and_the_disk(capsys):
     assert re.search(r"disk at the end: [\d.]+ GB \(\d+\.\d GB with keep_student_models", out)
 
 
+# A rule of the workflow and its block, up to the next rule or top-level statement.
+RULE_BLOCK = re.compile(
+    r"^(?:rule (\w+):|use rule \w+ as (\w+) with:)\n(.*?)(?=^\S)", re.MULTILINE | re.DOTALL
+)
+
+
+def model_job_rules() -> set[str]:
+    """The workflow's rules whose resources are a footprint estimate (`model_job`)."""
+    text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    return {a or b for a, b, block in RULE_BLOCK.findall(text + "\nEND") if "model_job(" in block}
+
+
 @pytest.mark.slow
 def test_jobs_are_the_workflows_jobs(tmp_path):
-    """The footprint's jobs per rule are those a dry run of the tiny study schedules."""
+    """The footprint's jobs per rule are those a dry run of the tiny study schedules, and every
+    scheduled rule that asks the footprint for its resources is counted in it."""
     write_toy_corpus(tmp_path / "data" / "corpus.tsv", 1500)
     result = run_snakemake(tmp_path, TINY, "--dry-run", "--quiet", "rules")
     scheduled = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
@@ -210,6 +223,9 @@ def test_jobs_are_the_workflows_jobs(tmp_path):
     assert rules, "no jobs"
     for name, rule in rules.items():
         assert int(scheduled[name]) == rule.jobs, name
+    modelled = model_job_rules()
+    assert {"train_student", "train_recursion", "evaluate_recursion"} <= modelled
+    assert modelled & set(scheduled) <= set(rules)
 
 
 def test_measured_speed_is_this_machines_training_steps():
@@ -300,3 +316,19 @@ def test_readme_numbers_are_the_footprints():
     config_readme = (REPO / "config" / "README.md").read_text()
     sizes = f"at paper scale {students['jobs']} files of {model_mb / 1e6:.0f} MB, "
     assert sizes + f"{students['disk_gb']:.0f} GB" in config_readme
+
+
+def test_readme_default_study_hours_are_the_footprints(capsys):
+    """README.md's and config/config.yaml's time for the default study is what the footprint
+    command prints for it at the development CPU's speed."""
+    footprint.main(["--configfile", str(REPO / "config" / "config.yaml"), "--cores", "2"])
+    out = capsys.readouterr().out
+    expected_job_hours = re.search(r"([\d.]+) expected with patience", out)[1]
+    expected, bound = re.search(r"about ([\d.]+) hours expected, at most ([\d.]+)", out).groups()
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert (
+        f"it says {expected_job_hours} job-hours expected, about {expected} hours on 2 cores, "
+        f"at most {bound}." in readme
+    )
+    config = " ".join((REPO / "config" / "config.yaml").read_text().replace("#", "").split())
+    assert f"The footprint expects about {expected} hours on 2 cores" in config

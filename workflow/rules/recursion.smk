@@ -94,12 +94,10 @@ use rule train_student as train_recursion with:
         f"logs/recursion/train/{RECURSION_RUN}.log",
     benchmark:
         f"benchmarks/results/train_recursion/{RECURSION_RUN}.tsv"
-    # Under accumulate a generation trains on up to (generation + 1) x size rows.
     resources:
         **model_job(
-            lambda wildcards: SCALE.student_training(
-                RECURSION_EXPERIMENT,
-                int(wildcards.size) * (int(wildcards.generation) + 1),
+            lambda wildcards: SCALE.recursion_training(
+                wildcards.regime, int(wildcards.generation), int(wildcards.size)
             )
         ),
     params:
@@ -129,7 +127,7 @@ rule translate_recursion:
         ENV
     threads: DECODE_THREADS
     resources:
-        **model_job(lambda wildcards: SCALE.student_decoding(RECURSION_EXPERIMENT)),
+        **model_job(lambda wildcards: SCALE.recursion_decoding(int(wildcards.size))),
     params:
         name="{regime}/{generation}",
         decoding=RECURSION_DECODING,
@@ -152,7 +150,7 @@ use rule evaluate_run as evaluate_recursion with:
     benchmark:
         f"benchmarks/results/evaluate_recursion/{RECURSION_RUN}.tsv"
     resources:
-        **model_job(lambda wildcards: SCALE.student_decoding(RECURSION_EXPERIMENT)),
+        **model_job(lambda wildcards: SCALE.recursion_decoding(SCALE.rows("test"))),
     params:
         decoding=RECURSION_DECODING,
 

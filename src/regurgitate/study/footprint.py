@@ -34,10 +34,13 @@ from regurgitate.study.config import (
     experiment_runs,
     experiments,
     finetune_through_api,
+    recursion_architecture,
+    recursion_runs,
+    recursion_training,
     student_architecture,
     training_settings,
 )
-from regurgitate.study.vocabulary import FINETUNE
+from regurgitate.study.vocabulary import ACCUMULATE, FINETUNE
 
 MB = 1e6  # decimal, as Snakemake's mem_mb
 GB = 1e9
@@ -602,6 +605,22 @@ class Scale:
         rows = self.rows("student")
         return scoring(architecture, self.vocab, rows, self.decode_on, self.words)
 
+    def recursion_training(self, regime: str, generation: int, size: int) -> Estimate:
+        """A local generation of the recursion: `size` pairs, or under `accumulate` the human
+        pairs and every earlier generation's translations of the lineage's sources."""
+        settings = recursion_training(self.config, seed=1)
+        rows = size * (generation + 1) if regime == ACCUMULATE else size
+        architecture = recursion_architecture(self.config)
+        return training(
+            architecture, self.vocab, settings, rows, self.train_on, self.words, settings["select"]
+        )
+
+    def recursion_decoding(self, rows: int) -> Estimate:
+        """A generation translating its lineage's sources, or the test set."""
+        settings = decoding_settings(self.config, self.config["recursion"].get("decoding"))
+        architecture = recursion_architecture(self.config)
+        return decoding(architecture, self.vocab, settings, rows, self.decode_on, self.words)
+
     def jobs(self) -> Iterator[tuple[str, Estimate]]:
         """Every model-bearing job of the study, as (rule, estimate)."""
         yield from open_weights_footprint.jobs(self)  # those of huggingface models
@@ -618,6 +637,19 @@ class Scale:
                 yield "train_student", self.student_training(experiment, size)
                 yield "evaluate_run", self.student_decoding(experiment)
         yield from self._mitigation_jobs()
+        yield from self._recursion_jobs()
+
+    def _recursion_jobs(self) -> Iterator[tuple[str, Estimate]]:
+        """The local generations (an open-weight base's are open_weights_footprint's)."""
+        settings = self.config.get("recursion")
+        if not settings or (
+            settings["experiment"] == FINETUNE and open_weights_footprint.is_base(self.config)
+        ):
+            return
+        for regime, generation, size, _ in recursion_runs(self.config):
+            yield "train_recursion", self.recursion_training(regime, generation, size)
+            yield "translate_recursion", self.recursion_decoding(size)
+            yield "evaluate_recursion", self.recursion_decoding(self.rows("test"))
 
     def _mitigation_jobs(self) -> Iterator[tuple[str, Estimate]]:
         settings = self.config.get("mitigations") or {}
