@@ -14,10 +14,10 @@ and per stage (training, decoding, scoring, other), with the end-to-end wall tim
 the cores were. Writes `summary.json` into DIR and prints it.
 With --summarise-only it reads a finished run instead of starting one (and takes the wall time
 from that run's summary.json, or where it has none, sums the spans of its Snakemake runs from
-their logs); with --resume it goes on with an unfinished run in DIR (the wall
-time is then that part's, not a cold start's). Beside a development checkout it reads Multi30k
-from ../shared/data/multi30k, as development and CI do, instead of downloading it (--download
-does).
+their logs); with --resume it goes on with an unfinished run in DIR (the wall time is then the
+sum of its parts' spans, as --summarise-only counts them). Beside a development checkout it reads
+Multi30k from ../shared/data/multi30k, as development and CI do, instead of downloading it
+(--download does).
 """
 
 from __future__ import annotations
@@ -349,7 +349,8 @@ def main() -> None:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="go on with an unfinished run in the workdir (its wall time is then this part's)",
+        help="go on with an unfinished run in the workdir (its wall time is then the sum of "
+        "its parts' spans)",
     )
     parser.add_argument(
         "--download", action="store_true", help="download the corpus even beside a local copy"
@@ -358,8 +359,10 @@ def main() -> None:
     summary = {"cores": args.cores}
     if args.resume:
         configfile = args.workdir / "config" / args.configfile.name
-        summary["wall_seconds"] = run_workflow(args.workdir, configfile, args.cores)
-        summary["resumed"] = True
+        summary["last_part_wall_seconds"] = run_workflow(args.workdir, configfile, args.cores)
+        # The whole run's time: every part's span, without the pauses between them.
+        spans = run_spans(args.workdir)
+        summary.update(wall_seconds=sum(spans), snakemake_runs=len(spans), resumed=True)
     elif not args.summarise_only:
         shutil.rmtree(args.workdir, ignore_errors=True)
         args.workdir.mkdir(parents=True)
