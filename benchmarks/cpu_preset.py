@@ -305,6 +305,21 @@ def footprint_check(workdir: Path, configfile: Path, rules: list[dict]) -> list[
     ]
 
 
+def training_steps(results: Path) -> dict:
+    """Optimizer steps and target tokens of every model the run trained (its train.json), by
+    what it is: generators, the students of each experiment, recursion generations, the rest."""
+    groups: dict[str, dict] = {}
+    for path in sorted(results.rglob("train.json")):
+        parts = path.relative_to(results).parts
+        group = "/".join(parts[:2]) if parts[0] == "runs" else parts[0]
+        record = json.loads(path.read_text())
+        totals = groups.setdefault(group, {"models": 0, "steps": 0, "target_tokens": 0})
+        totals["models"] += 1
+        totals["steps"] += record["steps"]
+        totals["target_tokens"] += record["target_tokens"]
+    return groups
+
+
 def optional_rows(path: Path, columns: list[str]) -> list[dict]:
     if not path.exists():
         return []
@@ -337,6 +352,7 @@ def summarise(workdir: Path) -> dict:
         if throughput
         else None,
         "rules": rule_table(workdir),
+        "training_steps": training_steps(results),
     }
 
 
