@@ -297,7 +297,8 @@ def footprint_check(workdir: Path, configfile: Path, rules: list[dict]) -> list[
         {
             "rule": name,
             "jobs": rule.jobs,
-            "expected_s": rule.expected_seconds,
+            # with the start-up each job is counted in the footprint's hours on the cores
+            "expected_s": rule.expected_seconds + rule.jobs * footprint.STARTUP_SECONDS,
             "measured_s": measured[name]["total_s"] if name in measured else None,
             "measured_jobs": measured[name]["jobs"] if name in measured else 0,
         }

@@ -183,6 +183,17 @@ def test_the_preset_benchmark_accounts_for_every_job(finished_run):
     assert sum(r["total_s"] for r in rules.values()) <= 2 * wall + len(job_logs)
     table = preset.markdown_table(list(rules.values()), wall, 2)
     assert "| train_student | training | 32 |" in table and "Cores busy" in table
+    # The footprint's estimate beside every model-bearing rule's measured jobs.
+    check = preset.footprint_check(finished_run, TINY, list(rules.values()))
+    assert {r["rule"] for r in check} >= {"train_student", "train_recursion", "evaluate_run"}
+    for row in check:
+        assert row["measured_jobs"] == row["jobs"] > 0, row
+        assert row["measured_s"] == rules[row["rule"]]["total_s"] and row["expected_s"] > 0, row
+    assert "| train_student | 32 |" in preset.footprint_table(check)
+    steps = preset.training_steps(finished_run / "results")
+    assert sum(g["models"] for name, g in steps.items() if name.startswith("runs/")) == 32
+    assert steps["generators"]["models"] > 0 and steps["recursion"]["models"] > 0
+    assert all(g["steps"] > 0 and g["target_tokens"] > 0 for g in steps.values())
 
 
 def test_cores_1_and_cores_2_give_the_same_bytes(finished_run, serial_run):
