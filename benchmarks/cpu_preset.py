@@ -43,7 +43,7 @@ THROUGHPUT = re.compile(r"trained at (\d+) target tokens/s")
 SHARED_MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
 
 
-def run_workflow(workdir: Path, configfile: Path, cores: int) -> float:
+def run_workflow(workdir: Path, configfile: Path, cores: int, unlock: bool = False) -> float:
     command = [
         sys.executable,
         "-m",
@@ -55,6 +55,8 @@ def run_workflow(workdir: Path, configfile: Path, cores: int) -> float:
         "--cores",
         str(cores),
     ]
+    if unlock:  # a part that was killed (a session's end) leaves the folder locked
+        subprocess.run([*command, "--unlock"], cwd=workdir, check=True)
     start = time.perf_counter()
     subprocess.run(command, cwd=workdir, check=True)
     return time.perf_counter() - start
@@ -376,7 +378,9 @@ def main() -> None:
     summary = {"cores": args.cores}
     if args.resume:
         configfile = args.workdir / "config" / args.configfile.name
-        summary["last_part_wall_seconds"] = run_workflow(args.workdir, configfile, args.cores)
+        summary["last_part_wall_seconds"] = run_workflow(
+            args.workdir, configfile, args.cores, unlock=True
+        )
         # The whole run's time: every part's span, without the pauses between them.
         spans = run_spans(args.workdir)
         summary.update(wall_seconds=sum(spans), snakemake_runs=len(spans), resumed=True)
