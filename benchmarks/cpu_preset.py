@@ -43,7 +43,9 @@ THROUGHPUT = re.compile(r"trained at (\d+) target tokens/s")
 SHARED_MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
 
 
-def run_workflow(workdir: Path, configfile: Path, cores: int, unlock: bool = False) -> float:
+def run_workflow(
+    workdir: Path, configfile: Path, cores: int, unlock: bool = False, prioritize=()
+) -> float:
     command = [
         sys.executable,
         "-m",
@@ -58,7 +60,8 @@ def run_workflow(workdir: Path, configfile: Path, cores: int, unlock: bool = Fal
     if unlock:  # a part that was killed (a session's end) leaves the folder locked
         subprocess.run([*command, "--unlock"], cwd=workdir, check=True)
     start = time.perf_counter()
-    subprocess.run(command, cwd=workdir, check=True)
+    prioritized = ["--prioritize", *prioritize] if prioritize else []
+    subprocess.run([*command, *prioritized], cwd=workdir, check=True)
     return time.perf_counter() - start
 
 
@@ -372,6 +375,14 @@ def main() -> None:
         "its parts' spans)",
     )
     parser.add_argument(
+        "--prioritize",
+        nargs="+",
+        default=(),
+        metavar="TARGET",
+        help="targets (e.g. results/tables/finetune.csv) whose jobs run first, so that a run "
+        "cut short by a session's end has finished whole experiments",
+    )
+    parser.add_argument(
         "--download", action="store_true", help="download the corpus even beside a local copy"
     )
     args = parser.parse_args()
@@ -379,7 +390,7 @@ def main() -> None:
     if args.resume:
         configfile = args.workdir / "config" / args.configfile.name
         summary["last_part_wall_seconds"] = run_workflow(
-            args.workdir, configfile, args.cores, unlock=True
+            args.workdir, configfile, args.cores, unlock=True, prioritize=args.prioritize
         )
         # The whole run's time: every part's span, without the pauses between them.
         spans = run_spans(args.workdir)
@@ -401,7 +412,9 @@ def main() -> None:
             config = yaml.safe_dump(config, sort_keys=False)
         configfile = args.workdir / "config" / args.configfile.name
         configfile.write_text(config)
-        summary["wall_seconds"] = run_workflow(args.workdir, configfile, args.cores)
+        summary["wall_seconds"] = run_workflow(
+            args.workdir, configfile, args.cores, prioritize=args.prioritize
+        )
     summary.update(summarise(args.workdir))
     summary["rule_seconds"] = {r["rule"]: r["total_s"] for r in summary["rules"]}
     summary["footprint"] = footprint_check(args.workdir, args.configfile, summary["rules"])

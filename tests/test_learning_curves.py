@@ -183,3 +183,34 @@ def test_a_condition_whose_generator_did_not_learn_is_dashed_and_labelled():
     assert weak.get_linestyle() == "--"
     assert by_id["gen-strong"].get_linestyle() == "-"
     assert by_id["real"].get_linestyle() == "-"
+
+
+def test_a_condition_at_one_size_is_a_point_with_its_interval():
+    summary = pl.concat(
+        [
+            summary_table(("real", "gen-weak"), sizes=(2000, 8000)),
+            summary_table(("ordered-weak-confidence", "ordered-weak-oracle"), sizes=(2000,)),
+        ]
+    )
+    figure = plot_learning_curves(summary, title="S1")
+    (ax,) = figure.axes
+    # one error bar (a LineCollection) per single-size condition, its ends at its interval
+    bars = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
+    assert len(bars) == 2
+    ends = sorted(tuple(sorted(s[:, 1])) for bar in bars for s in bar.get_segments())
+    expected = summary.filter(pl.col("size") == 2000, pl.col("condition").str.starts_with("ord"))
+    assert ends == sorted(zip(expected["bleu_ci_low"], expected["bleu_ci_high"], strict=True))
+    # side by side around their size, so that the intervals do not hide one another
+    points = condition_lines(figure, {"ordered-weak-confidence", "ordered-weak-oracle"})
+    xs = sorted(x for line in points for x in line.get_xdata())
+    assert xs[0] < 2000 < xs[1] and xs[0] + xs[1] == pytest.approx(4000)
+
+
+def test_given_styles_are_kept_and_the_others_take_what_is_left():
+    fixed = condition_styles(["real", "gen-fair", "gen-good", "self"])
+    styles = condition_styles(["real", "gen-fair", "detector-fair"], fixed)
+    assert styles["gen-fair"] == fixed["gen-fair"]
+    assert styles["detector-fair"][0] != fixed["gen-fair"][0]
+    assert "<" not in {
+        marker for _, marker in condition_styles([f"c{i}" for i in range(12)]).values()
+    }

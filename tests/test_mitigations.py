@@ -434,3 +434,24 @@ def test_a_gap_untested_for_want_of_seeds_has_no_share(tmp_path):
         experiment_tables=[path],
     )
     assert set(written["gap_note"]) == {ONE_SEED_NOTE}
+
+
+def test_strategy_figures_keep_the_experiment_figures_styles(tmp_path, monkeypatch):
+    import regurgitate.plots.learning_curves as curves
+    from regurgitate.plots.learning_curves import plot_learning_curves
+
+    figures = []
+    monkeypatch.setattr(curves, "save_figure", lambda figure, png, pdf: figures.append(figure))
+    data = runs({"real": [30, 32], "gen-a": [20, 22], "gen-b": [25, 27], "self": [29, 31]})
+    data = pl.concat([data, runs({"detector-a": [21, 23]})])
+    summary = summarise(data)
+    strategy_curves(summary, "S3", tmp_path / "s3.png", tmp_path / "s3.pdf")
+    experiment = plot_learning_curves(
+        summary.filter(pl.col("condition").is_in(["real", "gen-a", "gen-b", "self"])), title="E"
+    )
+    colours = [
+        {line.get_gid(): line.get_color() for line in f.axes[0].get_lines() if line.get_gid()}
+        for f in (figures[0], experiment)
+    ]
+    assert colours[0]["gen-a"] == colours[1]["gen-a"]
+    assert colours[0]["detector-a"] not in {colours[1]["gen-a"], colours[0]["real"]}

@@ -16,6 +16,10 @@ rule train_generator:
         "logs/train_generator/{generator}.log",
     benchmark:
         "benchmarks/results/train_generator/{generator}.tsv"
+    # Every experiment waits on the generators, the students of `real` on nothing: without a
+    # priority the scheduler may fill the cores with those students and start the last
+    # generator (the longest, on all teacher pairs) an hour late.
+    priority: 1
     conda:
         ENV
     threads: TRAIN_THREADS

@@ -11,16 +11,13 @@ import polars as pl
 from regurgitate.analysis.aggregate import load_runs, summarise
 from regurgitate.analysis.real_data_worth import real_pair_points
 from regurgitate.io import read_json
-from regurgitate.plots.learning_curves import learning_curves
+from regurgitate.plots.learning_curves import LEARNING_CURVE_KINDS, learning_curves
 from regurgitate.plots.mechanisms import loss_figure, mechanisms_figure
 from regurgitate.plots.mitigations import gap_closed_figure, strategy_curves
 from regurgitate.plots.real_data_worth import plot_real_pairs
 from regurgitate.plots.recursion import recursion_figure
 from regurgitate.plots.style import save_figure
 from regurgitate.study.vocabulary import condition_kind
-
-# The experiment figure draws these; partial mixes and mitigations have figures of their own.
-LEARNING_CURVE_KINDS = ("real", "self", "gen")
 
 
 def figure_experiment(

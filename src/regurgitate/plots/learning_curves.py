@@ -30,6 +30,12 @@ UNTESTED_LABEL = "untested\n(one seed)"
 # Beside a condition whose generator did not learn to translate (`generator_learned`).
 NOT_LEARNED_LABEL = "generator did not learn"
 MARK_COLOUR = "#555555"
+# The kinds of condition the experiment figure draws; partial mixes and mitigations have figures
+# of their own, which keep these conditions' styles.
+LEARNING_CURVE_KINDS = ("real", "self", "gen")
+# Conditions measured at one size only (the mitigations) are drawn as points with error bars,
+# spread sideways by this share of the size so that their intervals do not hide one another.
+DODGE = 0.04
 
 
 def flags(column: pl.Series) -> pl.Series:
@@ -75,6 +81,7 @@ def draw_curve(
     metric: str,
     style: tuple[str, str],
     label: str | None = None,
+    dodge: float = 0.0,
 ) -> None:
     """One condition's curve, with its 95% band where the table has one, labelled `label` (by
     default the condition's title, vocabulary.condition_title; its id is the line's gid). Where
@@ -82,10 +89,12 @@ def draw_curve(
     `real`, open where it does not, and half filled where it is untested (one seed); where
     `generator_learned` is false the line is dashed and its label says so. The band stops at 0:
     every value drawn (scores, MTLD, shares) is non-negative, and a normal interval over few
-    seeds can reach below what any run can score."""
+    seeds can reach below what any run can score. A condition at a single size is a point
+    with an error bar instead of a band (a band of one size has no width), drawn `dodge`
+    times its size to the side."""
     colour, marker = style
     rows = rows.sort("size")
-    sizes = rows["size"].to_numpy()
+    sizes = rows["size"].to_numpy() * (1.0 + dodge)
     means = rows[f"{metric}_mean"].to_numpy()
     # `real` drawn on top, so generated conditions never hide the reference curve.
     z_order = 3 if condition == REAL else 2
@@ -130,7 +139,18 @@ def draw_curve(
         # Null intervals (single seed) become NaN, which fill_between leaves as gaps.
         lows = np.maximum(rows[low].cast(pl.Float64).fill_null(np.nan).to_numpy(), 0.0)
         highs = rows[high].cast(pl.Float64).fill_null(np.nan).to_numpy()
-        if not np.all(np.isnan(lows) | np.isnan(highs)):
+        if len(sizes) == 1 and not np.isnan(lows[0] + highs[0]):
+            ax.errorbar(
+                sizes,
+                means,
+                yerr=[means - lows, highs - means],
+                color=colour,
+                capsize=3,
+                linewidth=1.2,
+                linestyle="none",
+                zorder=z_order - 1,
+            )
+        elif not np.all(np.isnan(lows) | np.isnan(highs)):
             ax.fill_between(
                 sizes, lows, highs, color=colour, alpha=0.18, linewidth=0, zorder=z_order - 1
             )
@@ -142,6 +162,7 @@ def plot_learning_curves(
     metric: str = "bleu",
     title: str,
     reference_lines: dict[str, float] | None = None,
+    styles: dict[str, tuple[str, str]] | None = None,
 ) -> Figure:
     """Build the learning-curve figure of one experiment's summary table (see aggregate).
 
@@ -149,7 +170,8 @@ def plot_learning_curves(
     (vocabulary.condition_title; the line's gid is the id as in the table), with a shaded band
     from `<metric>_ci_low` to `<metric>_ci_high` where those are present (rows with a single
     seed have no band). `reference_lines` maps a label to a score drawn as a horizontal dashed
-    line (e.g. {"base model": 21.3}).
+    line (e.g. {"base model": 21.3}). `styles` fixes some conditions' (colour, marker), as in
+    style.condition_styles.
     """
     _check_summary(summary, metric)
     # Constrained layout keeps the outside legend within the figure's width.
@@ -157,12 +179,20 @@ def plot_learning_curves(
     ax = figure.add_subplot()
 
     conditions = summary["condition"].unique().to_list()
-    styles = condition_styles(conditions)
+    styles = condition_styles(conditions, styles)
     # `real` first in the legend, the rest in sorted order like their colours.
     ordered = sorted(conditions, key=lambda c: (c != REAL, c))
+    sizes = {c: summary.filter(pl.col("condition") == c)["size"].n_unique() for c in ordered}
+    points = [c for c in ordered if sizes[c] == 1]
     for condition in ordered:
         rows = summary.filter(pl.col("condition") == condition)
-        draw_curve(ax, rows, condition, metric, styles[condition])
+        # Single-size conditions side by side, centred on their size.
+        dodge = (
+            DODGE * (points.index(condition) - (len(points) - 1) / 2)
+            if condition in points
+            else 0.0
+        )
+        draw_curve(ax, rows, condition, metric, styles[condition], dodge=dodge)
 
     for (label, value), (colour, dashes) in zip(
         (reference_lines or {}).items(), cycle(REFERENCE_STYLES), strict=False
@@ -217,9 +247,10 @@ def learning_curves(
     metric: str = "bleu",
     title: str,
     reference_lines: dict[str, float] | None = None,
+    styles: dict[str, tuple[str, str]] | None = None,
 ) -> None:
     """Plot one experiment's learning curves (see plot_learning_curves) to `png` and `pdf`."""
     figure = plot_learning_curves(
-        summary, metric=metric, title=title, reference_lines=reference_lines
+        summary, metric=metric, title=title, reference_lines=reference_lines, styles=styles
     )
     save_figure(figure, png, pdf)

@@ -13,7 +13,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from regurgitate.analysis.mitigations import mitigation_of
-from regurgitate.plots.learning_curves import learning_curves
+from regurgitate.plots.learning_curves import LEARNING_CURVE_KINDS, learning_curves
 from regurgitate.plots.style import (
     FIGSIZE,
     LABEL_SIZE,
@@ -23,7 +23,13 @@ from regurgitate.plots.style import (
     new_figure,
     save_figure,
 )
-from regurgitate.study.vocabulary import EXPERIMENTS, REAL, STRATEGIES, condition_title
+from regurgitate.study.vocabulary import (
+    EXPERIMENTS,
+    REAL,
+    STRATEGIES,
+    condition_kind,
+    condition_title,
+)
 
 
 def strategy_conditions(
@@ -55,15 +61,17 @@ def strategy_curves(
     unmitigated: dict[str, str] | None = None,
 ) -> None:
     """Learning curves of real, unmitigated and mitigated conditions of one strategy (S1, S2,
-    S3) in one experiment's summary table (aggregate.summarise)."""
+    S3) in one experiment's summary table (aggregate.summarise). `real`, `self` and the `gen-*`
+    conditions keep the colours and markers of the experiment's own figure."""
     conditions = summary["condition"].unique().to_list()
+    curves = [c for c in conditions if condition_kind(c) in LEARNING_CURVE_KINDS]
     shown = strategy_conditions(conditions, strategy, real, unmitigated)
     experiment = summary["experiment"][0] if "experiment" in summary.columns else None
     title = f"{strategy}, {STRATEGIES[strategy].name}"
     if experiment is not None:
         title += f" ({_experiment_title(experiment)})"
     rows = summary.filter(pl.col("condition").is_in(shown))
-    learning_curves(rows, png, pdf, metric=metric, title=title)
+    learning_curves(rows, png, pdf, metric=metric, title=title, styles=condition_styles(curves))
 
 
 def plot_gap_closed(table: pl.DataFrame, *, size: int | None = None) -> Figure:
@@ -183,6 +191,8 @@ def _draw_share(
             va="center",
             fontsize=TICK_SIZE,
             color="#555555",
+            # over the lines at 0 and 1, which would otherwise strike the words through
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0},
         )
         return
     low, high = row.get("gap_closed_ci_low"), row.get("gap_closed_ci_high")

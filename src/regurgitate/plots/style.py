@@ -24,8 +24,9 @@ REAL_MARKER = "o"
 
 # Okabe-Ito, the colour-blind-safe palette, without its black (reserved for `real`).
 PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442"]
-# Distinct marker shapes tell conditions apart in greyscale print as well.
-MARKERS = ["s", "^", "D", "v", "P", "X", "<", ">", "p", "*"]
+# Distinct marker shapes tell conditions apart in greyscale print as well. No "<" or ">": an
+# arrow at a panel's edge marks a value beyond its scale (mitigations.plot_gap_closed).
+MARKERS = ["s", "^", "D", "v", "P", "X", "p", "*", "h", "d"]
 # Reference lines (e.g. the base model) are grey and dashed, so they never read as a condition.
 REFERENCE_STYLES = [("#555555", "--"), ("#888888", ":"), ("#555555", "-."), ("#888888", "--")]
 
@@ -38,13 +39,21 @@ TICK_SIZE = 9
 LEGEND_SIZE = 9
 
 
-def condition_styles(conditions: list[str]) -> dict[str, tuple[str, str]]:
-    """(colour, marker) per condition: `real` fixed, the others in sorted order of their ids.
+def condition_styles(
+    conditions: list[str], fixed: dict[str, tuple[str, str]] | None = None
+) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per condition: `real` fixed, those in `fixed` as given there, the others
+    in sorted order of their ids, from the colours and markers that `fixed` leaves free.
 
-    Sorting makes the assignment depend only on which conditions are drawn, not on row order.
+    Sorting makes the assignment depend only on which conditions are drawn, not on row order;
+    `fixed` lets a figure of some of an experiment's conditions keep the styles those have in
+    the experiment's own figure.
     """
-    others = sorted(set(conditions) - {REAL})
-    styles = dict(zip(others, zip(cycle(PALETTE), cycle(MARKERS)), strict=False))
+    fixed = {c: style for c, style in (fixed or {}).items() if c in conditions and c != REAL}
+    colours = [c for c in PALETTE if c not in {colour for colour, _ in fixed.values()}] or PALETTE
+    markers = [m for m in MARKERS if m not in {marker for _, marker in fixed.values()}] or MARKERS
+    others = sorted(set(conditions) - {REAL} - set(fixed))
+    styles = fixed | dict(zip(others, zip(cycle(colours), cycle(markers)), strict=False))
     if REAL in conditions:
         styles[REAL] = (REAL_COLOUR, REAL_MARKER)
     return styles
