@@ -430,11 +430,16 @@ def test_unreachable_server_fails_within_seconds_naming_it(backend, where, tmp_p
     assert "0 were answered in this run" in message and "were never requested" in message
 
 
-def refused_connection():
-    try:
-        raise ConnectionRefusedError(111, "Connection refused")
-    except ConnectionRefusedError as cause:
-        raise openai.APIConnectionError(request=None) from cause
+async def refused_connection():
+    """What the official client raises for a port nothing listens on: a real refusal."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    client = openai.AsyncOpenAI(
+        api_key="test", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0
+    )
+    async with client:
+        await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
 
 
 def test_a_refused_connection_is_retried_once_the_server_was_reached():
@@ -442,7 +447,7 @@ def test_a_refused_connection_is_retried_once_the_server_was_reached():
     retrier = Retrier(OpenAIBackend.transient, str, max_retries=2, backoff_seconds=0.01)
 
     async def call():
-        refused_connection()
+        await refused_connection()
 
     with pytest.raises(ApiError, match="cannot reach") as first:
         asyncio.run(retrier(call, "row"))
