@@ -204,6 +204,10 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
+    import torch
+    # The thread count of the uninterrupted run: a product's sums may be split by thread
+    # (AMX kernels do), and bit-identical weights are promised for the same settings.
+    torch.set_num_threads({threads})
     sys.path.insert(0, {tests!r})
     import test_open_weights as t
 
@@ -227,7 +231,7 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(models, tmp_path,
     killed = tmp_path / "killed"
     script = KILLER.format(
         tests=str(Path(__file__).parent), kill_at=5, model=str(models["causal"]),
-        out=str(killed), method=method, training=training,
+        out=str(killed), method=method, training=training, threads=torch.get_num_threads(),
     )  # fmt: skip
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == -9, result.stderr[-3000:]
@@ -249,6 +253,7 @@ def test_a_checkpoint_of_other_data_is_not_resumed(models, tmp_path):
     script = KILLER.format(
         tests=str(Path(__file__).parent), kill_at=4, model=str(models["seq2seq"]),
         out=str(tmp_path / "b"), method="full", training={"max_steps": 4},
+        threads=torch.get_num_threads(),
     )  # fmt: skip
     subprocess.run([sys.executable, "-c", script], capture_output=True)
     summary = finetune(
