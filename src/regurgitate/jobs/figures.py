@@ -11,13 +11,12 @@ import polars as pl
 from regurgitate.analysis.aggregate import load_runs, summarise
 from regurgitate.analysis.real_data_worth import real_pair_points
 from regurgitate.io import read_json
-from regurgitate.plots.learning_curves import LEARNING_CURVE_KINDS, learning_curves
+from regurgitate.plots.learning_curves import learning_curve_conditions, learning_curves
 from regurgitate.plots.mechanisms import loss_figure, mechanisms_figure
 from regurgitate.plots.mitigations import gap_closed_figure, strategy_curves
 from regurgitate.plots.real_data_worth import plot_real_pairs
 from regurgitate.plots.recursion import recursion_figure
 from regurgitate.plots.style import save_figure
-from regurgitate.study.vocabulary import condition_kind
 
 
 def figure_experiment(
@@ -26,8 +25,8 @@ def figure_experiment(
     """The learning curves of one experiment's real, self and gen- conditions; `reference_metrics`
     maps a line's label to a metrics JSON whose BLEU it draws."""
     summary = pl.read_csv(summary_path)
-    kinds = pl.Series([condition_kind(c) for c in summary["condition"]])
-    summary = summary.filter(kinds.is_in(LEARNING_CURVE_KINDS))
+    drawn = learning_curve_conditions(summary["condition"].unique().to_list())
+    summary = summary.filter(pl.col("condition").is_in(drawn))
     lines = {label: read_json(path)["bleu"] for label, path in reference_metrics.items()}
     learning_curves(summary, png, pdf, title=title, reference_lines=lines)
 

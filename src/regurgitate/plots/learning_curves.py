@@ -22,7 +22,7 @@ from regurgitate.plots.style import (
     save_figure,
     tidy_value_axis,
 )
-from regurgitate.study.vocabulary import REAL, SCORES, condition_title
+from regurgitate.study.vocabulary import REAL, SCORES, condition_kind, condition_title
 
 SIGNIFICANT_LABEL = "differs from real\n(seeds and sentences,\np < 0.05)"
 NOT_SIGNIFICANT_LABEL = "no significant\ndifference"
@@ -36,6 +36,11 @@ LEARNING_CURVE_KINDS = ("real", "self", "gen")
 # Conditions measured at one size only (the mitigations) are drawn as points with error bars,
 # spread sideways by this share of the size so that their intervals do not hide one another.
 DODGE = 0.04
+
+
+def learning_curve_conditions(conditions: list[str]) -> list[str]:
+    """The conditions among `conditions` that the experiment figure draws (real, self, gen-*)."""
+    return [c for c in conditions if condition_kind(c) in LEARNING_CURVE_KINDS]
 
 
 def flags(column: pl.Series) -> pl.Series:
@@ -182,17 +187,13 @@ def plot_learning_curves(
     styles = condition_styles(conditions, styles)
     # `real` first in the legend, the rest in sorted order like their colours.
     ordered = sorted(conditions, key=lambda c: (c != REAL, c))
-    sizes = {c: summary.filter(pl.col("condition") == c)["size"].n_unique() for c in ordered}
+    sizes = dict(summary.group_by("condition").agg(pl.col("size").n_unique()).iter_rows())
     points = [c for c in ordered if sizes[c] == 1]
+    # Single-size conditions side by side, centred on their size.
+    dodges = {c: DODGE * (i - (len(points) - 1) / 2) for i, c in enumerate(points)}
     for condition in ordered:
         rows = summary.filter(pl.col("condition") == condition)
-        # Single-size conditions side by side, centred on their size.
-        dodge = (
-            DODGE * (points.index(condition) - (len(points) - 1) / 2)
-            if condition in points
-            else 0.0
-        )
-        draw_curve(ax, rows, condition, metric, styles[condition], dodge=dodge)
+        draw_curve(ax, rows, condition, metric, styles[condition], dodge=dodges.get(condition, 0.0))
 
     for (label, value), (colour, dashes) in zip(
         (reference_lines or {}).items(), cycle(REFERENCE_STYLES), strict=False

@@ -13,7 +13,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from regurgitate.analysis.mitigations import mitigation_of
-from regurgitate.plots.learning_curves import LEARNING_CURVE_KINDS, learning_curves
+from regurgitate.plots.learning_curves import learning_curve_conditions, learning_curves
 from regurgitate.plots.style import (
     FIGSIZE,
     LABEL_SIZE,
@@ -23,13 +23,7 @@ from regurgitate.plots.style import (
     new_figure,
     save_figure,
 )
-from regurgitate.study.vocabulary import (
-    EXPERIMENTS,
-    REAL,
-    STRATEGIES,
-    condition_kind,
-    condition_title,
-)
+from regurgitate.study.vocabulary import EXPERIMENTS, REAL, STRATEGIES, condition_title
 
 
 def strategy_conditions(
@@ -64,7 +58,7 @@ def strategy_curves(
     S3) in one experiment's summary table (aggregate.summarise). `real`, `self` and the `gen-*`
     conditions keep the colours and markers of the experiment's own figure."""
     conditions = summary["condition"].unique().to_list()
-    curves = [c for c in conditions if condition_kind(c) in LEARNING_CURVE_KINDS]
+    curves = learning_curve_conditions(conditions)
     shown = strategy_conditions(conditions, strategy, real, unmitigated)
     experiment = summary["experiment"][0] if "experiment" in summary.columns else None
     title = f"{strategy}, {STRATEGIES[strategy].name}"
